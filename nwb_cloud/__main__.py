@@ -1,0 +1,3 @@
+from nwb_cloud.cli import main
+
+raise SystemExit(main())

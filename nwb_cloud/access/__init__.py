@@ -1,0 +1,54 @@
+"""Read methods: each module of this package defines ``METHODS``, a list of :class:`Method` rows.
+
+Adding a method is adding one module (or one row to an existing module's list); the registry, the CLI and
+the asv grid pick it up from here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from nwb_cloud.access.base import (
+    AccessError,
+    Method,
+    MethodUnavailable,
+    NotNwbFile,
+    Opened,
+    UnknownMethod,
+    translate_errors,
+)
+
+
+def _discover() -> dict[str, Method]:
+    methods: dict[str, Method] = {}
+    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if module_info.name.startswith("_") or module_info.name == "base":
+            continue
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        for method in getattr(module, "METHODS", []):
+            if method.name in methods:
+                raise RuntimeError(f"read method {method.name!r} is defined twice")
+            methods[method.name] = method
+    return methods
+
+
+METHODS: dict[str, Method] = _discover()
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise UnknownMethod(f"unknown read method {name!r}; known: {', '.join(METHODS)}") from None
+
+
+def open_nwb(store, key: str, method: str) -> Opened:
+    """Open the NWB file at ``key`` of ``store`` with the named read method."""
+    return get_method(method)(store, key)
+
+
+__all__ = [
+    "METHODS", "AccessError", "Method", "MethodUnavailable", "NotNwbFile", "Opened", "UnknownMethod",
+    "get_method", "open_nwb", "translate_errors",
+]  # fmt: skip

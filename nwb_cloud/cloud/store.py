@@ -1,0 +1,128 @@
+"""Where objects live: one S3-compatible store (an endpoint, a bucket, credentials or anonymous access).
+
+The embedded endpoint and real AWS S3 are the same type with different values, so every reader takes the
+same path whichever it is pointed at. Secrets are kept out of ``repr`` so they never reach a log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from urllib.parse import quote
+
+import boto3
+import botocore
+from botocore.config import Config
+
+from nwb_cloud.errors import NwbCloudError
+
+
+class StoreError(NwbCloudError):
+    """An object store is unreachable, refuses us, or lacks the named object."""
+
+
+# A dead endpoint must fail in seconds, not after botocore's minutes of retries.
+CONNECT_TIMEOUT_S = 5
+READ_TIMEOUT_S = 60
+MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Store:
+    bucket: str
+    endpoint_url: str | None = None  # None means AWS S3 itself
+    region: str = "us-east-1"
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+
+    @property
+    def anonymous(self) -> bool:
+        return self.access_key is None
+
+    @property
+    def label(self) -> str:
+        """A name for results and reports: never credentials, never a signed URL."""
+        return self.endpoint_url or f"aws:{self.region}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def s3_url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def botocore_config(self, **extra) -> Config:
+        options = dict(
+            signature_version=botocore.UNSIGNED if self.anonymous else "s3v4",
+            connect_timeout=CONNECT_TIMEOUT_S,
+            read_timeout=READ_TIMEOUT_S,
+            retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+            s3={"addressing_style": "path"},
+        )
+        options.update(extra)
+        return Config(**options)
+
+    def client(self, **config):
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            config=self.botocore_config(**config),
+        )
+
+    def s3fs_options(self) -> dict:
+        """Keyword arguments for ``s3fs.S3FileSystem`` (and fsspec's ``remote_options``)."""
+        options: dict = {
+            "client_kwargs": {"region_name": self.region},
+            "config_kwargs": {
+                "connect_timeout": CONNECT_TIMEOUT_S,
+                "read_timeout": READ_TIMEOUT_S,
+                "retries": {"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+                "s3": {"addressing_style": "path"},
+            },
+            "skip_instance_cache": True,
+        }
+        if self.endpoint_url:
+            options["endpoint_url"] = self.endpoint_url
+        if self.anonymous:
+            options["anon"] = True
+        else:
+            options["key"] = self.access_key
+            options["secret"] = self.secret_key
+        return options
+
+    def http_url(self, key: str, expires_s: int = 3600) -> str:
+        """A URL that plain HTTP range readers (remfile, LINDI) can GET: presigned unless anonymous.
+
+        A presigned URL is a credential: callers use it and drop it, they never store it in results.
+        """
+        if self.anonymous:
+            base = self.endpoint_url or f"https://{self.bucket}.s3.{self.region}.amazonaws.com"
+            if self.endpoint_url:
+                return f"{base.rstrip('/')}/{self.bucket}/{quote(key)}"
+            return f"{base}/{quote(key)}"
+        return self.client().generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
+        )
+
+    def head(self, key: str) -> dict:
+        """Size and ETag of an object, with the failure turned into a message that names it."""
+        try:
+            response = self.client().head_object(Bucket=self.bucket, Key=key)
+        except botocore.exceptions.ClientError as error:
+            raise StoreError(describe_client_error(error, self.s3_url(key))) from None
+        except botocore.exceptions.BotoCoreError as error:
+            raise StoreError(f"cannot reach {self.label} for {self.s3_url(key)}: {error}") from None
+        return {"size": response["ContentLength"], "etag": response["ETag"].strip('"')}
+
+
+def describe_client_error(error: botocore.exceptions.ClientError, what: str) -> str:
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if code in ("404", "NoSuchKey", "NotFound"):
+        return f"no such object: {what}"
+    if code in ("NoSuchBucket",):
+        return f"no such bucket for {what}"
+    if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        return f"access denied to {what} ({code})"
+    return f"{what}: S3 error {code or status}"

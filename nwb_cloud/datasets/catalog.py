@@ -1,0 +1,212 @@
+"""The catalog: which assets a run reads, where they are, and the local source copy each read is checked against.
+
+Two data sources fill it:
+
+* ``embedded``: recordings generated here (cached on disk) and uploaded to the embedded endpoint;
+* ``dandi``: the public DANDI assets that the public NWB benchmarks read (dandiset 000717), resolved through
+  the DANDI API to objects of the ``dandiarchive`` bucket (us-east-2, anonymous). Offline this fails within
+  seconds with a message, never a hang.
+
+A prepared catalog is saved as a small JSON state file that the asv benchmarks load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import requests
+
+from nwb_cloud.cloud.store import Store, StoreError
+from nwb_cloud.cloud.transfer import upload
+from nwb_cloud.datasets.layouts import LAYOUTS, get_layout
+from nwb_cloud.datasets.modalities import MODALITIES, get_modality
+from nwb_cloud.datasets.writer import write_recording
+from nwb_cloud.errors import NwbCloudError
+
+
+class CatalogError(NwbCloudError):
+    """The catalog is missing, stale, or does not hold the asked-for asset."""
+
+
+@dataclass(frozen=True)
+class Asset:
+    modality: str
+    layout: str
+    key: str  # object key in the store
+    series: str  # path of the bulk series inside the file
+    size_bytes: int
+    etag: str
+    chunk_shape: tuple[int, ...] | None = None
+    local_path: str | None = None  # the source copy; None for DANDI assets
+    write_seconds: float | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.modality}/{self.layout}"
+
+
+@dataclass
+class Catalog:
+    store: Store
+    source: str
+    size: str
+    seed: int
+    assets: dict[str, Asset] = field(default_factory=dict)
+
+    def asset(self, modality: str, layout: str) -> Asset:
+        try:
+            return self.assets[f"{modality}/{layout}"]
+        except KeyError:
+            known = ", ".join(sorted(self.assets)) or "none"
+            raise CatalogError(f"no asset {modality}/{layout} in the {self.source} catalog; known: {known}") from None
+
+    def add(self, asset: Asset) -> None:
+        self.assets[asset.name] = asset
+
+    def save(self, path: Path) -> None:
+        """Atomically, owner-only: it holds the embedded endpoint's throw-away credentials."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "store": self.store.to_dict(),
+            "source": self.source,
+            "size": self.size,
+            "seed": self.seed,
+            "assets": [asdict(a) for a in self.assets.values()],
+        }
+        partial = path.with_name(path.name + ".partial")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(payload, handle, indent=1)
+        partial.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Catalog:
+        path = Path(path)
+        if not path.exists():
+            raise CatalogError(
+                f"no prepared run at {path}: run `nwb-cloud bench` (or `nwb-cloud serve`) first, "
+                "or point NWB_CLOUD_STATE at its state file"
+            )
+        try:
+            payload = json.loads(path.read_text())
+            catalog = cls(
+                store=Store(**payload["store"]),
+                source=payload["source"],
+                size=payload["size"],
+                seed=payload["seed"],
+            )
+            for entry in payload["assets"]:
+                chunks = entry.get("chunk_shape")
+                catalog.add(Asset(**{**entry, "chunk_shape": tuple(chunks) if chunks else None}))
+        except (ValueError, KeyError, TypeError) as error:
+            raise CatalogError(f"state file {path} is corrupt ({error}); prepare the run again") from None
+        return catalog
+
+
+def prepare_embedded(
+    store: Store,
+    data_dir: Path,
+    size: str,
+    seed: int,
+    modalities=None,
+    layouts=None,
+    progress: bool = True,
+    log=print,
+) -> Catalog:
+    """Generate (or reuse) every modality x layout file and upload what the store does not already hold."""
+    catalog = Catalog(store=store, source="embedded", size=size, seed=seed)
+    for modality_name in modalities or MODALITIES:
+        modality = get_modality(modality_name)
+        for layout_name in layouts or LAYOUTS:
+            layout = get_layout(layout_name)
+            log(f"{modality.name}/{layout.name}: {'checking' if progress else 'writing'} the {size} file")
+            written = write_recording(modality, layout, size, seed, Path(data_dir) / "assets", progress=progress)
+            key = f"{size}/{written.path.name}"
+            local_size = _local_size(written.path)
+            remote = _existing(store, key)
+            if remote is None or remote["size"] != local_size:
+                upload(store, written.path, key, progress=progress)
+                remote = _existing(store, key) or {"size": local_size, "etag": ""}
+            catalog.add(
+                Asset(
+                    modality=modality.name,
+                    layout=layout.name,
+                    key=key,
+                    series=modality.series_path,
+                    size_bytes=local_size,
+                    etag=remote["etag"],
+                    chunk_shape=written.chunk_shape,
+                    local_path=str(written.path),
+                    write_seconds=written.seconds or None,
+                )
+            )
+    return catalog
+
+
+def _local_size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def _existing(store: Store, key: str) -> dict | None:
+    try:
+        return store.head(key)
+    except StoreError as error:
+        if "no such object" in str(error):
+            return None
+        raise
+
+
+# The public files the NWB benchmarks read (dandiset 000717), as published: their layout is what it is.
+DANDI_API = "https://api.dandiarchive.org/api"
+DANDI_STORE = Store(bucket="dandiarchive", region="us-east-2")
+DANDI_ASSETS = {
+    "ecephys": ("000717", "sub-npI3/sub-npI3_behavior+ecephys.nwb", "acquisition/ElectricalSeries"),
+    "ophys": (
+        "000717",
+        "sub-R6_ses-20200206T210000_behavior+ophys/sub-R6_ses-20200206T210000_behavior+ophys.nwb",
+        "acquisition/TwoPhotonSeries",
+    ),
+}
+DANDI_TIMEOUT_S = 10
+
+
+def prepare_dandi(modalities=None) -> Catalog:
+    """Resolve the DANDI assets to S3 objects (needs the internet: an EC2 host, not these machines)."""
+    catalog = Catalog(store=DANDI_STORE, source="dandi", size="as-published", seed=0)
+    for modality in modalities or DANDI_ASSETS:
+        dandiset, path, series = DANDI_ASSETS[modality]
+        key, size = _resolve_dandi(dandiset, path)
+        head = DANDI_STORE.head(key)
+        catalog.add(Asset(modality, "as-published", key, series, size, head["etag"]))
+    return catalog
+
+
+def _resolve_dandi(dandiset: str, path: str) -> tuple[str, int]:
+    url = f"{DANDI_API}/dandisets/{dandiset}/versions/draft/assets/"
+    try:
+        response = requests.get(url, params={"path": path}, timeout=DANDI_TIMEOUT_S)
+        response.raise_for_status()
+        results = [r for r in response.json().get("results", []) if r.get("path") == path]
+        if not results:
+            raise CatalogError(f"DANDI dandiset {dandiset} has no asset {path!r}")
+        asset_id = results[0]["asset_id"]
+        metadata = requests.get(f"{DANDI_API}/assets/{asset_id}/", timeout=DANDI_TIMEOUT_S)
+        metadata.raise_for_status()
+        s3_urls = [u for u in metadata.json()["contentUrl"] if ".s3.amazonaws.com/" in u]
+        if not s3_urls:
+            raise CatalogError(f"DANDI asset {dandiset}/{path} has no S3 content URL")
+        key = s3_urls[0].split(".s3.amazonaws.com/", 1)[1]
+    except requests.RequestException as error:
+        raise CatalogError(
+            f"the DANDI source needs the DANDI API ({DANDI_API}), which is unreachable from here: "
+            f"{type(error).__name__}. Use the embedded source offline."
+        ) from None
+    except (KeyError, ValueError) as error:
+        raise CatalogError(f"unexpected DANDI API answer for {dandiset}/{path}: {error}") from None
+    return key, int(results[0].get("size", 0))
