@@ -7,13 +7,11 @@ Two data sources fill it:
   the DANDI API to objects of the ``dandiarchive`` bucket (us-east-2, anonymous). Offline this fails within
   seconds with a message, never a hang.
 
-A prepared catalog is saved as a small JSON state file that the asv benchmarks load.
+A prepared catalog is part of the run's state file (:mod:`nwb_cloud.suite.state`), which the asv benchmarks load.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -66,33 +64,18 @@ class Catalog:
     def add(self, asset: Asset) -> None:
         self.assets[asset.name] = asset
 
-    def save(self, path: Path) -> None:
-        """Atomically, owner-only: it holds the embedded endpoint's throw-away credentials."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
+    def to_dict(self) -> dict:
+        return {
             "store": self.store.to_dict(),
             "source": self.source,
             "size": self.size,
             "seed": self.seed,
             "assets": [asdict(a) for a in self.assets.values()],
         }
-        partial = path.with_name(path.name + ".partial")
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(payload, handle, indent=1)
-        partial.replace(path)
 
     @classmethod
-    def load(cls, path: Path) -> Catalog:
-        path = Path(path)
-        if not path.exists():
-            raise CatalogError(
-                f"no prepared run at {path}: run `nwb-cloud bench` (or `nwb-cloud serve`) first, "
-                "or point NWB_CLOUD_STATE at its state file"
-            )
+    def from_dict(cls, payload: dict) -> Catalog:
         try:
-            payload = json.loads(path.read_text())
             catalog = cls(
                 store=Store(**payload["store"]),
                 source=payload["source"],
@@ -102,8 +85,8 @@ class Catalog:
             for entry in payload["assets"]:
                 chunks = entry.get("chunk_shape")
                 catalog.add(Asset(**{**entry, "chunk_shape": tuple(chunks) if chunks else None}))
-        except (ValueError, KeyError, TypeError) as error:
-            raise CatalogError(f"state file {path} is corrupt ({error}); prepare the run again") from None
+        except (KeyError, TypeError) as error:
+            raise CatalogError(f"catalog is corrupt ({type(error).__name__}: {error}); prepare the run again") from None
         return catalog
 
 

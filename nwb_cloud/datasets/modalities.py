@@ -18,7 +18,9 @@ class UnknownModality(NwbCloudError):
 
 
 def _ecephys_default_chunks(shape, dtype) -> tuple[int, ...]:
-    chunks = get_electrical_series_chunk_shape(number_of_frames=shape[0], number_of_channels=shape[1], dtype=dtype)
+    chunks = get_electrical_series_chunk_shape(
+        number_of_frames=shape[0], number_of_channels=shape[1], dtype=np.dtype(dtype)
+    )
     return tuple(int(c) for c in chunks)
 
 

@@ -61,14 +61,16 @@ def write_recording(
     nwbfile = modality.build(source, data, identifier=f"nwb-cloud-{modality.name}-{size}-seed{seed}")
     configuration = get_default_backend_configuration(nwbfile, backend=layout.backend)
     series = configuration.dataset_configurations[f"{modality.series_path}/data"]
-    series.chunk_shape = chunk_shape
-    series.buffer_shape = data.buffer_shape
-    series.compressors = list(layout.compressors) if layout.compressors else None
-    series.compressor_options = list(layout.compressor_options) if layout.compressor_options else None
-    try:
+    try:  # NeuroConv's pydantic models validate each assignment: a bad codec or shape fails here
+        series.chunk_shape = chunk_shape
+        series.buffer_shape = data.buffer_shape
+        series.compressors = list(layout.compressors) if layout.compressors else None
+        series.compressor_options = list(layout.compressor_options) if layout.compressor_options else None
         configure_backend(nwbfile, configuration)
     except (ValueError, AttributeError, TypeError) as error:
-        raise BadLayout(f"layout {layout.name!r} cannot be applied by NeuroConv: {error}") from None
+        first_line = str(error).strip().splitlines()
+        reason = " ".join(line.strip() for line in first_line[:3])
+        raise BadLayout(f"layout {layout.name!r} cannot be applied by NeuroConv: {reason}") from None
 
     partial = path.with_name(path.name + ".partial")
     _remove(partial)

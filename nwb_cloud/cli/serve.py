@@ -1,0 +1,33 @@
+"""``nwb-cloud serve``: keep the embedded endpoint up (with the run prepared) for asv or a notebook."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+
+from nwb_cloud.cli._common import add_settings_arguments, embedded_store, settings_from
+from nwb_cloud.suite.prepare import prepare_run
+
+
+def serve(args) -> int:
+    settings = settings_from(args)
+    with embedded_store(settings, port=args.port) as (endpoint, store):
+        print(f"embedded S3 endpoint {endpoint.url}, bucket {store.bucket}, data in {settings.data_dir / 's3'}")
+        if not args.no_prepare:
+            prepare_run(settings, store)
+            print(f"run state (with this endpoint's credentials): {settings.state_path}")
+            print(
+                f"asv by hand: NWB_CLOUD_STATE={settings.state_path} asv run -E existing:python --set-commit-hash HEAD"
+            )
+        print("serving; Ctrl-C stops", flush=True)
+        threading.Event().wait(args.seconds)
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("serve", help="run the embedded S3 endpoint (and prepare the run) until Ctrl-C")
+    add_settings_arguments(parser)
+    parser.add_argument("--port", type=int, help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--no-prepare", action="store_true", help="serve only; do not generate or upload data")
+    parser.add_argument("--seconds", type=float, default=None, help=argparse.SUPPRESS)
+    parser.set_defaults(handler=serve)

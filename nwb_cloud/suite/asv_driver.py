@@ -1,0 +1,55 @@
+"""Running asv on the prepared run and publishing HTML: the pitfalls of an existing environment handled once.
+
+* asv saves results for ``environment_type: existing`` only with ``--set-commit-hash``;
+* ``asv run`` without a terminal fails until ``asv machine --yes`` has recorded this machine.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from nwb_cloud.errors import NwbCloudError
+
+
+class AsvError(NwbCloudError):
+    pass
+
+
+def _asv(repo: Path, *args: str, env: dict) -> int:
+    command = [sys.executable, "-m", "asv", *args]
+    return subprocess.run(command, cwd=repo, env=env, check=False).returncode
+
+
+def _commit(repo: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise AsvError(f"asv needs a git commit to record results against; {repo} has none ({error})") from None
+    return out.stdout.strip()
+
+
+def run_asv(repo: Path, state_path: Path, bench: str | None = None, machine: str | None = None) -> dict:
+    """Run the suite against the prepared state; return where results and HTML went and whether all passed."""
+    repo = Path(repo)
+    env = {**os.environ, "NWB_CLOUD_STATE": str(state_path)}
+    machine = machine or socket.gethostname()
+    if _asv(repo, "machine", "--yes", "--machine", machine, env=env) != 0:
+        raise AsvError("`asv machine --yes` failed")
+    args = [
+        "run",
+        "--environment", f"existing:{sys.executable}",
+        "--set-commit-hash", _commit(repo),
+        "--machine", machine,
+        "--show-stderr",
+        "--record-samples",
+    ]  # fmt: skip
+    if bench:
+        args += ["--bench", bench]
+    status = _asv(repo, *args, env=env)
+    if _asv(repo, "publish", env=env) != 0:
+        raise AsvError("`asv publish` failed")
+    return {"passed": status == 0, "status": status, "html": repo / "reports" / "html" / "index.html"}

@@ -1,0 +1,36 @@
+"""Shared fixtures: one embedded endpoint and one set of tiny assets per test session."""
+
+from __future__ import annotations
+
+import pytest
+
+from nwb_cloud.cloud import Endpoint
+from nwb_cloud.datasets.catalog import prepare_embedded
+from nwb_cloud.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("nwb-cloud-data")
+
+
+@pytest.fixture(scope="session")
+def endpoint(data_dir):
+    with Endpoint(data_dir / "s3") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def store(endpoint):
+    return endpoint.create_bucket("nwb-cloud")
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir):
+    return Settings(data_dir=data_dir, size="tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def catalog(settings, store):
+    """Both modalities in both layouts, tiny, uploaded to the session's endpoint."""
+    return prepare_embedded(store, settings.data_dir, "tiny", 0, progress=False, log=lambda *_: None)

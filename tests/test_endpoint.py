@@ -1,0 +1,70 @@
+"""The embedded S3 endpoint: start, serve real S3 requests, stop cleanly, fail clearly."""
+
+import socket
+
+import botocore
+import pytest
+
+from nwb_cloud.cloud import Endpoint, EndpointError, StoreError, upload
+
+
+def test_serves_put_get_range_and_stops(tmp_path):
+    endpoint = Endpoint(tmp_path / "s3").start()
+    try:
+        store = endpoint.create_bucket("bucket-a")
+        payload = bytes(range(256)) * 1000
+        (tmp_path / "blob").write_bytes(payload)
+        upload(store, tmp_path / "blob", "dir/blob", progress=False)
+        client = store.client()
+        ranged = client.get_object(Bucket="bucket-a", Key="dir/blob", Range="bytes=1000-1999")["Body"].read()
+        assert ranged == payload[1000:2000]
+        assert store.head("dir/blob")["size"] == len(payload)
+        assert (tmp_path / "s3" / "bucket-a" / "dir" / "blob").read_bytes() == payload
+        assert "bucket-a" in {b["Name"] for b in client.list_buckets()["Buckets"]}
+        assert endpoint.create_bucket("bucket-a").bucket == "bucket-a"  # idempotent
+    finally:
+        endpoint.stop()
+    assert not endpoint.running
+    endpoint.stop()  # stopping twice is harmless
+    with pytest.raises(botocore.exceptions.EndpointConnectionError):
+        store.client(retries={"max_attempts": 1}).head_object(Bucket="bucket-a", Key="dir/blob")
+
+
+def test_credentials_are_required_and_never_in_repr(endpoint, store):
+    anonymous = type(store)(bucket=store.bucket, endpoint_url=store.endpoint_url)
+    with pytest.raises(StoreError, match="refused|denied"):
+        anonymous.head("anything")
+    assert store.secret_key not in repr(store) and store.access_key not in repr(store)
+
+
+def test_port_in_use_is_a_clear_error(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(EndpointError, match=f"{port}"):
+            Endpoint(tmp_path / "s3", port=port).start()
+
+
+@pytest.mark.parametrize("port", [0, 70000, -5])
+def test_bad_port_is_refused(tmp_path, port):
+    with pytest.raises(EndpointError, match="bad port"):
+        Endpoint(tmp_path / "s3", port=port).start()
+
+
+def test_a_broken_ca_bundle_in_the_environment_does_not_break_the_endpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(tmp_path / "no-such-bundle.pem"))
+    with Endpoint(tmp_path / "s3") as endpoint:
+        store = endpoint.create_bucket("bucket-b")
+        store.client().put_object(Bucket="bucket-b", Key="k", Body=b"x")
+        assert store.head("k")["size"] == 1
+
+
+def test_missing_object_names_the_object(store):
+    with pytest.raises(StoreError, match="no such object: s3://nwb-cloud/missing/key.nwb"):
+        store.head("missing/key.nwb")
+
+
+def test_upload_of_a_missing_file_is_refused(store, tmp_path):
+    with pytest.raises(StoreError, match="does not exist"):
+        upload(store, tmp_path / "nope.nwb", "nope.nwb", progress=False)
