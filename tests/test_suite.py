@@ -1,0 +1,94 @@
+"""The asv grid: generated from the registries, discoverable by asv, loud when the run is not prepared."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nwb_cloud.datasets.catalog import CatalogError
+from nwb_cloud.settings import Settings
+from nwb_cloud.suite.prepare import default_grid, prepare_run
+from nwb_cloud.suite.state import Grid, RunState
+from nwb_cloud.workloads import WORKLOADS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def prepared_state(settings, store, catalog, tmp_path_factory):
+    state_file = tmp_path_factory.mktemp("state") / "state.json"
+    grid = Grid(
+        workloads=list(WORKLOADS),
+        methods=["fsspec", "remfile"],
+        layouts=["neuroconv-default", "workload-friendly"],
+        profiles=["loopback"],
+        repeat=2,
+    )
+    prepare_run(settings.with_(state_file=state_file), store, grid, progress=False, log=lambda *_: None)
+    return state_file
+
+
+def _discover(state_file) -> dict:
+    code = (
+        "import json, benchmarks.streaming as s\n"
+        "print(json.dumps({n: [c.params, c.param_names, c.repeat, c.number] for n, c in vars(s).items() "
+        "if isinstance(c, type) and hasattr(c, 'time_workload') and hasattr(c, 'workload')}))"
+    )
+    env = {**os.environ, "NWB_CLOUD_STATE": str(state_file)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_grid_has_one_class_per_workload_with_every_other_axis(prepared_state):
+    classes = _discover(prepared_state)
+    assert set(classes) == {"OphysPatch", "EcephysElectrode", "OpenEcephys", "OpenOphys"}
+    for params, names, repeat, number in classes.values():
+        assert names == ["method", "layout", "profile"]
+        assert params == [["fsspec", "remfile"], ["neuroconv-default", "workload-friendly"], ["loopback"]]
+        assert (repeat, number) == (2, 1)
+
+
+def test_asv_check_accepts_the_suite(prepared_state):
+    env = {**os.environ, "NWB_CLOUD_STATE": str(prepared_state)}
+    out = subprocess.run(
+        [sys.executable, "-m", "asv", "check", "-E", f"existing:{sys.executable}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0 and "No problems found" in out.stdout, out.stdout + out.stderr
+
+
+def test_an_unprepared_run_fails_loudly(tmp_path):
+    env = {**os.environ, "NWB_CLOUD_STATE": str(tmp_path / "missing.json")}
+    out = subprocess.run(
+        [sys.executable, "-c", "import benchmarks.streaming"], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert out.returncode != 0
+    assert "no prepared run at" in out.stderr and "nwb-cloud bench" in out.stderr
+
+
+def test_state_file_is_private_and_round_trips(prepared_state):
+    assert prepared_state.stat().st_mode & 0o077 == 0
+    state = RunState.load(prepared_state)
+    assert state.grid.methods == ["fsspec", "remfile"]
+    assert state.catalog.asset("ophys", "workload-friendly").chunk_shape == (96, 32, 32)
+
+
+def test_a_corrupt_state_file_is_named(tmp_path):
+    bad = tmp_path / "state.json"
+    bad.write_text("{not json")
+    with pytest.raises(CatalogError, match="corrupt"):
+        RunState.load(bad)
+
+
+def test_default_grid_reads_the_registries():
+    grid = default_grid(Settings(size="quick"))
+    assert grid.workloads == list(WORKLOADS) and grid.repeat == 5
+    assert "neuroconv-default" in grid.layouts and "workload-friendly" in grid.layouts
+    assert default_grid(Settings(source="dandi")).layouts == ["as-published"]
