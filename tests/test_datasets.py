@@ -74,3 +74,21 @@ def test_an_unknown_codec_is_a_clear_error(tmp_path):
     with pytest.raises(BadLayout, match="bad-codec"):
         write_recording(get_modality("ophys"), layout, "tiny", 0, tmp_path)
     assert not any(p.suffix == ".nwb" for p in tmp_path.iterdir())
+
+
+def test_raw_copy_is_the_signal_and_never_half_written(tmp_path, monkeypatch):
+    from nwb_cloud.datasets.raw import materialize
+    from nwb_cloud.datasets.signals import EcephysSignal, EcephysSpec
+
+    source = EcephysSignal(EcephysSpec(n_samples=70_000, n_channels=16), seed=2)
+    raw = materialize(source, tmp_path / "raw.npy")
+    assert np.array_equal(raw.read(0, 70_000), source.read(0, 70_000))
+    assert np.array_equal(raw.read(29_000, 31_000), source.read(29_000, 31_000))
+
+    def explode(start, stop):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(source, "read", explode)
+    with pytest.raises(KeyboardInterrupt):
+        materialize(source, tmp_path / "other.npy")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw.npy"]

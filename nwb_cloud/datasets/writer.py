@@ -22,7 +22,10 @@ from pynwb import NWBHDF5IO
 from nwb_cloud.datasets.layouts import BadLayout, Layout
 from nwb_cloud.datasets.modalities import Modality
 from nwb_cloud.datasets.nwbfiles import SignalIterator
+from nwb_cloud.datasets.raw import materialize
 from nwb_cloud.datasets.signals import GENERATOR_VERSION
+
+RAW = Layout(name="raw", description="the uncompressed signal, before any layout", compressors=())
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ def write_recording(
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / asset_filename(modality, size, seed, layout)
     source = modality.signal(modality.spec(size), seed)
+    if size != "tiny" and not path.exists():  # generated once, then memory-mapped for every layout
+        raw_name = asset_filename(modality, size, seed, RAW).removesuffix(".nwb") + ".npy"
+        source = materialize(source, directory / "raw" / raw_name, progress=progress)
     chunk_shape = layout.chunk_shape(modality, source.shape, source.dtype)
     if path.exists():
         return Written(path=path, chunk_shape=chunk_shape, seconds=0.0, cached=True)
