@@ -1,0 +1,136 @@
+"""How much the shaping proxy itself costs, measured against direct loopback to the embedded endpoint.
+
+The proxy must not be what limits a benchmark: :func:`measure_overhead` times small-request latency and
+bulk throughput (one stream and ``parallel`` streams) directly and through an unshaped (``loopback``)
+proxy, and the throughput reached through each shaped profile as a fraction of what that profile allows.
+The client is a lean HTTP range reader (``requests`` with 1 MiB raw reads), so the figures are the
+endpoint's and the proxy's, not a read library's. Run ``python -m nwb_cloud.cloud.calibrate``.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import requests
+
+from nwb_cloud.cloud.endpoint import Endpoint
+from nwb_cloud.cloud.profiles import PROFILES, Profile
+from nwb_cloud.cloud.proxy import ShapingProxy
+from nwb_cloud.cloud.store import Store
+
+MiB = 2**20
+CALIBRATION_KEY = "calibration/random.bin"
+
+
+@dataclass(frozen=True)
+class PathFigures:
+    """One way to reach the endpoint: direct, or through the proxy under one profile."""
+
+    path: str
+    small_get_ms: float  # median time of a 100-byte ranged GET on an open connection
+    single_stream_mb_s: float  # one connection reading the whole object
+    parallel_mb_s: float  # ``parallel`` connections each reading a share of the object
+    single_expected_mb_s: float | None = None  # what the profile allows, request latency included (None: unshaped)
+    parallel_expected_mb_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Overhead:
+    object_mb: float
+    parallel: int
+    figures: list[PathFigures]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def table(self) -> str:
+        rows = [f"{'path':<22} {'small GET ms':>12} {'1 stream MB/s':>16} {f'{self.parallel} streams MB/s':>18}"]
+        for f in self.figures:
+            single = f"{f.single_stream_mb_s:.0f}" + (
+                f"/{f.single_expected_mb_s:.0f}" if f.single_expected_mb_s else ""
+            )
+            parallel = f"{f.parallel_mb_s:.0f}" + (
+                f"/{f.parallel_expected_mb_s:.0f}" if f.parallel_expected_mb_s else ""
+            )
+            rows.append(f"{f.path:<22} {f.small_get_ms:>12.2f} {single:>16} {parallel:>18}")
+        return "\n".join(rows)
+
+
+def _read_range(session: requests.Session, url: str, start: int, end: int) -> int:
+    response = session.get(url, headers={"Range": f"bytes={start}-{end - 1}"}, stream=True, timeout=60)
+    response.raise_for_status()
+    n = 0
+    while block := response.raw.read(MiB):
+        n += len(block)
+    if n != end - start:
+        raise RuntimeError(f"calibration read {n} bytes of {end - start}")
+    return n
+
+
+def _measure_path(store: Store, size: int, parallel: int, small_gets: int) -> tuple[float, float, float]:
+    url = store.http_url(CALIBRATION_KEY)
+    session = requests.Session()
+    _read_range(session, url, 0, 100)  # open the connection
+    times = []
+    for _ in range(small_gets):
+        t = time.perf_counter()
+        _read_range(session, url, 0, 100)
+        times.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    _read_range(session, url, 0, size)
+    single = size / (time.perf_counter() - t)
+    share = size // parallel
+    sessions = [requests.Session() for _ in range(parallel)]
+    for s in sessions:
+        _read_range(s, url, 0, 100)
+    with ThreadPoolExecutor(parallel) as pool:
+        t = time.perf_counter()
+        total = sum(pool.map(lambda i: _read_range(sessions[i], url, i * share, (i + 1) * share), range(parallel)))
+        parallel_rate = total / (time.perf_counter() - t)
+    return statistics.median(times) * 1e3, single / 1e6, parallel_rate / 1e6
+
+
+def _expected(profile: Profile, size: int, streams: int) -> float | None:
+    """The rate the profile allows ``streams`` connections reading ``size`` bytes in equal shares (MB/s)."""
+    caps = [c for c in (profile.connection_bandwidth, (profile.total_bandwidth or 0) / streams) if c]
+    if not caps:
+        return None
+    seconds = profile.rtt_s + profile.first_byte_s + profile.jitter_s / 2 + size / streams / min(caps)
+    return size / seconds / 1e6
+
+
+def measure_overhead(
+    endpoint: Endpoint | None = None,
+    size: int = 64 * MiB,
+    parallel: int = 8,
+    small_gets: int = 50,
+    profiles: tuple[str, ...] = ("loopback", "in-region", "lab"),
+) -> Overhead:
+    """Direct loopback vs the proxy under ``profiles`` (``loopback`` = the proxy's own overhead)."""
+    if endpoint is None:
+        with tempfile.TemporaryDirectory(prefix="nwb-cloud-calibrate-") as tmp, Endpoint(Path(tmp) / "s3") as ep:
+            return measure_overhead(ep, size, parallel, small_gets, profiles)
+    store = endpoint.create_bucket()
+    store.client().put_object(Bucket=store.bucket, Key=CALIBRATION_KEY, Body=os.urandom(size))
+    try:
+        figures = [PathFigures("direct", *_measure_path(store, size, parallel, small_gets))]
+        for name in profiles:
+            profile = PROFILES[name]
+            with ShapingProxy(endpoint.url, profile) as proxy:
+                measured = _measure_path(store.via(proxy.url), size, parallel, small_gets)
+            figures.append(
+                PathFigures(f"proxy {name}", *measured, _expected(profile, size, 1), _expected(profile, size, parallel))
+            )
+    finally:
+        store.client().delete_object(Bucket=store.bucket, Key=CALIBRATION_KEY)
+    return Overhead(size / 1e6, parallel, figures)
+
+
+if __name__ == "__main__":
+    print(measure_overhead().table())
