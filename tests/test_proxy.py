@@ -20,6 +20,7 @@ import requests
 from nwb_cloud.cloud.faults import FaultConfigError, Faults
 from nwb_cloud.cloud.profiles import PROFILES, Profile
 from nwb_cloud.cloud.proxy import Pacer, ProxyError, ShapingProxy
+from nwb_cloud.cloud.proxy_process import ProxyProcess
 
 MB = 10**6
 SMALL = bytes(range(256)) * 4  # 1 KiB
@@ -337,3 +338,33 @@ def test_unreachable_upstream_answers_502(bucket):
         response = requests.get(proxy.url + "/any/key", timeout=10)
     assert response.status_code == 502 and "cannot reach" in response.text
     assert proxy.traffic.snapshot().responses == {502: 1}
+
+
+# -- the proxy in its own process ----------------------------------------------------------------------
+def test_proxy_process_shapes_counts_and_injects_like_the_in_process_proxy(endpoint, bucket):
+    shaped = profile(rtt_s=0.02, first_byte_s=0.03, connection_bandwidth=50 * MB)
+    with ProxyProcess(endpoint.url, shaped, Faults(schedule={2: "slowdown"})) as proxy:
+        client = bucket.via(proxy.url).client(retries=NO_RETRY)
+        assert client.get_object(Bucket=bucket.bucket, Key="small")["Body"].read() == SMALL
+        with pytest.raises(botocore.exceptions.ClientError, match="SlowDown"):
+            client.get_object(Bucket=bucket.bucket, Key="small")
+        with proxy.traffic.measure() as cost:
+            body, seconds = timed(lambda: client.get_object(Bucket=bucket.bucket, Key="medium")["Body"].read())
+        assert body == MEDIUM
+        assert 0.05 + len(MEDIUM) / (50 * MB) <= seconds < 1.4 * (0.05 + len(MEDIUM) / (50 * MB))
+        assert cost.requests == {"GET": 1} and cost.body_bytes_received == len(MEDIUM)
+        total = proxy.traffic.snapshot()
+        assert total.faults == {"slowdown": 1} and total.responses == {200: 2, 503: 1}
+        assert proxy.traffic.open_connections == 1
+        child = proxy._process
+    assert child.poll() is not None  # stopped with the block
+    with pytest.raises(ProxyError, match="not running"):
+        proxy.traffic.snapshot()
+
+
+def test_proxy_process_reports_start_failures(endpoint):
+    failure = "failed to start: ProxyError: shaping proxy cannot listen"
+    with ShapingProxy(endpoint.url, PROFILES["loopback"]) as taken, pytest.raises(ProxyError, match=failure):
+        ProxyProcess(endpoint.url, PROFILES["loopback"], port=taken.port).start()
+    with pytest.raises(ProxyError, match="plain http"):
+        ProxyProcess("ftp://example.org", PROFILES["loopback"])

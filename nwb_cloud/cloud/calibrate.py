@@ -2,7 +2,8 @@
 
 The proxy must not be what limits a benchmark: :func:`measure_overhead` times small-request latency and
 bulk throughput (one stream and ``parallel`` streams) directly and through an unshaped (``loopback``)
-proxy, and the throughput reached through each shaped profile as a fraction of what that profile allows.
+proxy (in-process and in its own process), and the throughput reached through each shaped profile next
+to what that profile allows.
 The client is a lean HTTP range reader (``requests`` with 1 MiB raw reads), so the figures are the
 endpoint's and the proxy's, not a read library's. Run ``python -m nwb_cloud.cloud.calibrate``.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -22,6 +24,7 @@ import requests
 from nwb_cloud.cloud.endpoint import Endpoint
 from nwb_cloud.cloud.profiles import PROFILES, Profile
 from nwb_cloud.cloud.proxy import ShapingProxy
+from nwb_cloud.cloud.proxy_process import ProxyProcess
 from nwb_cloud.cloud.store import Store
 
 MiB = 2**20
@@ -45,6 +48,8 @@ class Overhead:
     object_mb: float
     parallel: int
     figures: list[PathFigures]
+    busy_reader_mb_s: dict[str, float]  # in-region, one stream, reader's process busy: by where the proxy runs
+    busy_reader_expected_mb_s: float
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,6 +64,9 @@ class Overhead:
                 f"/{f.parallel_expected_mb_s:.0f}" if f.parallel_expected_mb_s else ""
             )
             rows.append(f"{f.path:<22} {f.small_get_ms:>12.2f} {single:>16} {parallel:>18}")
+        allowed = f"{self.busy_reader_expected_mb_s:.0f} MB/s"
+        rows.append(f"one in-region stream while the reader's process is busy in Python (allowed {allowed}):")
+        rows += [f"  proxy {where:<12} {rate:.0f} MB/s" for where, rate in self.busy_reader_mb_s.items()]
         return "\n".join(rows)
 
 
@@ -105,31 +113,64 @@ def _expected(profile: Profile, size: int, streams: int) -> float | None:
     return size / seconds / 1e6
 
 
+def _busy(stop: threading.Event) -> None:
+    """Pure-Python work that holds the GIL, as a reader decoding or assembling arrays does."""
+    while not stop.is_set():
+        sum(range(10_000))
+
+
+def _single_stream_while_busy(store: Store, size: int) -> float:
+    """MB/s of one stream read while another thread of this process keeps the GIL busy."""
+    stop = threading.Event()
+    worker = threading.Thread(target=_busy, args=(stop,), daemon=True)
+    worker.start()
+    try:
+        url, session = store.http_url(CALIBRATION_KEY), requests.Session()
+        start = time.perf_counter()
+        _read_range(session, url, 0, size)
+        return size / (time.perf_counter() - start) / 1e6
+    finally:
+        stop.set()
+        worker.join()
+
+
 def measure_overhead(
     endpoint: Endpoint | None = None,
     size: int = 64 * MiB,
     parallel: int = 8,
     small_gets: int = 50,
-    profiles: tuple[str, ...] = ("loopback", "in-region", "lab"),
+    profiles: tuple[str, ...] = ("in-region", "lab"),
 ) -> Overhead:
-    """Direct loopback vs the proxy under ``profiles`` (``loopback`` = the proxy's own overhead)."""
+    """Direct loopback vs the proxy: unshaped in-process and in its own process, then shaped by ``profiles``.
+
+    The last rows read one stream under in-region while the reader's process is busy in Python: the
+    in-process proxy then loses bandwidth to the GIL, the proxy process does not.
+    """
     if endpoint is None:
         with tempfile.TemporaryDirectory(prefix="nwb-cloud-calibrate-") as tmp, Endpoint(Path(tmp) / "s3") as ep:
             return measure_overhead(ep, size, parallel, small_gets, profiles)
     store = endpoint.create_bucket()
     store.client().put_object(Bucket=store.bucket, Key=CALIBRATION_KEY, Body=os.urandom(size))
+    loopback = PROFILES["loopback"]
     try:
         figures = [PathFigures("direct", *_measure_path(store, size, parallel, small_gets))]
-        for name in profiles:
-            profile = PROFILES[name]
-            with ShapingProxy(endpoint.url, profile) as proxy:
+        for label, kind, profile in [
+            ("in-process loopback", ShapingProxy, loopback),
+            ("process loopback", ProxyProcess, loopback),
+            *[(f"process {name}", ProxyProcess, PROFILES[name]) for name in profiles],
+        ]:
+            with kind(endpoint.url, profile) as proxy:
                 measured = _measure_path(store.via(proxy.url), size, parallel, small_gets)
-            figures.append(
-                PathFigures(f"proxy {name}", *measured, _expected(profile, size, 1), _expected(profile, size, parallel))
-            )
+            expected = _expected(profile, size, 1), _expected(profile, size, parallel)
+            figures.append(PathFigures(label, *measured, *expected))
+        in_region = PROFILES["in-region"]
+        busy = {}
+        for label, kind in (("in-process", ShapingProxy), ("process", ProxyProcess)):
+            with kind(endpoint.url, in_region) as proxy:
+                busy[label] = _single_stream_while_busy(store.via(proxy.url), size)
     finally:
         store.client().delete_object(Bucket=store.bucket, Key=CALIBRATION_KEY)
-    return Overhead(size / 1e6, parallel, figures)
+    return Overhead(size / 1e6, parallel, figures, busy, _expected(in_region, size, 1))
 
 
 if __name__ == "__main__":

@@ -69,7 +69,32 @@ class TrafficSnapshot:
         }
 
 
-class Traffic:
+class TrafficReader:
+    """Reading counters: what :class:`Traffic` and a proxy process's remote view have in common."""
+
+    def snapshot(self) -> TrafficSnapshot:
+        raise NotImplementedError
+
+    def mark(self) -> TrafficSnapshot:
+        """A snapshot, after which the peak restarts from the connections open now."""
+        raise NotImplementedError
+
+    @property
+    def open_connections(self) -> int:
+        raise NotImplementedError
+
+    @contextmanager
+    def measure(self) -> Iterator[TrafficDelta]:
+        """What the block cost: the yielded object is filled in when the block ends."""
+        delta = TrafficDelta()
+        before = self.mark()
+        try:
+            yield delta
+        finally:
+            delta._set(self.snapshot() - before)
+
+
+class Traffic(TrafficReader):
     """Thread-safe counters shared by every connection of one proxy."""
 
     def __init__(self):
@@ -137,20 +162,9 @@ class Traffic:
             )
 
     def mark(self) -> TrafficSnapshot:
-        """A snapshot, after which the peak restarts from the connections open now."""
         with self._lock:
             self._peak = self._open
         return self.snapshot()
-
-    @contextmanager
-    def measure(self) -> Iterator[TrafficDelta]:
-        """What the block cost: the yielded object is filled in when the block ends."""
-        delta = TrafficDelta()
-        before = self.mark()
-        try:
-            yield delta
-        finally:
-            delta._set(self.snapshot() - before)
 
 
 class TrafficDelta:
