@@ -94,7 +94,7 @@ def test_connection_bandwidth_cap(endpoint, bucket):
     with ShapingProxy(endpoint.url, profile(connection_bandwidth=rate)) as proxy:
         body, seconds = timed(lambda: get(bucket.via(proxy.url), "big"))
     assert body == BIG
-    assert 0.9 <= seconds / (len(BIG) / rate) <= 1.35
+    assert 0.9 <= seconds / (len(BIG) / rate) <= 1.6  # the band allows for a loaded machine, not for 2x
 
 
 def test_parallel_connections_each_get_the_cap(endpoint, bucket):
@@ -109,7 +109,7 @@ def test_parallel_connections_each_get_the_cap(endpoint, bucket):
             )
     assert all(b == MEDIUM for b in bodies)
     one = len(MEDIUM) / rate
-    assert 0.9 * one <= seconds <= 1.6 * one  # serialised would be 4x
+    assert 0.9 * one <= seconds <= 2.0 * one  # serialised would be 4x
 
 
 def test_total_bandwidth_shared_by_connections(endpoint, bucket):
@@ -122,7 +122,7 @@ def test_total_bandwidth_shared_by_connections(endpoint, bucket):
                 lambda: list(pool.map(lambda c: c.get_object(Bucket=via.bucket, Key="medium")["Body"].read(), clients))
             )
     assert all(b == MEDIUM for b in bodies)
-    assert 0.9 <= seconds / (n * len(MEDIUM) / total) <= 1.35
+    assert 0.9 <= seconds / (n * len(MEDIUM) / total) <= 1.6  # per-connection caps alone: 0.5
 
 
 def test_pacer_releases_bytes_at_its_rate_without_banking_idle_time():
