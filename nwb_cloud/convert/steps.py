@@ -1,0 +1,261 @@
+"""The three steps of a session, transfer -> convert -> upload, each resumable and each safe to interrupt.
+
+A step records its completion with a marker written last and atomically in the session's staging area; a
+step whose marker is present (for the same session content) is skipped, so a re-run resumes where it
+stopped. Output appears only under names that mean "complete": NeuroConv writes to a temporary name, the
+file is checked and hashed, then renamed or uploaded with verification; the destination's done-record is
+written after the verified NWB file and is what makes a session count as finished. The same steps run in
+one process (``nwb-cloud convert``) or as separate AWS Batch jobs (``nwb-cloud batch run-step``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from nwb_cloud.convert.digests import Digests
+from nwb_cloud.convert.errors import ConvertError, SourceError
+from nwb_cloud.convert.places import LocalPlace, place_from_dict
+from nwb_cloud.convert.rclone import Rclone, include_rules
+from nwb_cloud.convert.records import Record, available_cores, peak_memory_bytes
+from nwb_cloud.convert.spec import ConversionSpec, Session
+
+STEPS = ("transfer", "convert", "upload")
+TRANSFERRED, CONVERTED = "transferred.json", "converted.json"
+DONE_FOLDER = ".nwb-cloud/sessions"
+
+Progress = Callable[[int, int], None]  # (bytes done, bytes total)
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything the steps of one session need. Serialises to JSON without credentials (a Batch job's spec)."""
+
+    run_id: str
+    session_name: str
+    spec_text: str
+    source: str  # rclone path of the source root (NeuroConv's data folder)
+    staging: object  # a Place: this session's staging area
+    destination: object  # a Place
+    layout: str | None = None
+    instance_type: str = "local"
+    hourly_cost: float = 0.0  # dollars per hour of this job's share of its instance
+
+    @cached_property
+    def session(self) -> Session:
+        return ConversionSpec.parse(self.spec_text, origin=f"the spec of run {self.run_id}").session(self.session_name)
+
+    @property
+    def output_name(self) -> str:
+        return f"output/{self.session.nwbfile_name}"
+
+    def to_dict(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "session": self.session_name,
+            "spec": self.spec_text,
+            "source": self.source,
+            "staging": self.staging.to_dict(),
+            "destination": self.destination.to_dict(),
+            "layout": self.layout,
+            "instance_type": self.instance_type,
+            "hourly_cost": self.hourly_cost,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Job:
+        try:
+            return cls(
+                run_id=data["run_id"],
+                session_name=data["session"],
+                spec_text=data["spec"],
+                source=data["source"],
+                staging=place_from_dict(data["staging"]),
+                destination=place_from_dict(data["destination"]),
+                layout=data.get("layout"),
+                instance_type=data.get("instance_type", "local"),
+                hourly_cost=float(data.get("hourly_cost", 0.0)),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise ConvertError(f"not a job specification: {error!r}") from None
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: str
+    session: str
+    seconds: float
+    skipped: bool
+    source_bytes: int = 0
+    output_bytes: int = 0
+    detail: dict = field(default_factory=dict)
+
+    def record(self, job: Job, started: float | None = None) -> Record:
+        seconds = time.time() - started if started is not None else self.seconds
+        return Record(
+            step=self.step,
+            interface=job.session.interface_key,
+            bytes=self.source_bytes,
+            cores=available_cores(),
+            seconds=round(seconds, 3),
+            cost=round(seconds / 3600 * job.hourly_cost, 6),
+            instance_type=job.instance_type,
+            peak_memory=peak_memory_bytes(),
+            output_bytes=self.output_bytes,
+            run_id=job.run_id,
+            session=job.session_name,
+        )
+
+
+def done_record(destination, session: Session) -> dict | None:
+    """The destination's record that ``session`` is finished, if it is current and its file is all there."""
+    record = destination.read_json(f"{DONE_FOLDER}/{session.name}.json")
+    if not record or record.get("session_digest") != session.digest():
+        return None
+    if destination.size(session.nwbfile_name) != record.get("digests", {}).get("size"):
+        return None
+    return record
+
+
+def run_step(
+    job: Job,
+    step: str,
+    rclone: Rclone,
+    workdir: Path | None = None,
+    progress: Progress | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> StepResult:
+    if step not in STEPS:
+        raise ConvertError(f"unknown step {step!r}; steps: {', '.join(STEPS)}")
+    started = time.perf_counter()
+    result = {"transfer": _transfer, "convert": _convert, "upload": _upload}[step](
+        job, rclone, Path(workdir or tempfile.gettempdir()), progress or (lambda done, total: None), log
+    )
+    seconds = time.perf_counter() - started
+    return StepResult(step, job.session_name, seconds, *result)
+
+
+def _current(marker: dict | None, job: Job) -> bool:
+    return bool(marker) and marker.get("session_digest") == job.session.digest()
+
+
+def _transfer(job: Job, rclone: Rclone, workdir: Path, progress: Progress, log) -> tuple:
+    marker = job.staging.read_json(TRANSFERRED)
+    if done_record(job.destination, job.session) or _current(marker, job):
+        return True, (marker or {}).get("bytes", 0), 0, {}
+    session = job.session
+    rules = include_rules(session.files, session.folders)
+    rclone = rclone.with_remotes(*job.staging.rclone_remotes())
+    listed = rclone.list_files(job.source, rules)
+    require_paths(session, job.source, [entry.path for entry in listed])
+    total = sum(entry.size for entry in listed)
+    log(f"{session.name}: transfer {len(listed)} files, {total} bytes from {job.source}")
+    rclone.copy(job.source, job.staging.rclone_path("source"), rules, progress=progress)
+    job.staging.write_json(
+        TRANSFERRED, {"session_digest": session.digest(), "bytes": total, "files": len(listed), "source": job.source}
+    )
+    return False, total, 0, {"files": len(listed)}
+
+
+def _convert(job: Job, rclone: Rclone, workdir: Path, progress: Progress, log) -> tuple:
+    from nwb_cloud.convert.check import check_nwb
+    from nwb_cloud.convert.conversion import convert_session
+    from nwb_cloud.datasets.layouts import get_layout
+
+    transferred = job.staging.read_json(TRANSFERRED)
+    marker = job.staging.read_json(CONVERTED)
+    if done_record(job.destination, job.session):
+        return True, (transferred or {}).get("bytes", 0), 0, {}
+    if _current(marker, job) and job.staging.size(job.output_name) == marker["digests"]["size"]:
+        return True, marker.get("source_bytes", 0), marker["digests"]["size"], {}
+    if not _current(transferred, job):
+        raise ConvertError(f"session {job.session_name}: the transfer step has not finished in {job.staging.label}")
+    session = job.session
+    layout = get_layout(job.layout) if job.layout else None
+    scratch = workdir / ".scratch" / session.name  # what a killed run left here is stale: start afresh
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    try:
+        if isinstance(job.staging, LocalPlace):
+            data_folder = job.staging.local_path("source")
+        else:
+            data_folder = scratch / "source"
+            rclone.with_remotes(*job.staging.rclone_remotes()).copy(
+                job.staging.rclone_path("source"), str(data_folder), progress=progress
+            )
+        partial = scratch / session.nwbfile_name  # in scratch, a name never means "complete"
+        log(f"{session.name}: convert with {session.interface_key}" + (f" in layout {layout.name}" if layout else ""))
+        convert_session(session, data_folder, partial, layout)
+        report = check_nwb(partial, name=f"session {session.name}")
+        digests = Digests.of(partial)
+        if isinstance(job.staging, LocalPlace):
+            target = job.staging.local_path(job.output_name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(partial, target)  # a rename when scratch and staging share a file system
+        else:
+            job.staging.put_file(partial, job.output_name, digests)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    job.staging.write_json(
+        CONVERTED,
+        {
+            "session_digest": session.digest(),
+            "source_bytes": transferred["bytes"],
+            "digests": digests.to_dict(),
+            "check": report.to_dict(),
+        },
+    )
+    return False, transferred["bytes"], digests.size, {"check": report.to_dict()}
+
+
+def _upload(job: Job, rclone: Rclone, workdir: Path, progress: Progress, log) -> tuple:
+    session = job.session
+    record = done_record(job.destination, session)
+    if record:
+        return True, record.get("source_bytes", 0), record["digests"]["size"], {}
+    converted = job.staging.read_json(CONVERTED)
+    if not _current(converted, job):
+        raise ConvertError(f"session {session.name}: the convert step has not finished in {job.staging.label}")
+    digests = Digests.from_dict(converted["digests"])
+    done_name = f"{DONE_FOLDER}/{session.name}.json"
+    job.destination.delete(done_name)  # a record of an older version must never vouch for the new file
+    log(f"{session.name}: upload {digests.size} bytes to {job.destination.label}")
+    verified = job.destination.copy_from(job.staging, job.output_name, session.nwbfile_name, digests)
+    job.destination.write_json(
+        done_name,
+        {
+            "session": session.name,
+            "session_digest": session.digest(),
+            "nwbfile": session.nwbfile_name,
+            "source": job.source,
+            "source_bytes": converted["source_bytes"],
+            "digests": digests.to_dict(),
+            "verified_by": verified,
+            "check": converted["check"],
+            "run_id": job.run_id,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    )
+    with contextlib.suppress(ConvertError, OSError):
+        job.staging.delete_all()  # the staging copy has served its purpose; a leftover is only disk
+    return False, converted["source_bytes"], digests.size, {"verified_by": verified}
+
+
+def require_paths(session: Session, source: str, present: list[str]) -> None:
+    """Every file and folder ``session`` names exists under ``source`` (folders must hold a file)."""
+    files = set(present)
+    missing = [p for p in session.files if p not in files]
+    for folder in session.folders:
+        prefix = folder.strip("/") + "/"
+        if folder.strip("/") not in ("", ".") and not any(p.startswith(prefix) for p in files):
+            missing.append(folder + "/")
+        elif not files:
+            missing.append(folder)
+    if missing:
+        raise SourceError(f"session {session.name}: {source} lacks {', '.join(missing)}")
