@@ -1,0 +1,144 @@
+"""The physical bound on a workload's time under a network profile: the headline denominator of the suite.
+
+bound = max(network, decode), because fetching and decoding can overlap but neither can be skipped:
+
+* network (:mod:`nwb_cloud.analysis.cost`): the least time to receive the bytes that must cross the wire,
+  with the best possible parallelism (byte ranges split freely, so only the total bandwidth caps it);
+  for a read these are the touched chunks' compressed bytes and the handle's connection is warm (it was
+  opened before the timed read); for an open they are the distinct metadata bytes in one request on a new
+  connection (the ideal a metadata index approaches). The chunk index itself is assumed known, as a
+  reference index gives it; an HDF5 reader that has to fetch B-tree nodes shows that as amplification.
+* decode: the measured local read of the same selection from the page cache, divided by the cores that
+  could share it (``min(cores, stored chunks touched)``: chunks decode independently). For an open, the
+  measured local pynwb open (metadata parsing and object construction, single-threaded, not divided).
+
+:class:`Measured` holds what the local copy says (profile-independent, cached on disk); :func:`bound` turns
+it into a :class:`Floor` for one profile with arithmetic alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from nwb_cloud.analysis import cost
+from nwb_cloud.cloud.profiles import Profile
+
+READ, OPEN = "read", "open"
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What the local copy of an asset says about one workload, for every profile alike."""
+
+    asset: str  # object key
+    workload: str
+    kind: str  # READ or OPEN
+    cores: int  # cores of this machine available to the process
+    local_s: float  # least measured local time: the selection read (READ) or pynwb open + workload (OPEN)
+    local_runs: int = 1
+    chunks: int = 0  # stored chunks the selection touches
+    missing_chunks: int = 0  # touched chunks never written (fill value): nothing to fetch
+    ranges: int = 0  # byte ranges of the stored touched chunks, adjacent ones merged
+    compressed_bytes: int = 0  # stored bytes of the touched chunks
+    selection_bytes: int = 0  # uncompressed bytes of the selection
+    chunk_bytes: int = 0  # uncompressed bytes the touched chunks decode to
+    metadata_reads: int = 0  # reads HDF5 (or Zarr) made to open the file and run the workload
+    metadata_read_bytes: int = 0  # their lengths summed
+    metadata_bytes: int = 0  # distinct bytes among them
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> Measured:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in payload.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The least time any read method can take for one workload on one asset under one profile."""
+
+    seconds: float  # max(network_s, decode_s)
+    network_s: float
+    decode_s: float
+    binding: str  # "network" or "decode"
+    kind: str  # READ or OPEN
+    asset: str
+    workload: str
+    profile: str
+    cores: int
+    decode_cores: int  # cores the measured local time is shared among
+    local_s: float  # the measured local time before sharing
+    bandwidth: float | None  # bytes/s the network part assumes; None: unlimited (unmeasured loopback)
+    streams: int  # parallel connections that bandwidth needs
+    sequential_s: float  # a naive reader: one connection, one request per chunk (READ) or per read (OPEN)
+    chunks: int
+    missing_chunks: int
+    ranges: int
+    compressed_bytes: int
+    selection_bytes: int
+    chunk_bytes: int
+    metadata_reads: int
+    metadata_bytes: int
+
+    @property
+    def needed_bytes(self) -> int:
+        """The bytes the network part moves: touched chunks (READ) or distinct metadata (OPEN)."""
+        return self.compressed_bytes if self.kind == READ else self.metadata_bytes
+
+    def multiple(self, seconds: float) -> float:
+        """A measured time as a multiple of this floor (the suite's headline figure)."""
+        return seconds / self.seconds if self.seconds > 0 else float("inf")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def bound(measured: Measured, profile: Profile, loopback_throughput: float | None = None) -> Floor:
+    """The :class:`Floor` of ``measured`` under ``profile``.
+
+    ``loopback_throughput`` (bytes/s, see :mod:`nwb_cloud.analysis.loopback`) prices bytes on an unshaped
+    profile; without it the unshaped network costs nothing and the bound is the decode time.
+    """
+    if measured.kind == READ:
+        nbytes, warm = measured.compressed_bytes, True
+        decode_cores = max(1, min(measured.cores, measured.chunks))
+        naive = cost.sequential_s(profile, measured.chunks, nbytes, warm=True, loopback_throughput=loopback_throughput)
+    else:
+        nbytes, warm = measured.metadata_bytes, False
+        decode_cores = 1
+        naive = cost.sequential_s(
+            profile,
+            measured.metadata_reads,
+            measured.metadata_read_bytes,
+            warm=False,
+            loopback_throughput=loopback_throughput,
+        )
+    network_s = cost.ideal_transfer_s(profile, nbytes, warm=warm, loopback_throughput=loopback_throughput)
+    decode_s = measured.local_s / decode_cores
+    best = cost.bandwidth(profile, cost.INF, loopback_throughput)
+    return Floor(
+        seconds=max(network_s, decode_s),
+        network_s=network_s,
+        decode_s=decode_s,
+        binding="network" if network_s > decode_s else "decode",
+        kind=measured.kind,
+        asset=measured.asset,
+        workload=measured.workload,
+        profile=profile.name,
+        cores=measured.cores,
+        decode_cores=decode_cores,
+        local_s=measured.local_s,
+        bandwidth=None if best == cost.INF else best,
+        streams=cost.streams_to_saturate(profile),
+        sequential_s=naive,
+        chunks=measured.chunks,
+        missing_chunks=measured.missing_chunks,
+        ranges=measured.ranges,
+        compressed_bytes=measured.compressed_bytes,
+        selection_bytes=measured.selection_bytes,
+        chunk_bytes=measured.chunk_bytes,
+        metadata_reads=measured.metadata_reads,
+        metadata_bytes=measured.metadata_bytes,
+    )

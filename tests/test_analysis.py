@@ -1,0 +1,370 @@
+"""The chunk index, the physical bound and the open-metadata count, on files whose answers are known."""
+
+from __future__ import annotations
+
+import math
+import zlib
+from pathlib import Path
+
+import h5py
+import numcodecs
+import numpy as np
+import pytest
+import zarr
+from pynwb import NWBHDF5IO
+
+from nwb_cloud.analysis import (
+    AnalysisError,
+    ChunkIndexError,
+    FloorUnavailable,
+    Measured,
+    amplification,
+    bound,
+    cost,
+    count_open_reads,
+    floor_for,
+    floors,
+    measure_loopback_throughput,
+    of_selection,
+    of_touched_chunks,
+    stored_loopback_throughput,
+    touched,
+)
+from nwb_cloud.analysis.decode import time_local_read
+from nwb_cloud.cloud.profiles import PROFILES, Profile
+from nwb_cloud.datasets.catalog import Asset
+from nwb_cloud.datasets.layouts import get_layout
+from nwb_cloud.datasets.modalities import get_modality
+from nwb_cloud.datasets.writer import write_recording
+from nwb_cloud.workloads import get_workload
+
+MB = 1e6
+
+
+def _file_bytes(path, offset, n) -> bytes:
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        return handle.read(n)
+
+
+def _h5(path: Path, data: np.ndarray, **options) -> Path:
+    with h5py.File(path, "w") as file:
+        file.create_dataset("x", data=data, **options)
+    return path
+
+
+# -- chunks touched --------------------------------------------------------------------------------------------
+def test_uncompressed_chunks_touched_have_known_offsets_and_sizes(tmp_path):
+    data = np.arange(1000, dtype="int16").reshape(100, 10)
+    path = _h5(tmp_path / "plain.h5", data, chunks=(10, 10))
+    found = touched(path, "x", (slice(15, 35), slice(None)))
+
+    assert [c.index for c in found.chunks] == [(1, 0), (2, 0), (3, 0)]
+    assert all(c.nbytes == 200 for c in found.chunks)
+    for chunk in found.chunks:  # the offsets point at exactly the chunk's bytes
+        row = chunk.index[0] * 10
+        assert _file_bytes(path, chunk.offset, chunk.nbytes) == data[row : row + 10].tobytes()
+    assert found.compressed_bytes == 600
+    assert found.selection_bytes == 20 * 10 * 2
+    assert found.chunk_bytes == found.data_bytes == 600
+    assert sum(end - start for start, end in found.ranges()) == 600
+    assert found.missing == 0
+
+
+def test_edge_chunks_are_stored_whole_but_hold_less_data(tmp_path):
+    data = np.arange(950, dtype="int16").reshape(95, 10)
+    path = _h5(tmp_path / "edge.h5", data, chunks=(10, 4))  # grid 10 x 3; last row of chunks 5 deep, last column 2
+    found = touched(path, "x", (slice(85, 95), slice(6, 10)))
+
+    assert sorted(c.index for c in found.chunks) == [(8, 1), (8, 2), (9, 1), (9, 2)]
+    assert all(c.nbytes == 10 * 4 * 2 for c in found.chunks)  # HDF5 pads edge chunks to the full shape
+    assert found.selection_bytes == 10 * 4 * 2
+    assert found.chunk_bytes == 4 * 80
+    assert found.data_bytes == (10 + 5) * (4 + 2) * 2
+    corner = next(c for c in found.chunks if c.index == (9, 2))
+    stored = np.frombuffer(_file_bytes(path, corner.offset, corner.nbytes), dtype="int16").reshape(10, 4)
+    assert np.array_equal(stored[:5, :2], data[90:95, 8:10])
+
+
+def test_gzip_chunk_sizes_match_the_index_and_zlib(tmp_path):
+    rng = np.random.default_rng(1)
+    data = (rng.normal(size=(100, 10)) * 50).astype("int16")
+    path = _h5(tmp_path / "gzip.h5", data, chunks=(10, 10), compression="gzip", compression_opts=4)
+    found = touched(path, "x", (slice(15, 35), slice(2, 3)))
+
+    with h5py.File(path, "r") as file:
+        index = {info.chunk_offset: info for info in _all_chunks(file["x"])}
+    for chunk in found.chunks:
+        row = chunk.index[0] * 10
+        assert chunk.nbytes == index[(row, 0)].size
+        assert chunk.offset == index[(row, 0)].byte_offset
+        stored = _file_bytes(path, chunk.offset, chunk.nbytes)
+        assert zlib.decompress(stored) == data[row : row + 10].tobytes()
+        assert len(zlib.compress(data[row : row + 10].tobytes(), 4)) == chunk.nbytes
+    assert found.compressed_bytes == sum(index[(r, 0)].size for r in (10, 20, 30))
+    assert found.selection_bytes == 20 * 1 * 2
+    assert found.chunk_bytes == 600
+
+
+def _all_chunks(dataset):
+    infos = []
+    dataset.id.chunk_iter(infos.append)
+    return infos
+
+
+def test_unwritten_chunks_cost_nothing(tmp_path):
+    path = tmp_path / "sparse.h5"
+    with h5py.File(path, "w") as file:
+        dataset = file.create_dataset("x", shape=(100, 10), dtype="int16", chunks=(10, 10))
+        dataset[:20] = 1
+    found = touched(path, "x", (slice(None), slice(None)))
+    assert len(found.chunks) == 10
+    assert (found.stored, found.missing) == (2, 8)
+    assert found.compressed_bytes == 400
+    assert found.chunk_bytes == 400
+
+
+def test_strided_and_integer_selections(tmp_path):
+    data = np.zeros((100, 10), dtype="int16")
+    path = _h5(tmp_path / "stride.h5", data, chunks=(2, 10))
+    strided = touched(path, "x", (slice(0, 10, 3),))  # rows 0, 3, 6, 9 -> chunks 0, 1, 3, 4 (not 2)
+    assert [c.index[0] for c in strided.chunks] == [0, 1, 3, 4]
+    assert strided.selection_bytes == 4 * 10 * 2
+    single = touched(path, "x", (-1, 4))
+    assert [c.index for c in single.chunks] == [(49, 0)]
+    assert single.selection_bytes == 2
+    by_workload = touched(path, "x", lambda shape: (slice(shape[0] - 1, shape[0]),))
+    assert [c.index for c in by_workload.chunks] == [(49, 0)]
+
+
+def test_bad_selections_and_datasets_are_named(tmp_path):
+    data = np.zeros((10, 10), dtype="int16")
+    path = _h5(tmp_path / "a.h5", data, chunks=(5, 5))
+    with h5py.File(path, "a") as file:
+        file.create_dataset("contiguous", data=data)
+    with pytest.raises(ChunkIndexError, match="3 axes"):
+        touched(path, "x", (slice(None),) * 3)
+    with pytest.raises(ChunkIndexError, match="axis 1"):
+        touched(path, "x", (slice(None), [1, 2]))
+    with pytest.raises(ChunkIndexError, match="axis 0 .* 10"):
+        touched(path, "x", (10,))
+    with pytest.raises(ChunkIndexError, match="contiguously"):
+        touched(path, "contiguous", (slice(None),))
+    with pytest.raises(ChunkIndexError, match="no dataset 'missing'"):
+        touched(path, "missing", (slice(None),))
+    with pytest.raises(ChunkIndexError, match="not a readable HDF5"):
+        touched(_write(tmp_path / "junk.h5", b"not hdf5"), "x", ())
+
+
+def _write(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize("separator", [".", "/"])
+def test_zarr_chunks_are_the_chunk_objects(tmp_path, separator):
+    rng = np.random.default_rng(2)
+    data = (rng.normal(size=(95, 10)) * 50).astype("int16")
+    array = zarr.open_array(
+        str(tmp_path / "a.zarr"), mode="w", shape=data.shape, chunks=(10, 4), dtype="int16",
+        compressor=numcodecs.Zlib(4), dimension_separator=separator,
+    )  # fmt: skip
+    array[:50] = data[:50]  # rows 50.. stay fill value: zarr stores no object for those chunks
+    found = touched(tmp_path / "a.zarr", "", (slice(45, 95), slice(6, 10)))
+
+    assert sorted(c.index for c in found.chunks) == [(r, c) for r in range(4, 10) for c in (1, 2)]
+    assert (found.stored, found.missing) == (2, 10)
+    for chunk in found.chunks:
+        if not chunk.stored:
+            continue
+        stored = (tmp_path / "a.zarr" / chunk.key).read_bytes()
+        assert chunk.nbytes == len(stored)
+        assert chunk.key == separator.join(str(i) for i in chunk.index)
+        decoded = np.frombuffer(zlib.decompress(stored), dtype="int16").reshape(10, 4)
+        rows, cols = chunk.index[0] * 10, chunk.index[1] * 4
+        width = min(4, 10 - cols)
+        assert np.array_equal(decoded[:, :width], data[rows : rows + 10, cols : cols + width])
+    assert found.compressed_bytes == sum(c.nbytes for c in found.chunks)
+    assert found.selection_bytes == 50 * 4 * 2
+    assert found.chunk_bytes == 2 * 80
+    assert time_local_read(tmp_path / "a.zarr", "", (slice(45, 95), slice(6, 10)), repeats=1)[1] == 1
+
+
+# -- the network cost model and the bound ----------------------------------------------------------------------
+SLOW = Profile(
+    name="slow", description="test", rtt_s=0.010, connect_rtts=2, first_byte_s=0.020,
+    connection_bandwidth=10 * MB, total_bandwidth=40 * MB, jitter_s=0.004,
+)  # fmt: skip
+
+
+def _read(compressed, chunks, local_s, cores=2, **extra) -> Measured:
+    return Measured(
+        asset="k", workload="w", kind="read", cores=cores, local_s=local_s, chunks=chunks, ranges=chunks,
+        compressed_bytes=compressed, selection_bytes=extra.pop("selection_bytes", compressed), **extra,
+    )  # fmt: skip
+
+
+def test_a_large_read_is_network_bound():
+    floor = bound(_read(100 * MB, chunks=4, local_s=2.0), SLOW)
+    # warm connection: first byte after rtt + first byte (30 ms); while 3 more connect (2 RTT = 20 ms) it
+    # delivers 10 MB/s x 20 ms = 0.2 MB; the remaining 99.8 MB flow at the 40 MB/s total.
+    assert floor.network_s == pytest.approx(0.030 + 0.020 + 99.8 * MB / (40 * MB))
+    assert floor.decode_s == pytest.approx(1.0)  # 2 s shared by min(2 cores, 4 chunks)
+    assert (floor.binding, floor.seconds) == ("network", floor.network_s)
+    assert floor.streams == 4 and floor.bandwidth == 40 * MB
+    # one connection, one chunk after another: 4 x (rtt + first byte + mean jitter) + 100 MB at 10 MB/s
+    assert floor.sequential_s == pytest.approx(4 * 0.032 + 10.0)
+    assert floor.multiple(5.09) == pytest.approx(2.0, rel=1e-3)
+
+
+def test_a_small_read_of_one_big_chunk_is_decode_bound():
+    floor = bound(_read(int(0.1 * MB), chunks=1, local_s=0.5, cores=8), SLOW)
+    # 0.1 MB arrive on the warm connection before any other could connect (it delivers 0.2 MB meanwhile)
+    assert floor.network_s == pytest.approx(0.030 + 0.1 * MB / (10 * MB))
+    assert floor.decode_cores == 1 and floor.decode_s == pytest.approx(0.5)
+    assert (floor.binding, floor.seconds) == ("decode", 0.5)
+
+
+def test_the_warm_optimum_is_below_both_simple_strategies():
+    for nbytes in (1e3, 1e5, 2e5, 1e6, 1e8):
+        ideal = cost.ideal_transfer_s(SLOW, nbytes, warm=True)
+        one_warm_stream = 0.030 + nbytes / (10 * MB)
+        all_new_streams = 0.020 + 0.030 + nbytes / (40 * MB)
+        assert ideal <= min(one_warm_stream, all_new_streams) + 1e-12
+        assert ideal >= 0.030 + nbytes / (40 * MB)  # nothing beats the first byte plus the total bandwidth
+
+
+def test_an_open_is_one_request_on_a_new_connection_against_every_read_in_turn():
+    measured = Measured(
+        asset="k", workload="open", kind="open", cores=2, local_s=0.05,
+        metadata_reads=180, metadata_read_bytes=130_000, metadata_bytes=100_000,
+    )  # fmt: skip
+    floor = bound(measured, SLOW)
+    assert floor.network_s == pytest.approx(0.020 + 0.030 + 100_000 / (40 * MB))
+    assert floor.decode_s == 0.05 and floor.decode_cores == 1
+    assert floor.binding == "network"
+    assert floor.sequential_s == pytest.approx(0.020 + 180 * 0.032 + 130_000 / (10 * MB))
+    assert floor.needed_bytes == 100_000
+
+
+def test_loopback_prices_bytes_at_the_measured_throughput_or_not_at_all():
+    loopback = PROFILES["loopback"]
+    measured = _read(300 * MB, chunks=10, local_s=0.4)
+    free = bound(measured, loopback)
+    assert (free.network_s, free.bandwidth, free.binding) == (0.0, None, "decode")
+    priced = bound(measured, loopback, loopback_throughput=500 * MB)
+    assert priced.network_s == pytest.approx(0.6)
+    assert (priced.binding, priced.bandwidth) == ("network", 500 * MB)
+
+
+def test_real_profiles_order_as_their_networks():
+    measured = _read(50 * MB, chunks=5, local_s=0.01)
+    seconds = {name: bound(measured, profile).network_s for name, profile in PROFILES.items()}
+    assert seconds["loopback"] == 0 < seconds["in-region"] < seconds["cross-region"] < seconds["lab"]
+    assert seconds["in-region"] == pytest.approx(0.021 + 0.002 + (50 * MB - 88 * MB * 0.002) / (1250 * MB))
+
+
+def test_amplification():
+    assert of_selection(300, 100) == 3.0
+    assert of_touched_chunks(300, 150) == 2.0
+    assert of_selection(300, 0) is None
+    floor = bound(_read(150, chunks=1, local_s=0.1, selection_bytes=600), SLOW)
+    figures = amplification(300, floor)
+    assert (figures.of_selection, figures.of_needed) == (0.5, 2.0)
+
+
+# -- real NWB files: open metadata and the cached floor --------------------------------------------------------
+@pytest.fixture(scope="module")
+def ecephys_asset(tmp_path_factory) -> Asset:
+    modality, layout = get_modality("ecephys"), get_layout("workload-friendly")
+    written = write_recording(modality, layout, "tiny", 0, tmp_path_factory.mktemp("assets"))
+    return Asset(
+        modality="ecephys", layout=layout.name, key=f"tiny/{written.path.name}", series=modality.series_path,
+        size_bytes=written.path.stat().st_size, etag="etag-1", chunk_shape=written.chunk_shape,
+        local_path=str(written.path),
+    )  # fmt: skip
+
+
+def test_the_counted_open_reads_are_exactly_enough_to_open(ecephys_asset, tmp_path):
+    workload = get_workload("open_ecephys")
+    path = Path(ecephys_asset.local_path)
+
+    def run(nwbfile):
+        return workload.run(nwbfile, ecephys_asset.series)
+
+    reads, result = count_open_reads(path, run)
+    with NWBHDF5IO(str(path), "r", load_namespaces=True) as nwb_io:
+        expected = run(nwb_io.read())
+    workload.check(result, expected)
+    assert 0 < reads.distinct_bytes <= reads.read_bytes
+    assert reads.distinct_bytes < path.stat().st_size / 4  # metadata, not the series
+    assert reads.distinct_bytes == sum(end - start for start, end in reads.ranges)
+
+    # A copy holding only the counted ranges (zeros elsewhere) opens and gives the same answer...
+    original = path.read_bytes()
+    sparse = bytearray(len(original))
+    for start, end in reads.ranges:
+        sparse[start:end] = original[start:end]
+    replay = _write(tmp_path / "replay.nwb", bytes(sparse))
+    replayed_reads, replayed = count_open_reads(replay, run)
+    workload.check(replayed, expected)
+    assert replayed_reads == reads
+    # ...and without the first range (the superblock) it does not open at all.
+    sparse[slice(*reads.ranges[0])] = bytes(reads.ranges[0][1] - reads.ranges[0][0])
+    with pytest.raises(OSError):
+        count_open_reads(_write(tmp_path / "broken.nwb", bytes(sparse)), run)
+
+
+def test_floor_for_reads_the_file_and_is_cached(ecephys_asset, tmp_path, monkeypatch):
+    floor = floor_for(ecephys_asset, "ecephys_electrode", "in-region", tmp_path)
+    workload = get_workload("ecephys_electrode")
+    with h5py.File(ecephys_asset.local_path, "r") as file:
+        dataset = file[f"{ecephys_asset.series}/data"]
+        channel = workload.select(dataset.shape)[1].start
+        rows = dataset.shape[0]
+        needed = [i for i in _all_chunks(dataset) if i.chunk_offset[1] == channel]  # (2^18, 1) chunks
+    assert floor.chunks == len(needed) == math.ceil(rows / ecephys_asset.chunk_shape[0])
+    assert floor.compressed_bytes == sum(i.size for i in needed)
+    assert floor.selection_bytes == rows * 2
+    assert floor.kind == "read" and floor.local_s > 0 and floor.binding in ("network", "decode")
+
+    class Measuring(Exception):
+        pass
+
+    def measure(*args, **kwargs):
+        raise Measuring
+
+    monkeypatch.setattr(floors, "measure", measure)
+    again = floor_for(ecephys_asset, "ecephys_electrode", "lab", tmp_path)  # served from the cache
+    assert again.local_s == floor.local_s and again.profile == "lab"
+    changed = Asset(**{**ecephys_asset.__dict__, "etag": "etag-2"})
+    with pytest.raises(Measuring):  # a new ETag is a new entry: it is measured again
+        floor_for(changed, "ecephys_electrode", "lab", tmp_path)
+
+
+def test_floor_for_an_open_counts_metadata(ecephys_asset, tmp_path):
+    floor = floor_for(ecephys_asset, "open_ecephys", "cross-region", tmp_path)
+    assert floor.kind == "open" and floor.chunks == 0
+    assert floor.metadata_reads > 1 and floor.metadata_bytes > 0
+    assert floor.sequential_s > floor.network_s
+    assert floor.decode_s == floor.local_s > 0
+
+
+def test_floor_for_names_what_is_missing(ecephys_asset, tmp_path):
+    remote_only = Asset(**{**ecephys_asset.__dict__, "local_path": None})
+    with pytest.raises(FloorUnavailable, match="no local copy"):
+        floor_for(remote_only, "ecephys_electrode", "in-region", tmp_path)
+    with pytest.raises(AnalysisError, match="ophys"):
+        floor_for(ecephys_asset, "ophys_patch", "in-region", tmp_path)
+
+
+def test_loopback_throughput_is_measured_and_kept_for_the_run(store, tmp_path):
+    source = tmp_path / "blob.bin"
+    source.write_bytes(np.random.default_rng(3).integers(0, 256, 2**20, dtype=np.uint8).tobytes())
+    store.client().upload_file(str(source), store.bucket, "analysis/blob.bin")
+    assert stored_loopback_throughput(tmp_path) is None
+    throughput = measure_loopback_throughput(store, "analysis/blob.bin", data_dir=tmp_path)
+    assert 0 < throughput < math.inf
+    assert stored_loopback_throughput(tmp_path) == throughput
+    with pytest.raises(AnalysisError, match="no such object"):
+        measure_loopback_throughput(store, "analysis/missing.bin")
