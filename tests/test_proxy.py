@@ -166,11 +166,11 @@ def test_bytes_and_requests_counted_exactly_on_a_raw_transfer(endpoint, bucket):
             for _ in range(2):  # two requests on one keep-alive connection
                 sock.sendall(request)
                 response = read_http_response(sock)
-                # rclone answers a range with 200 and a Content-Range (AWS: 206); the proxy passes it unchanged
+                # rclone answers a range with 200 and a Content-Range; the proxy makes it S3's 206
+                assert response.startswith(b"HTTP/1.1 206 Partial Content\r\n")
                 assert response.endswith(MEDIUM[100:1100]) and b"bytes 100-1099/" in response
                 received += response
-            status = int(received.split(b" ", 2)[1])
-    assert cost.requests == {"GET": 2} and cost.responses == {status: 2}
+    assert cost.requests == {"GET": 2} and cost.responses == {206: 2}
     assert cost.bytes_sent == 2 * len(request)
     assert cost.bytes_received == len(received)
     assert cost.body_bytes_received == 2 * 1000
@@ -218,6 +218,31 @@ def test_put_through_proxy_with_expect_continue(endpoint, bucket):
     assert seconds < 0.9  # botocore waits 1 s for a 100 Continue that never comes
     assert cost.requests == {"PUT": 1} and cost.responses == {200: 1}
     assert len(payload) < cost.bytes_sent < len(payload) + 4096
+
+
+def test_ranged_get_answered_with_206_as_s3_does(endpoint, bucket):
+    """obstore (object_store) refuses a ranged GET answered with 200: through the proxy it reads exactly."""
+    import obstore
+    from obstore.store import S3Store
+
+    with ShapingProxy(endpoint.url, PROFILES["loopback"]) as proxy:
+        via = bucket.via(proxy.url)
+        direct = bucket.client().get_object(Bucket=bucket.bucket, Key="medium", Range="bytes=10-19")
+        proxied = via.client().get_object(Bucket=bucket.bucket, Key="medium", Range="bytes=10-19")
+        assert direct["ResponseMetadata"]["HTTPStatusCode"] == 200  # rclone's answer
+        assert proxied["ResponseMetadata"]["HTTPStatusCode"] == 206
+        assert proxied["Body"].read() == direct["Body"].read() == MEDIUM[10:20]
+        store = S3Store(
+            via.bucket,
+            endpoint=via.endpoint_url,
+            region=via.region,
+            access_key_id=via.access_key,
+            secret_access_key=via.secret_key,
+            client_options={"allow_http": True},
+        )
+        assert bytes(obstore.get_range(store, "medium", start=1000, end=3000)) == MEDIUM[1000:3000]
+        whole = via.client().get_object(Bucket=bucket.bucket, Key="small")  # no Range: 200 stays 200
+        assert whole["ResponseMetadata"]["HTTPStatusCode"] == 200 and whole["Body"].read() == SMALL
 
 
 def test_presigned_url_signed_for_the_proxy_verifies_upstream(endpoint, bucket):
@@ -301,9 +326,9 @@ def test_random_faults_hit_exactly_the_requests_the_seed_chooses(endpoint, bucke
         session = requests.Session()
         statuses = [session.get(url, headers={"Range": r}).status_code for r in ranges]
         again = [session.get(url, headers={"Range": r}).status_code for r in ranges]  # second sight: new draws
-    expected = [503 if faults.draw("GET", path, r, 1) == "slowdown" else 200 for r in ranges]
+    expected = [503 if faults.draw("GET", path, r, 1) == "slowdown" else 206 for r in ranges]
     assert statuses == expected and 3 <= expected.count(503) <= 18
-    assert again == [503 if faults.draw("GET", path, r, 2) == "slowdown" else 200 for r in ranges]
+    assert again == [503 if faults.draw("GET", path, r, 2) == "slowdown" else 206 for r in ranges]
     assert again != statuses
 
 

@@ -151,6 +151,12 @@ class Response(Head):
         except ValueError:
             raise Closed(f"malformed status line {' '.join(self.start_line)[:80]!r}") from None
 
+    def with_status(self, status: int, reason: str) -> Response:
+        """The same response under another status line (everything after the first line unchanged)."""
+        version = self.start_line[0]
+        raw = f"{version} {status} {reason}\r\n".encode("latin-1") + self.raw.split(b"\r\n", 1)[1]
+        return Response(raw, [version, str(status), reason], self.headers)
+
     def framing_after(self, request: Request) -> tuple[str, int]:
         if request.method == "HEAD" or self.status in (204, 304) or 100 <= self.status < 200:
             return "length", 0

@@ -17,6 +17,10 @@ One thread per client connection (blocking sockets, ``recv``/``sendall`` outside
 an asyncio relay on this 2-core machine it moved as many bytes with less latency, and the sequential logic
 (read request, relay it, wait, relay response) reads as it happens.
 
+One thing is rewritten: ``rclone serve s3`` answers a ranged GET with ``200 OK`` plus a ``Content-Range``
+where S3 answers ``206 Partial Content``; readers that insist on 206 (object_store/obstore) refuse the
+former, so the proxy puts S3's status line on such responses (13 bytes more per response, as on S3).
+
 Signatures: SigV4 signs the ``Host`` header, which the proxy passes through unchanged. Readers therefore
 sign for the proxy: point a :class:`Store` at it with ``store.via(proxy.url)``; presigned URLs from that
 store (``store.via(proxy.url).http_url(key)``) verify at rclone through the proxy. A URL presigned for the
@@ -350,6 +354,8 @@ class _Connection:
 
     def _respond(self, request: Request, response: Response, request_done: float, fault: str | None) -> bool:
         proxy = self.proxy
+        if response.status == 200 and request.get("range") and response.get("content-range"):
+            response = response.with_status(206, "Partial Content")  # as S3 answers; see the module docstring
         proxy._sleep_until(request_done + proxy._request_latency())
         framing = response.framing_after(request)
         self.traffic.response(response.status)

@@ -1,17 +1,23 @@
 """Does a read method survive what S3 does? Run it through the fault-injecting proxy and classify the outcome.
 
-Four outcomes, from good to bad: ``exact`` (faults were injected and the method still returned exactly the
-right data, so it retried or resumed), ``error`` (it failed and said so), ``hang`` (no answer within the
-time limit), ``wrong-data`` (it returned data that differs from the source: the worst, silent corruption).
-A probe where no fault was injected proves nothing; its ``faults_injected`` is 0 and it is marked so.
+Outcomes, from good to bad: ``exact`` (faults were injected and the method still returned exactly the
+right data, so it retried or resumed), ``error`` (it failed and said so), ``crash`` (the reader's process
+died, e.g. a segfault in a C library), ``hang`` (no answer within the time limit), ``wrong-data`` (it
+returned data that differ from the source: the worst, silent corruption). A probe where no fault was
+injected proves nothing: ``tested`` is False.
+
+The read runs in a forked child process: a reader that hangs inside h5py holds h5py's lock, and a thread
+left like that deadlocks the interpreter's exit (observed with s3fs under a stall), so a hung reader is
+killed, never left behind. Fork (not spawn) lets the read be any callable, closures included; the proxy
+serves from the parent, where its counters are read.
 
 Error messages are kept for the report with URL query strings removed (a presigned URL is a credential).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,18 +30,23 @@ from nwb_cloud.cloud.profiles import PROFILES, Profile
 from nwb_cloud.cloud.proxy import ShapingProxy
 from nwb_cloud.cloud.store import Store
 
-EXACT, ERROR, HANG, WRONG_DATA = "exact", "error", "hang", "wrong-data"
-OUTCOMES = (EXACT, ERROR, HANG, WRONG_DATA)
+EXACT, ERROR, CRASH, HANG, WRONG_DATA = "exact", "error", "crash", "hang", "wrong-data"
+OUTCOMES = (EXACT, ERROR, CRASH, HANG, WRONG_DATA)
 DEFAULT_TIMEOUT_S = 60.0
-GRACE_S = 5.0  # after a hang, how long the reader gets to notice its connections were closed
 
-# What S3 does, one scenario per fault kind, each strong enough to hit a read of a few dozen requests.
-# The stall outlasts any sensible read timeout: a reader without one hangs, a reader with one retries.
+# What S3 does. One fault of each kind on the second GET (a small file's read may make only a handful of
+# requests; the first is usually the superblock), then a seeded mix at rates far above S3's normal ones so
+# that a read of a few dozen requests meets several. A stall outlasts any sensible read timeout: a reader
+# without a timeout hangs, a reader with one retries or fails.
+STALL_S = 3600.0
 SCENARIOS: dict[str, Faults] = {
-    "slowdown": Faults(slowdown_503=0.2, seed=1),
-    "reset": Faults(reset_mid_body=0.1, seed=2),
-    "truncate": Faults(truncate_body=0.1, seed=3),
-    "stall": Faults(stall_probability=0.1, stall_s=3600.0, seed=4),
+    "slowdown-once": Faults(schedule={2: "slowdown"}),
+    "reset-once": Faults(schedule={2: "reset"}),
+    "truncate-once": Faults(schedule={2: "truncate"}),
+    "stall-once": Faults(schedule={2: "stall"}, stall_s=STALL_S),
+    "mixed": Faults(
+        slowdown_503=0.05, reset_mid_body=0.03, truncate_body=0.03, stall_probability=0.01, stall_s=STALL_S, seed=1
+    ),
 }
 
 
@@ -46,7 +57,6 @@ class ProbeResult:
     faults_injected: dict[str, int] = field(default_factory=dict)
     requests: int = 0
     error: str | None = None  # exception type and first line of its message, URL queries removed
-    reader_still_running: bool = False  # after a hang: the reader did not stop when its connections closed
 
     @property
     def tested(self) -> bool:
@@ -74,35 +84,53 @@ def probe(
     equality of arrays, bytes, and containers of them).
     """
     same = same or equal
-    outcome: dict[str, Any] = {}
-
-    def run(via: Store) -> None:
-        try:
-            outcome["value"] = read(via)
-        except BaseException as error:  # noqa: BLE001 - every failure is an outcome to classify
-            outcome["error"] = error
-
+    context = multiprocessing.get_context("fork")
     with ShapingProxy(upstream_url, profile, faults) as proxy:
-        worker = threading.Thread(target=run, args=(store.via(proxy.url),), name="reliability-probe", daemon=True)
+        receiver, sender = context.Pipe(duplex=False)
+        child = context.Process(target=_read_in_child, args=(read, store.via(proxy.url), sender), daemon=True)
         start = time.perf_counter()
-        worker.start()
-        worker.join(timeout_s)
+        child.start()
+        sender.close()
+        answered = receiver.poll(timeout_s)
+        answer = _receive(receiver) if answered else None
         seconds = time.perf_counter() - start
-        hung = worker.is_alive()
+        if answer is None:
+            child.kill()
+        child.join()
+        receiver.close()
         counted = proxy.traffic.snapshot()
-    # Leaving the block stopped the proxy and closed every connection: a hung reader may now notice.
-    if hung:
-        worker.join(GRACE_S)
     common = dict(seconds=seconds, faults_injected=counted.faults, requests=counted.requests_total)
-    if hung:
-        return ProbeResult(HANG, reader_still_running=worker.is_alive(), **common)
-    if "error" in outcome:
-        return ProbeResult(ERROR, error=describe(outcome["error"]), **common)
+    if not answered:
+        return ProbeResult(HANG, **common)
+    if answer is None:
+        return ProbeResult(CRASH, error=f"the reader's process died (exit code {child.exitcode})", **common)
+    kind, value = answer
+    if kind == "error":
+        return ProbeResult(ERROR, error=value, **common)
     try:
-        correct = same(outcome["value"], expected)
+        correct = same(value, expected)
     except Exception as error:  # noqa: BLE001 - a result that cannot even be compared is not the data
         return ProbeResult(WRONG_DATA, error=f"result not comparable: {describe(error)}", **common)
     return ProbeResult(EXACT if correct else WRONG_DATA, **common)
+
+
+def _read_in_child(read: Callable[[Store], Any], store: Store, sender) -> None:
+    try:
+        answer = ("value", read(store))
+    except BaseException as error:  # noqa: BLE001 - every failure is an outcome to classify
+        answer = ("error", describe(error))
+    try:
+        sender.send(answer)
+    except Exception as error:  # noqa: BLE001 - e.g. a result that does not pickle
+        sender.send(("error", f"result cannot be returned: {describe(error)}"))
+
+
+def _receive(receiver):
+    """The child's answer, or None if it died without one (its end of the pipe closed)."""
+    try:
+        return receiver.recv()
+    except EOFError:
+        return None
 
 
 def equal(a: Any, b: Any) -> bool:
