@@ -1,0 +1,72 @@
+"""Building an index: open the source cheaply, translate it, record where the chunks live and what it cost."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import h5py
+import kerchunk
+
+from nwb_cloud.refs.errors import RefsError
+from nwb_cloud.refs.source import DEFAULT_BLOCK_SIZE, is_remote, open_source
+from nwb_cloud.refs.translate import NwbHdf5ToZarr
+
+INDEX_FORMAT = "nwb-cloud-refs/1"  # bump when the index layout changes: older indexes are then rebuilt
+DEFAULT_INLINE_THRESHOLD = 500  # bytes: smaller chunks are copied into the index (kerchunk's default)
+
+
+def build_index(
+    source,
+    storage_options: dict | None = None,
+    url: str | None = None,
+    inline_threshold: int = DEFAULT_INLINE_THRESHOLD,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> dict:
+    """Kerchunk "version 1" refs of the NWB HDF5 file at ``source`` (a local path or e.g. ``s3://b/k``).
+
+    ``url`` is where readers will find the bytes (default: ``source``), e.g. the S3 object of a file the
+    index is built from a local copy of. ``storage_options`` are fsspec's (``Store.s3fs_options()``) for a
+    remote ``source``. The result also carries, under ``"nwb_cloud"``, the index format, the source size and
+    the build's read statistics (bytes and requests) - never credentials.
+    """
+    started = time.perf_counter()
+    try:
+        fileobj = open_source(source, storage_options, block_size=block_size)
+    except FileNotFoundError:
+        raise RefsError(f"cannot build an index: no such file {source}") from None
+    try:
+        try:
+            translator = NwbHdf5ToZarr(fileobj, inline_threshold=inline_threshold)
+        except OSError as error:
+            raise RefsError(f"cannot build an index: {source} is not an HDF5 file ({error})") from None
+        try:
+            refs = translator.translate()
+        finally:
+            translator._h5f.close()
+        stats = fileobj.stats
+    finally:
+        fileobj.close()
+    refs["templates"] = {"u": url or canonical_url(source)}
+    refs["nwb_cloud"] = {
+        "format": INDEX_FORMAT,
+        "source_bytes": stats.source_bytes,
+        "build": {
+            **stats.as_dict(),
+            "seconds": round(time.perf_counter() - started, 4),
+            "inline_threshold": inline_threshold,
+            "block_size": block_size if is_remote(source) else None,
+            "kerchunk": kerchunk.__version__,
+            "h5py": h5py.__version__,
+        },
+    }
+    return refs
+
+
+def canonical_url(source) -> str:
+    return source if is_remote(source) else str(Path(str(source).removeprefix("file://")).resolve())
+
+
+def with_url(refs: dict, url: str) -> dict:
+    """The same index reading its chunks from ``url`` (one template value: no chunk entry is rewritten)."""
+    return {**refs, "templates": {**refs.get("templates", {}), "u": url}}
