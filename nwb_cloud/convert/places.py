@@ -112,6 +112,11 @@ class LocalPlace:
         except FileNotFoundError:
             return None
 
+    def names(self, folder: str = "") -> list[str]:
+        """The files under ``folder`` (recursively), relative to this place."""
+        root = self.path / folder
+        return sorted(p.relative_to(self.path).as_posix() for p in root.rglob("*") if p.is_file())
+
     def put_file(self, local: Path, name: str, digests: Digests) -> str:
         """Copy under a temporary name, verify the copy's SHA-256, then rename into place."""
         target = self.path / name
@@ -279,6 +284,18 @@ class S3Place:
     def size(self, name: str) -> int | None:
         head = self.head(name)
         return None if head is None else int(head["ContentLength"])
+
+    def names(self, folder: str = "") -> list[str]:
+        """The objects under ``folder``, relative to this place."""
+        prefix = self.key(folder).rstrip("/") + "/" if self.key(folder) else ""
+        base = len(self.key()) + 1 if self.key() else 0
+        found = []
+        try:
+            for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                found += [item["Key"][base:] for item in page.get("Contents", [])]
+        except botocore.exceptions.ClientError as error:
+            raise DestinationError(describe_client_error(error, self.url(folder))) from None
+        return sorted(found)
 
     def _verified(self, name: str, digests: Digests) -> str:
         head = self.head(name)

@@ -119,6 +119,13 @@ class Rclone:
             env.update(remote.env())
         return env
 
+    def config_path(self) -> Path:
+        """The config file rclone reads: the one given, or the user's default (``rclone config file``)."""
+        if self.config_file is not None:
+            return self.config_file
+        lines = self._run(["config", "file"], "config").strip().splitlines()
+        return Path(lines[-1].strip()) if lines else Path(os.devnull)
+
     @property
     def config_label(self) -> str:
         return str(self.config_file) if self.config_file else "rclone's default config"

@@ -45,7 +45,7 @@ class Job:
     destination: object  # a Place
     layout: str | None = None
     instance_type: str = "local"
-    hourly_cost: float = 0.0  # dollars per hour of this job's share of its instance
+    hourly_cost: dict = field(default_factory=dict)  # step -> dollars per hour of that job's share of an instance
 
     @cached_property
     def session(self) -> Session:
@@ -80,7 +80,7 @@ class Job:
                 destination=place_from_dict(data["destination"]),
                 layout=data.get("layout"),
                 instance_type=data.get("instance_type", "local"),
-                hourly_cost=float(data.get("hourly_cost", 0.0)),
+                hourly_cost={k: float(v) for k, v in data.get("hourly_cost", {}).items()},
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ConvertError(f"not a job specification: {error!r}") from None
@@ -104,7 +104,7 @@ class StepResult:
             bytes=self.source_bytes,
             cores=available_cores(),
             seconds=round(seconds, 3),
-            cost=round(seconds / 3600 * job.hourly_cost, 6),
+            cost=round(seconds / 3600 * job.hourly_cost.get(self.step, 0.0), 6),
             instance_type=job.instance_type,
             peak_memory=peak_memory_bytes(),
             output_bytes=self.output_bytes,

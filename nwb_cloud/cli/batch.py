@@ -1,0 +1,303 @@
+"""``nwb-cloud batch plan|submit|status|logs|cleanup|prices|run-step``: conversions on AWS Batch (or locally)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from nwb_cloud.cli.convert import add_location_arguments
+from nwb_cloud.settings import Settings
+
+console = Console(stderr=True)
+
+
+def _settings(args) -> Settings:
+    return Settings.from_env(data_dir=getattr(args, "data_dir", None))
+
+
+def _records_path(args) -> Path:
+    return args.records or _settings(args).data_dir / "throughput.jsonl"
+
+
+def _prices_path(args) -> Path:
+    return _settings(args).data_dir / "prices.json"
+
+
+def _plan(args):
+    from nwb_cloud.batch.plan import make_plan
+    from nwb_cloud.batch.prices import load_prices
+    from nwb_cloud.convert.places import parse_place
+    from nwb_cloud.convert.rclone import Rclone
+    from nwb_cloud.convert.records import load_records
+    from nwb_cloud.convert.spec import ConversionSpec
+
+    spec = ConversionSpec.load(args.spec)
+    destination = parse_place(args.destination, endpoint_url=args.endpoint_url, region=args.region)
+    rclone = Rclone(args.rclone_config)
+    plan = make_plan(
+        spec, args.source, destination, rclone, load_records(_records_path(args)), load_prices(_prices_path(args)),
+        region=args.region or "us-east-1", market=args.market, instance_type=args.instance_type,
+        max_vcpus=args.max_vcpus, layout=args.layout, executor=args.executor, parallel=args.parallel,
+    )  # fmt: skip
+    return plan, rclone
+
+
+def plan_command(args) -> int:
+    from nwb_cloud.batch.render import render_plan
+
+    plan, _ = _plan(args)
+    if args.json:
+        print(json.dumps(plan.to_dict(), indent=1))
+    else:
+        console.print(render_plan(plan))
+    return 0
+
+
+def _confirm(plan, assume_yes: bool) -> None:
+    from nwb_cloud.batch.errors import NotConfirmed
+
+    if assume_yes or plan.executor == "local":
+        return
+    if not sys.stdin.isatty():
+        raise NotConfirmed(f"not starting instances for an estimated ${plan.cost.total:.2f} without --yes")
+    answer = console.input(f"Start AWS Batch jobs for an estimated [bold]${plan.cost.total:.2f}[/]? [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise NotConfirmed("not confirmed: nothing was created")
+
+
+def submit_command(args) -> int:
+    from nwb_cloud.batch.jobs import source_environment
+    from nwb_cloud.batch.local import run_locally
+    from nwb_cloud.batch.render import render_plan
+
+    plan, rclone = _plan(args)
+    console.print(render_plan(plan))
+    if not plan.sessions:
+        console.print("every session is already finished: nothing to do")
+        return 0
+    _confirm(plan, args.yes)
+    if plan.executor == "local":
+        outcome = run_locally(plan, source_environment(plan.source, rclone), args.parallel, _records_path(args))
+        for chain in outcome.chains:
+            detail = f" at {chain.failed_step}: {chain.reason}" if chain.failed_step else ""
+            console.print(f"{chain.session}: {chain.status} in {chain.seconds:.1f} s{detail}")
+        console.print(
+            f"wall time {outcome.wall_seconds:.1f} s, estimated {outcome.estimated_seconds:.1f} s "
+            f"(measured/estimated {outcome.ratio:.2f}); {len(outcome.records)} records kept in {_records_path(args)}"
+        )
+        return 0 if all(c.status == "SUCCEEDED" for c in outcome.chains) else 1
+    from nwb_cloud.batch.submit import submit
+
+    submitted = submit(
+        plan, rclone, image=args.image, deployment=args.deployment, subnets=_split(args.subnets),
+        security_groups=_split(args.security_groups), tags=_pairs(args.tag), secret_env=_pairs(args.secret_env),
+        log=console.print,
+    )  # fmt: skip
+    console.print(f"submitted run {plan.run_id}: {submitted.run.url}")
+    console.print(f"follow it with: nwb-cloud batch status {submitted.run.url} --wait")
+    return 0
+
+
+def _open(args):
+    from nwb_cloud.batch.aws import aws_session
+    from nwb_cloud.batch.jobs import open_run
+    from nwb_cloud.batch.monitor import manifest
+
+    run = open_run(args.run, endpoint_url=args.endpoint_url, region=args.region)
+    region = manifest(run)["region"]
+    return run, aws_session(region), region
+
+
+def status_command(args) -> int:
+    from rich.table import Table
+
+    from nwb_cloud.batch.jobs import collect_records
+    from nwb_cloud.batch.monitor import run_state, wait
+    from nwb_cloud.convert.records import append_records
+
+    run, session, region = _open(args)
+    batch = session.client("batch", region_name=region)
+    if args.wait:
+        states = wait(run, batch, poll_s=args.poll, on_poll=lambda s: console.print(_summary(s)))
+    else:
+        states = run_state(run, batch)
+    table = Table("session", "status", "transfer", "convert", "upload", "failure", title=f"run {run.run_id}")
+    for state in states:
+        table.add_row(state.session, state.status, *[job.status for job in state.jobs], state.failure)
+    console.print(table)
+    kept = append_records(_records_path(args), collect_records(run))
+    if kept:
+        console.print(f"{kept} new throughput records kept in {_records_path(args)}")
+    return 1 if any(s.status == "FAILED" for s in states) else 0
+
+
+def _summary(states) -> str:
+    counts: dict[str, int] = {}
+    for state in states:
+        counts[state.status] = counts.get(state.status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+
+def logs_command(args) -> int:
+    from nwb_cloud.batch.monitor import job_logs
+
+    run, session, region = _open(args)
+    lines = job_logs(
+        run,
+        args.session,
+        args.step,
+        session.client("batch", region_name=region),
+        session.client("logs", region_name=region),
+    )
+    for line in lines:
+        print(line)
+    return 0
+
+
+def cleanup_command(args) -> int:
+    from nwb_cloud.batch.aws import aws_session
+    from nwb_cloud.batch.cleanup import Cleaner
+
+    region = args.region or "us-east-1"
+    cleaner = Cleaner(aws_session(region), region, log=console.print)
+    found = cleaner.find(args.deployment)
+    if not found:
+        console.print(f"nothing tagged with deployment {args.deployment!r} in {region}")
+    elif not args.yes:
+        for kind, identifier in found:
+            console.print(f"would delete {kind} {identifier}")
+        console.print("run again with --yes to delete these")
+        return 0
+    else:
+        cleaner.delete(found)
+    if args.staging:
+        from nwb_cloud.batch.jobs import STAGING
+        from nwb_cloud.convert.places import parse_place
+
+        parse_place(args.staging, region=region).child(STAGING).delete_all()
+        console.print(f"deleted the staging area under {args.staging}")
+    return 0
+
+
+def run_step_command(args) -> int:
+    from nwb_cloud.batch.jobs import open_run, process_started, run_job_step
+
+    started = process_started()
+    run = open_run(args.run, endpoint_url=args.endpoint_url, region=args.region)
+    result = run_job_step(run, args.session, args.step, workdir=args.workdir, started=started, log=print)
+    state = "skipped (already done)" if result.skipped else f"done in {result.seconds:.1f} s"
+    print(f"{args.session} {args.step}: {state}", flush=True)
+    return 0
+
+
+def prices_command(args) -> int:
+    from nwb_cloud.batch.prices import load_prices, refresh
+
+    path = _prices_path(args)
+    if args.refresh:
+        import boto3
+
+        table = refresh(boto3.session.Session(), args.region or ["us-east-1"], base=load_prices(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(table.to_json())
+        console.print(f"prices refreshed ({table.source}) -> {path}")
+        return 0
+    table = load_prices(path)
+    print(table.to_json())
+    return 0
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [item.strip() for item in text.split(",") if item.strip()] if text else None
+
+
+def _pairs(items: list[str] | None) -> dict[str, str]:
+    from nwb_cloud.batch.errors import BatchError
+
+    pairs = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BatchError(f"{item!r} is not KEY=VALUE")
+        pairs[key] = value
+    return pairs
+
+
+def _add_plan_arguments(parser) -> None:
+    parser.add_argument("source", help="rclone path of the data folder ('gdrive:lab/data', 'remote:bucket/x')")
+    parser.add_argument("spec", type=Path, help="NeuroConv YAML conversion specification (paths relative to SOURCE)")
+    parser.add_argument("destination", help="s3://bucket/prefix (a folder only with --executor local)")
+    add_location_arguments(parser)
+    parser.add_argument("--market", choices=("spot", "on-demand"), default="spot")
+    parser.add_argument("--instance-type", help="use this instance type instead of the cheapest that fits")
+    parser.add_argument("--max-vcpus", type=int, default=64, help="cap of the compute environment (default 64)")
+    parser.add_argument("--executor", choices=("batch", "local"), default="batch", help="AWS Batch or local processes")
+    parser.add_argument("--parallel", type=int, default=1, help="sessions at once with --executor local")
+    parser.add_argument("--records", type=Path, help="throughput records file (default: DATA_DIR/throughput.jsonl)")
+    parser.add_argument("--data-dir", type=Path, help="where records and refreshed prices live (NWB_CLOUD_DATA_DIR)")
+
+
+def register(subparsers) -> None:
+    batch = subparsers.add_parser("batch", help="plan, submit and follow conversions on AWS Batch")
+    commands = batch.add_subparsers(dest="batch_command", metavar="ACTION", required=True)
+
+    parser = commands.add_parser("plan", help="sessions, sizes, instance choice and a cost estimate; creates nothing")
+    _add_plan_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.set_defaults(handler=plan_command)
+
+    parser = commands.add_parser("submit", help="after confirmation, create or reuse Batch resources and submit")
+    _add_plan_arguments(parser)
+    parser.add_argument("--image", help="the conversion image (see docker/README.md); required for AWS Batch")
+    parser.add_argument("--deployment", default="nwb-cloud", help="name prefix and tag of the AWS resources")
+    parser.add_argument("--subnets", help="comma-separated subnet ids (default: the default VPC's)")
+    parser.add_argument("--security-groups", help="comma-separated security group ids (default: the VPC's default)")
+    parser.add_argument("--tag", action="append", help="KEY=VALUE tag for every resource created (repeatable)")
+    parser.add_argument(
+        "--secret-env", action="append", help="NAME=SECRET_ARN: a Secrets Manager secret the jobs get as $NAME"
+    )
+    parser.add_argument("--yes", action="store_true", help="do not ask before starting instances")
+    parser.set_defaults(handler=submit_command)
+
+    parser = commands.add_parser("status", help="per-session state of a run; --wait until it ends or a job fails")
+    parser.add_argument("run", help="the run folder printed by submit (s3://bucket/prefix/.nwb-cloud/runs/RUN)")
+    parser.add_argument("--wait", action="store_true", help="poll until every job finished or one FAILED")
+    parser.add_argument("--poll", type=float, default=30.0, help="seconds between polls (default 30)")
+    parser.add_argument("--endpoint-url", help="S3 endpoint of the run folder, if not AWS")
+    parser.add_argument("--region", help="region of the destination bucket")
+    parser.add_argument("--records", type=Path, help="throughput records file (default: DATA_DIR/throughput.jsonl)")
+    parser.add_argument("--data-dir", type=Path, help="where records live (NWB_CLOUD_DATA_DIR)")
+    parser.set_defaults(handler=status_command)
+
+    parser = commands.add_parser("logs", help="the CloudWatch log of one step of one session")
+    parser.add_argument("run", help="the run folder printed by submit")
+    parser.add_argument("session")
+    parser.add_argument("step", choices=("transfer", "convert", "upload"))
+    parser.add_argument("--endpoint-url", help="S3 endpoint of the run folder, if not AWS")
+    parser.add_argument("--region", help="region of the destination bucket")
+    parser.set_defaults(handler=logs_command)
+
+    parser = commands.add_parser("cleanup", help="delete every AWS resource the deployment created (by its tag)")
+    parser.add_argument("--deployment", default="nwb-cloud")
+    parser.add_argument("--region", help="default us-east-1")
+    parser.add_argument("--staging", help="also delete the staging area under this s3://bucket/prefix destination")
+    parser.add_argument("--yes", action="store_true", help="delete (without it: list what would be deleted)")
+    parser.set_defaults(handler=cleanup_command)
+
+    parser = commands.add_parser("run-step", help="run one step of one session (the Batch container's command)")
+    parser.add_argument("run", help="the run folder (s3://bucket/prefix/.nwb-cloud/runs/RUN or a folder)")
+    parser.add_argument("session")
+    parser.add_argument("step", choices=("transfer", "convert", "upload"))
+    parser.add_argument("--endpoint-url", help="S3 endpoint of the run folder, if not AWS")
+    parser.add_argument("--region")
+    parser.add_argument("--workdir", type=Path, help="local scratch folder (default: the system's temporary one)")
+    parser.set_defaults(handler=run_step_command)
+
+    parser = commands.add_parser("prices", help="print the price table in use, or --refresh it from AWS")
+    parser.add_argument("--refresh", action="store_true", help="query the AWS Pricing API and spot price history")
+    parser.add_argument("--region", action="append", help="region to refresh (repeatable; default us-east-1)")
+    parser.add_argument("--data-dir", type=Path, help="where the refreshed table is kept (NWB_CLOUD_DATA_DIR)")
+    parser.set_defaults(handler=prices_command)
