@@ -92,9 +92,10 @@ def test_loopback_profile_adds_no_latency(endpoint, bucket):
 def test_connection_bandwidth_cap(endpoint, bucket):
     rate = 20 * MB
     with ShapingProxy(endpoint.url, profile(connection_bandwidth=rate)) as proxy:
-        body, seconds = timed(lambda: get(bucket.via(proxy.url), "big"))
+        client = bucket.via(proxy.url).client()  # building a client costs a few 100 ms of CPU: not timed
+        body, seconds = timed(lambda: client.get_object(Bucket=bucket.bucket, Key="big")["Body"].read())
     assert body == BIG
-    assert 0.9 <= seconds / (len(BIG) / rate) <= 1.6  # the band allows for a loaded machine, not for 2x
+    assert 0.9 <= seconds / (len(BIG) / rate) <= 1.4
 
 
 def test_parallel_connections_each_get_the_cap(endpoint, bucket):
@@ -161,7 +162,7 @@ def test_bytes_and_requests_counted_exactly_on_a_raw_transfer(endpoint, bucket):
         request = (
             f"GET {url.path}?{url.query} HTTP/1.1\r\nHost: {url.netloc}\r\nRange: bytes=100-1099\r\n\r\n"
         ).encode()
-        with socket.create_connection((proxy.host, proxy.port)) as sock, proxy.traffic.measure() as cost:
+        with proxy.traffic.measure() as cost, socket.create_connection((proxy.host, proxy.port)) as sock:
             received = b""
             for _ in range(2):  # two requests on one keep-alive connection
                 sock.sendall(request)
@@ -393,3 +394,31 @@ def test_proxy_process_reports_start_failures(endpoint):
         ProxyProcess(endpoint.url, PROFILES["loopback"], port=taken.port).start()
     with pytest.raises(ProxyError, match="plain http"):
         ProxyProcess("ftp://example.org", PROFILES["loopback"])
+
+
+def test_upstream_closing_an_idle_connection_is_invisible_to_the_client():
+    """A store may close a kept-alive connection between requests: the proxy reconnects behind the client."""
+    accepted = []
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve_one_request_per_connection():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            accepted.append(conn)
+            with conn:
+                while b"\r\n\r\n" not in conn.recv(65536):
+                    pass
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    threading.Thread(target=serve_one_request_per_connection, daemon=True).start()
+    with server, ShapingProxy(f"http://127.0.0.1:{server.getsockname()[1]}", PROFILES["loopback"]) as proxy:
+        session = requests.Session()
+        first = session.get(proxy.url + "/a", timeout=5).text
+        time.sleep(0.05)  # the store's close reaches the proxy
+        second = session.get(proxy.url + "/b", timeout=5).text
+        counted = proxy.traffic.snapshot()
+    assert first == second == "ok"
+    assert len(accepted) == 2 and counted.connections == 1 and counted.requests == {"GET": 2}

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import select
 import socket
 import struct
 import threading
@@ -237,33 +238,32 @@ class ShapingProxy:
     def _serve(self, client: socket.socket) -> None:
         accepted = time.monotonic()
         self.traffic.connection_opened()
-        upstream = None
-        with self._lock:
-            self._sockets.add(client)
+        self._track(client)
+        connection = _Connection(self, client)
         try:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
-                upstream = socket.create_connection(self.upstream, timeout=UPSTREAM_CONNECT_TIMEOUT_S)
+                connection.connect_upstream()
             except OSError as error:
                 self._send_bad_gateway(client, error)
                 return
-            upstream.settimeout(None)
-            upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self._sockets.add(upstream)
             self._sleep_until(accepted + self.profile.connect_rtts * self.profile.rtt_s)
-            connection = _Connection(self, client, upstream)
             while not self._stopping.is_set() and connection.exchange():
                 pass
         except (OSError, Closed, _Stopped):
             pass
         finally:
-            for sock in (client, upstream):
-                if sock is not None:
-                    with self._lock:
-                        self._sockets.discard(sock)
-                    _close(sock)
+            connection.close()
             self.traffic.connection_closed()
+
+    def _track(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.add(sock)
+
+    def _untrack_and_close(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
+        _close(sock)
 
     def _send_bad_gateway(self, client: socket.socket, error: OSError) -> None:
         body = f"shaping proxy cannot reach {self.upstream_url}: {error}\n".encode()
@@ -277,13 +277,42 @@ class ShapingProxy:
 class _Connection:
     """One client connection and its upstream connection: request/response exchanges, in order."""
 
-    def __init__(self, proxy: ShapingProxy, client: socket.socket, upstream: socket.socket):
+    def __init__(self, proxy: ShapingProxy, client: socket.socket):
         self.proxy = proxy
         self.traffic = proxy.traffic
-        self.client_sock, self.upstream_sock = client, upstream
-        self.client, self.upstream = Reader(client), Reader(upstream)
+        self.client_sock, self.client = client, Reader(client)
+        self.upstream_sock: socket.socket | None = None
+        self.upstream: Reader | None = None
         self.down = proxy._direction(proxy._down_total)
         self.up = proxy._direction(proxy._up_total)
+
+    def connect_upstream(self) -> None:
+        """(Re)open the connection to the store: loopback, so it costs no simulated round trips."""
+        if self.upstream_sock is not None:
+            self.proxy._untrack_and_close(self.upstream_sock)
+            self.upstream_sock = None
+        sock = socket.create_connection(self.proxy.upstream, timeout=UPSTREAM_CONNECT_TIMEOUT_S)
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.proxy._track(sock)
+        self.upstream_sock, self.upstream = sock, Reader(sock)
+
+    def upstream_closed(self) -> bool:
+        """Whether the store closed our idle connection (servers may, between requests)."""
+        if self.upstream.buffer:
+            return False
+        readable, _, _ = select.select([self.upstream_sock], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return self.upstream_sock.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+    def close(self) -> None:
+        for sock in (self.client_sock, self.upstream_sock):
+            if sock is not None:
+                self.proxy._untrack_and_close(sock)
 
     # -- sending with shaping and counting ----------------------------------------------------------
     def _pace(self, direction: _Direction, n: int) -> None:
@@ -319,6 +348,8 @@ class _Connection:
         if fault == SLOWDOWN:
             return self._slow_down(request)
 
+        if self.upstream_closed():
+            self.connect_upstream()  # the client's connection stays open: its reuse costs nothing extra
         self.up.new_message()
         self.to_upstream(request.raw)
         response = None

@@ -34,16 +34,16 @@ EXACT, ERROR, CRASH, HANG, WRONG_DATA = "exact", "error", "crash", "hang", "wron
 OUTCOMES = (EXACT, ERROR, CRASH, HANG, WRONG_DATA)
 DEFAULT_TIMEOUT_S = 60.0
 
-# What S3 does. One fault of each kind on the second GET (a small file's read may make only a handful of
-# requests; the first is usually the superblock), then a seeded mix at rates far above S3's normal ones so
-# that a read of a few dozen requests meets several. A stall outlasts any sensible read timeout: a reader
-# without a timeout hangs, a reader with one retries or fails.
+# What S3 does. One fault of each kind on the first GET (every reader makes one; a small file may need no
+# other), then a seeded mix at rates far above S3's normal ones so that a read of a few dozen requests
+# meets several. A stall outlasts any read timeout: a reader without one hangs, a reader with one retries
+# or fails, provided the probe's time limit is longer than that read timeout (botocore/s3fs here: 60 s).
 STALL_S = 3600.0
 SCENARIOS: dict[str, Faults] = {
-    "slowdown-once": Faults(schedule={2: "slowdown"}),
-    "reset-once": Faults(schedule={2: "reset"}),
-    "truncate-once": Faults(schedule={2: "truncate"}),
-    "stall-once": Faults(schedule={2: "stall"}, stall_s=STALL_S),
+    "slowdown-once": Faults(schedule={1: "slowdown"}),
+    "reset-once": Faults(schedule={1: "reset"}),
+    "truncate-once": Faults(schedule={1: "truncate"}),
+    "stall-once": Faults(schedule={1: "stall"}, stall_s=STALL_S),
     "mixed": Faults(
         slowdown_503=0.05, reset_mid_body=0.03, truncate_body=0.03, stall_probability=0.01, stall_s=STALL_S, seed=1
     ),
