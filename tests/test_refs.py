@@ -277,3 +277,21 @@ def test_inline_chunks_that_look_like_json_are_kept_byte_for_byte(tmp_path):
     group = zarr.open(ReferenceFileSystem(refs, remote_protocol="file").get_mapper(""), mode="r")
     for name, data in samples.items():
         assert group[name][:].tobytes() == data, name
+
+
+def test_hard_and_soft_links_become_zarr_links_and_references_use_primary_paths(tmp_path):
+    path = tmp_path / "links.h5"
+    with h5py.File(path, "w") as file:
+        group = file.create_group("g")
+        group.create_dataset("d", data=np.arange(4)).attrs["object_id"] = "d-id"
+        file["h"] = group  # a second hard link to the group: "/g" comes first in HDF5's visit order
+        file["s"] = h5py.SoftLink("/h/d")
+        file.attrs["target"] = file["h/d"].ref
+    refs = build_index(path)
+    root = zarr.open(ReferenceFileSystem(refs, remote_protocol="file").get_mapper(""), mode="r")
+    assert sorted(root.attrs["zarr_link"], key=lambda link: link["name"]) == [
+        {"name": "h", "source": ".", "path": "/g"},
+        {"name": "s", "source": ".", "path": "/g/d"},
+    ]
+    assert root.attrs["target"]["value"]["path"] == "/g/d" and root.attrs["target"]["value"]["object_id"] == "d-id"
+    assert sorted(root) == ["g"] and np.array_equal(root["g/d"][:], np.arange(4))

@@ -28,7 +28,9 @@ import json
 import h5py
 import numcodecs
 import numpy as np
+import zarr
 from kerchunk.hdf import SingleHdf5ToZarr
+from zarr.storage import KVStore
 
 from nwb_cloud.refs.codecs import TableJSON
 from nwb_cloud.refs.errors import RefsError, Unrepresentable
@@ -43,6 +45,9 @@ class NwbHdf5ToZarr(SingleHdf5ToZarr):
 
     def __init__(self, fileobj, inline_threshold: int = 500):
         super().__init__(fileobj, url=URL_TEMPLATE, inline_threshold=inline_threshold, error="raise")
+        self.store = _Store()  # zarr's default clears a path by scanning every key: quadratic in objects
+        self._zroot = zarr.group(store=self.store, overwrite=True)
+        self._attrs_deferred = False
         self._primary: dict[tuple[int, int], str] = {}
         self._root_object_id = _text(self._h5f.attrs.get("object_id"))
         self._spec_path: str | None = None
@@ -82,7 +87,8 @@ class NwbHdf5ToZarr(SingleHdf5ToZarr):
             raise Unrepresentable(f"{where}: {type(error).__name__}: {error}") from error
 
     def _transfer_attrs(self, h5obj, zobj) -> None:
-        zobj.attrs.put(self._attributes(h5obj))
+        if not self._attrs_deferred:
+            zobj.attrs.put(self._attributes(h5obj))
 
     # -- attributes --------------------------------------------------------------------------------------
     def _attributes(self, h5obj) -> dict:
@@ -183,10 +189,11 @@ class NwbHdf5ToZarr(SingleHdf5ToZarr):
         """kerchunk's own translation (chunk byte ranges), with hdmf-zarr's attributes."""
         vlen = self.vlen
         self.vlen = "leave"  # kerchunk "embeds" every compound as JSON lists; "leave" keeps packed records
+        self._attrs_deferred = True  # written once below, with zarr_dtype
         try:
             super()._translator(where.lstrip("/"), h5obj)
         finally:
-            self.vlen = vlen
+            self.vlen, self._attrs_deferred = vlen, False
         self._zroot[where].attrs.put({**self._attributes(h5obj), "zarr_dtype": _zarr_dtype(h5obj.dtype)})
 
     def _compound(self, where: str, h5obj: h5py.Dataset) -> None:
@@ -282,24 +289,26 @@ class NwbHdf5ToZarr(SingleHdf5ToZarr):
     # -- links and completeness --------------------------------------------------------------------------
     def _links(self) -> dict[str, list[dict]]:
         """``zarr_link`` entries: every soft link, and every hard link that is not an object's primary path."""
+        primary_paths = set(self._primary.values())
+        found: list[tuple[str, object]] = []
+
+        def visit(name: str, link) -> None:  # raising inside h5py's link visit breaks h5py: collect, then check
+            if not (isinstance(link, h5py.HardLink) and "/" + name in primary_paths):
+                found.append(("/" + name, link))
+
+        self._h5f.visititems_links(visit)
         links: dict[str, list[dict]] = {}
-        for group_path in sorted(self._primary.values()):
-            group = self._h5f[group_path]
-            if not isinstance(group, h5py.Group):
-                continue
-            for name in group:
-                child_path = f"{group_path.rstrip('/')}/{name}"
-                link = group.get(name, getlink=True)
-                if isinstance(link, h5py.ExternalLink):
-                    raise Unrepresentable(
-                        f"{child_path}: external link to {link.filename}:{link.path} (an index covers one file)"
-                    )
-                target = group.get(name)
-                if target is None:
-                    raise Unrepresentable(f"{child_path}: dangling link to {getattr(link, 'path', '?')}")
-                target_path = self._primary_path(target, child_path)
-                if isinstance(link, h5py.SoftLink) or target_path != child_path:
-                    links.setdefault(group_path, []).append({"name": name, "source": ".", "path": target_path})
+        for child_path, link in found:
+            if isinstance(link, h5py.ExternalLink):
+                raise Unrepresentable(
+                    f"{child_path}: external link to {link.filename}:{link.path} (an index covers one file)"
+                )
+            target = self._h5f.get(child_path)
+            if target is None:
+                raise Unrepresentable(f"{child_path}: dangling link to {getattr(link, 'path', '?')}")
+            group_path, _, link_name = child_path.rpartition("/")
+            entry = {"name": link_name, "source": ".", "path": self._primary_path(target, child_path)}
+            links.setdefault(group_path or "/", []).append(entry)
         return links
 
     def _zgroup(self, path: str):
@@ -312,6 +321,31 @@ class NwbHdf5ToZarr(SingleHdf5ToZarr):
             key = path.lstrip("/")
             if f"{key}/.zarray" not in self.store and f"{key}/.zgroup" not in self.store:
                 raise Unrepresentable(f"{path}: kerchunk left this object out of the index")
+
+
+class _Store(KVStore):
+    """A dict-backed Zarr store whose ``rmdir`` of a path that holds nothing costs nothing."""
+
+    def __init__(self):
+        super().__init__({})
+        self._nodes: set[str] = set()
+
+    def __setitem__(self, key, value):
+        node, _, name = key.rpartition("/")
+        if name in (".zarray", ".zgroup"):
+            self._nodes.add(node)
+        super().__setitem__(key, value)
+
+    def is_erasable(self) -> bool:
+        return True
+
+    def rmdir(self, path: str = "") -> None:
+        if path and path not in self._nodes:  # zarr creates every parent group: no node here, none below
+            return
+        prefix = f"{path}/" if path else ""
+        for key in [key for key in self._mutable_mapping if key.startswith(prefix) or key == path]:
+            del self._mutable_mapping[key]
+        self._nodes = {node for node in self._nodes if not (node == path or node.startswith(prefix))}
 
 
 def _object_key(h5obj) -> tuple[int, int]:
