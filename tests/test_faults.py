@@ -103,7 +103,7 @@ def test_an_untested_probe_says_so(endpoint, bucket):
 
 
 def test_scenarios_inject_faults_into_a_many_request_read(endpoint, bucket):
-    """Each scenario hits a 40-request ranged read, the same requests in every run."""
+    """A scenario hits a 40-request ranged read, the same requests in every run (two of them: forks cost)."""
 
     def ranged_read(store):
         client = store.client(read_timeout=1, retries=NO_RETRY)
@@ -115,7 +115,7 @@ def test_scenarios_inject_faults_into_a_many_request_read(endpoint, bucket):
             for i in range(0, len(DATA), step)
         )
 
-    for name in ("slowdown-once", "reset-once", "truncate-once", "mixed"):
+    for name in ("reset-once", "mixed"):
         first = probe(ranged_read, DATA, bucket, endpoint.url, SCENARIOS[name], timeout_s=30)
         again = probe(ranged_read, DATA, bucket, endpoint.url, SCENARIOS[name], timeout_s=30)
         assert first.tested and first.faults_injected == again.faults_injected, name

@@ -6,6 +6,8 @@ shared) but each one fails if the shaping were missing or doubled.
 
 from __future__ import annotations
 
+import hashlib
+import http.server
 import socket
 import threading
 import time
@@ -48,6 +50,10 @@ def timed(fn):
     start = time.perf_counter()
     result = fn()
     return result, time.perf_counter() - start
+
+
+def get_object(client, store, key: str) -> bytes:
+    return client.get_object(Bucket=store.bucket, Key=key)["Body"].read()
 
 
 def get(store, key: str, **config) -> bytes:
@@ -422,3 +428,86 @@ def test_upstream_closing_an_idle_connection_is_invisible_to_the_client():
         counted = proxy.traffic.snapshot()
     assert first == second == "ok"
     assert len(accepted) == 2 and counted.connections == 1 and counted.requests == {"GET": 2}
+
+
+class _FramingServer(http.server.BaseHTTPRequestHandler):
+    """An independent HTTP/1.1 server (the standard library's) for the framings rclone does not use."""
+
+    protocol_version = "HTTP/1.1"
+    parts = (b"hello ", b"chunked ", b"world")
+
+    def do_GET(self):
+        if self.path == "/eof":  # no length: the body ends when the connection does
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"until the end")
+            self.close_connection = True
+            return
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for part in self.parts:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+        self.wfile.write(b"0\r\nX-Trailer: yes\r\n\r\n")
+
+    def do_POST(self):
+        body = b""
+        while size := int(self.rfile.readline().split(b";")[0], 16):
+            body += self.rfile.read(size)
+            self.rfile.readline()
+        while self.rfile.readline() not in (b"\r\n", b""):
+            pass
+        reply = hashlib.sha256(body).hexdigest().encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def framing_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FramingServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_chunked_bodies_both_ways_on_one_keep_alive_connection(framing_server):
+    upload = [np.random.default_rng(i).bytes(70_000) for i in range(5)]
+    with ShapingProxy(framing_server, profile(rtt_s=0.01, connection_bandwidth=50 * MB)) as proxy:
+        session = requests.Session()
+        with proxy.traffic.measure() as cost:
+            texts = [session.get(proxy.url + "/chunked", timeout=5).text for _ in range(2)]
+            digest = session.post(proxy.url + "/upload", data=iter(upload), timeout=5).text  # chunked request body
+    assert texts == ["hello chunked world"] * 2
+    assert digest == hashlib.sha256(b"".join(upload)).hexdigest()
+    raw_chunked_body = sum(len(b"%x\r\n%s\r\n" % (len(p), p)) for p in _FramingServer.parts) + len(
+        b"0\r\nX-Trailer: yes\r\n\r\n"
+    )
+    assert cost.connections == 1 and cost.requests == {"GET": 2, "POST": 1}
+    assert cost.body_bytes_received == 2 * raw_chunked_body + len(digest)  # chunk framing counts as body bytes
+
+
+def test_body_delimited_by_close(framing_server):
+    with ShapingProxy(framing_server, PROFILES["loopback"]) as proxy:
+        session = requests.Session()
+        assert session.get(proxy.url + "/eof", timeout=5).text == "until the end"
+        assert session.get(proxy.url + "/chunked", timeout=5).text == "hello chunked world"
+        assert proxy.traffic.snapshot().connections == 2  # the close ended the first connection
+
+
+def test_jitter_spreads_request_latency_within_its_bound(endpoint, bucket):
+    base, jitter = 0.03, 0.04
+    with ShapingProxy(endpoint.url, profile(first_byte_s=base, jitter_s=jitter)) as proxy:
+        client = bucket.via(proxy.url).client()
+        client.get_object(Bucket=bucket.bucket, Key="small")["Body"].read()
+        times = [
+            timed(lambda: client.get_object(Bucket=bucket.bucket, Key="small")["Body"].read())[1] for _ in range(12)
+        ]
+    assert min(times) >= base and max(times) < base + jitter + 0.03
+    assert max(times) - min(times) > jitter / 4  # uniform draws: 12 of them span more than a quarter of the range
