@@ -253,17 +253,33 @@ def test_not_an_hdf5_file_is_a_refs_error(tmp_path):
         build_index(tmp_path / "absent.nwb")
 
 
-def test_zstd_and_shuffle_chunks_read_exactly(tmp_path):
-    """The plain Zstd filter (32015) that LINDI's zero-padding breaks reads exactly through the index."""
-    path = tmp_path / "zstd.h5"
-    values = (np.arange(20_000, dtype=np.int16) * 7) % 1001
+def test_hdf5_storage_features_read_exactly(tmp_path):
+    """Plain Zstd (32015, which LINDI's zero-padding breaks), shuffle, fletcher32, big-endian, unwritten chunks."""
+    path = tmp_path / "features.h5"
+    values = np.random.default_rng(0).integers(-1000, 1000, 20_000).astype(np.int16)  # chunks too big to inline
     with h5py.File(path, "w") as file:
-        file.create_dataset("z", data=values, chunks=(3000,), shuffle=True, **hdf5plugin.Zstd(clevel=5))
+        file.create_dataset("zstd", data=values, chunks=(3000,), shuffle=True, **hdf5plugin.Zstd(clevel=5))
+        file.create_dataset("fletcher", data=values, chunks=(3000,), fletcher32=True, compression="gzip")
+        file.create_dataset("big_endian", data=values.astype(">f8"), chunks=(5000,))
+        sparse = file.create_dataset("sparse", shape=(10_000,), dtype="f4", chunks=(1000,), fillvalue=-1.5)
+        sparse[4000:4500] = 2.0
     refs = build_index(path)
-    fs = ReferenceFileSystem(refs, remote_protocol="file")
-    array = zarr.open(fs.get_mapper(""), mode="r")["z"]
-    assert array.attrs["zarr_dtype"] == "int16"
-    assert np.array_equal(array[:], values)
+    group = zarr.open(ReferenceFileSystem(refs, remote_protocol="file").get_mapper(""), mode="r")
+    with h5py.File(path, "r") as file:
+        for name in ("zstd", "fletcher", "big_endian", "sparse"):
+            assert group[name].dtype == file[name].dtype, name
+            assert np.array_equal(group[name][:], file[name][:]), name
+    assert group["zstd"].attrs["zarr_dtype"] == "int16"
+
+    offset, size = refs["refs"]["fletcher/0"][1:]  # the checksum is verified, not cut off
+    with open(path, "r+b") as file:
+        file.seek(offset + size // 2)
+        byte = file.read(1)
+        file.seek(offset + size // 2)
+        file.write(bytes([byte[0] ^ 0xFF]))
+    fresh = zarr.open(ReferenceFileSystem(refs, remote_protocol="file").get_mapper(""), mode="r")
+    with pytest.raises(RuntimeError, match="fletcher32 checksum"):
+        fresh["fletcher"][:3000]
 
 
 def test_inline_chunks_that_look_like_json_are_kept_byte_for_byte(tmp_path):

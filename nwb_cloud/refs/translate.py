@@ -2,17 +2,20 @@
 
 kerchunk's ``SingleHdf5ToZarr`` finds every chunk of every dataset in the HDF5 B-trees and describes it as
 a byte range; that part is kept as it is. What it does to NWB is not: references become ``None`` or are
-dropped, links are skipped, scalars lose their shape convention, and a failure on one object is a warning.
-:class:`NwbHdf5ToZarr` overrides its two per-object hooks so that
+dropped, links are skipped, compound datasets become JSON lists, fletcher32 pipelines are refused, inline
+chunks that happen to parse as JSON are rewritten, and a failure on one object is a warning.
+:class:`NwbHdf5ToZarr` overrides its per-object hooks so that
 
 * groups, links and attributes follow hdmf-zarr: attributes that are object references become
   ``{"zarr_dtype": "object", "value": {"source": ".", "path", "object_id", "source_object_id"}}``, soft
   links and extra hard links become ``zarr_link`` entries of their parent, the root's ``.specloc`` is the
   path of the cached specifications;
-* every dataset gets hdmf-zarr's ``zarr_dtype``; scalars are shape ``(1,)`` arrays marked ``"scalar"`` and
-  are embedded; variable-length strings, reference datasets and compound datasets holding references or
-  strings are embedded (they live in the HDF5 global heap, not in chunks, so they cannot be byte ranges);
-* bulk numeric datasets stay kerchunk byte ranges (small chunks inlined below ``inline_threshold``);
+* every dataset gets hdmf-zarr's ``zarr_dtype``; scalars are embedded 0-d arrays marked ``"scalar"`` (shape
+  ``(1,)`` under the cached specifications, which hdmf-zarr reads as ``dataset[0]``); variable-length
+  strings, reference datasets and compound datasets holding references or strings are embedded (they live
+  in the HDF5 global heap, not in chunks, so they cannot be byte ranges);
+* numeric datasets, packed numeric compounds included, stay kerchunk byte ranges (small chunks inlined
+  below ``inline_threshold``); a fletcher32 checksum is kept and verified by numcodecs' ``Fletcher32``;
 * anything without a faithful form raises :class:`~nwb_cloud.refs.errors.Unrepresentable` naming the
   object, and a final pass checks that every HDF5 object reached the index: nothing is dropped silently.
 
@@ -85,6 +88,24 @@ class NwbHdf5ToZarr(SingleHdf5ToZarr):
             raise
         except Exception as error:  # noqa: BLE001 - kerchunk raises bare RuntimeError/TypeError; name the object
             raise Unrepresentable(f"{where}: {type(error).__name__}: {error}") from error
+
+    def _decode_filters(self, h5obj) -> list:
+        """kerchunk's filter mapping, plus HDF5's fletcher32 checksum verified by numcodecs' ``Fletcher32``.
+
+        kerchunk 0.2.7 refuses a fletcher32 pipeline (and would otherwise cut the checksum off unverified).
+        """
+        if not h5obj.fletcher32:
+            return super()._decode_filters(h5obj)
+        if list(h5obj._filters)[-1] != "fletcher32":
+            raise Unrepresentable(f"{h5obj.name}: fletcher32 is not the last filter of {list(h5obj._filters)}")
+        return [*super()._decode_filters(_WithoutFletcher(h5obj)), numcodecs.Fletcher32()]
+
+    def _storage_info(self, dset) -> dict:
+        info = super()._storage_info(dset)
+        if dset.fletcher32:  # kerchunk takes 4 bytes off each fletcher32 chunk: keep them for the checksum
+            for location in info.values():
+                location["size"] += 4
+        return info
 
     def _transfer_attrs(self, h5obj, zobj) -> None:
         if not self._attrs_deferred:
@@ -321,6 +342,17 @@ class NwbHdf5ToZarr(SingleHdf5ToZarr):
             key = path.lstrip("/")
             if f"{key}/.zarray" not in self.store and f"{key}/.zgroup" not in self.store:
                 raise Unrepresentable(f"{path}: kerchunk left this object out of the index")
+
+
+class _WithoutFletcher:
+    """An h5py dataset whose filter pipeline is seen without its trailing fletcher32 checksum."""
+
+    def __init__(self, dataset: h5py.Dataset):
+        self._dataset = dataset
+        self._filters = {k: v for k, v in dataset._filters.items() if k != "fletcher32"}
+
+    def __getattr__(self, name):
+        return getattr(self._dataset, name)
 
 
 class _Store(KVStore):
