@@ -452,12 +452,15 @@ class _FramingServer(http.server.BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\nX-Trailer: yes\r\n\r\n")
 
     def do_POST(self):
-        body = b""
-        while size := int(self.rfile.readline().split(b";")[0], 16):
-            body += self.rfile.read(size)
-            self.rfile.readline()
-        while self.rfile.readline() not in (b"\r\n", b""):
-            pass
+        if self.headers["Content-Length"]:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+        else:
+            body = b""
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                body += self.rfile.read(size)
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass
         reply = hashlib.sha256(body).hexdigest().encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(reply)))
@@ -468,13 +471,51 @@ class _FramingServer(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _IgnoresExpectServer(_FramingServer):
+    def handle_expect_100(self):
+        return True  # waits for the body without sending '100 Continue', as some servers do
+
+
+def _serve(handler):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 @pytest.fixture
 def framing_server():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FramingServer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = _serve(_FramingServer)
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.mark.parametrize("handler", [_FramingServer, _IgnoresExpectServer])
+def test_expect_continue_with_servers_that_answer_it_or_not(handler):
+    server = _serve(handler)
+    body = b"x" * 100_000
+    try:
+        upstream = f"http://127.0.0.1:{server.server_address[1]}"
+        with (
+            ShapingProxy(upstream, PROFILES["loopback"]) as proxy,
+            socket.create_connection((proxy.host, proxy.port)) as sock,
+        ):
+            sock.sendall(
+                b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+            )
+            sock.settimeout(0.3)  # like a client: wait a little for '100 Continue', then send the body anyway
+            try:
+                interim = sock.recv(65536)
+            except TimeoutError:
+                interim = b""
+            sock.settimeout(5)
+            sock.sendall(body)
+            reply = read_http_response(sock)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert interim == (b"HTTP/1.1 100 Continue\r\n\r\n" if handler is _FramingServer else b"")
+    assert reply.endswith(hashlib.sha256(body).hexdigest().encode())
 
 
 def test_chunked_bodies_both_ways_on_one_keep_alive_connection(framing_server):

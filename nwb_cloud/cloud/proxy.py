@@ -51,6 +51,7 @@ CATCH_UP_S = 0.050  # a paced transfer late by up to this much (a thread woken l
 MIN_SLEEP_S = 1e-4  # shorter waits are skipped (and made up on the next piece)
 PIECE_S = 0.005  # at a capped rate, relay about this much time's worth of bytes per send (fewer wakeups)
 UPSTREAM_CONNECT_TIMEOUT_S = 5
+EXPECT_CONTINUE_WAIT_S = 1.0  # as long as clients wait for '100 Continue' before sending the body anyway
 JOIN_TIMEOUT_S = 5
 
 
@@ -309,6 +310,13 @@ class _Connection:
         except OSError:
             return True
 
+    def upstream_answers_within(self, seconds: float) -> bool:
+        """Whether the store sends something within ``seconds`` (a server that ignores 'Expect' never does)."""
+        if self.upstream.buffer:
+            return True
+        readable, _, _ = select.select([self.upstream_sock], [], [], seconds)
+        return bool(readable)
+
     def close(self) -> None:
         for sock in (self.client_sock, self.upstream_sock):
             if sock is not None:
@@ -353,7 +361,7 @@ class _Connection:
         self.up.new_message()
         self.to_upstream(request.raw)
         response = None
-        if request.expects_continue:
+        if request.expects_continue and self.upstream_answers_within(EXPECT_CONTINUE_WAIT_S):
             response = self._read_response(request)
             if response.status == 100:
                 self.proxy._sleep_until(time.monotonic() + self.proxy.profile.rtt_s)
