@@ -8,14 +8,17 @@ the reader gets what the store answered). Per :class:`~nwb_cloud.cloud.profiles.
 * ``rtt_s + first_byte_s + U(0, jitter_s)`` from the end of each request to the start of its response
   (a response already slower than that on loopback is not delayed further),
 * a per-connection bandwidth cap in each direction and an optional total cap shared by all connections
-  (paced on a schedule, see :class:`Pacer`), the essential part: uncapped loopback hides what parallel fetching buys.
+  (paced on a schedule, see :class:`Pacer`): the essential part, since uncapped loopback hides what
+  fetching in parallel buys.
 
 ``loopback`` shapes nothing; the proxy still runs and counts, its cost is measured by
 :func:`nwb_cloud.cloud.calibrate.measure_overhead`. Faults (:mod:`nwb_cloud.cloud.faults`) are injected here.
 
-One thread per client connection (blocking sockets, ``recv``/``sendall`` outside the GIL): measured against
-an asyncio relay on this 2-core machine it moved as many bytes with less latency, and the sequential logic
-(read request, relay it, wait, relay response) reads as it happens.
+One thread per client connection (blocking sockets, ``recv``/``sendall`` outside the GIL): against an
+asyncio relay on this 2-core machine it had the lower small-request latency and the higher throughput, and
+the sequential logic (read request, relay it, wait, relay response) reads as it happens. In the reader's
+own process those threads compete with the reader for the GIL: benchmarks run the proxy in a process of
+its own (:class:`~nwb_cloud.cloud.proxy_process.ProxyProcess`, same API).
 
 One thing is rewritten: ``rclone serve s3`` answers a ranged GET with ``200 OK`` plus a ``Content-Range``
 where S3 answers ``206 Partial Content``; readers that insist on 206 (object_store/obstore) refuse the
@@ -362,7 +365,7 @@ class _Connection:
         self.to_upstream(request.raw)
         response = None
         if request.expects_continue and self.upstream_answers_within(EXPECT_CONTINUE_WAIT_S):
-            response = self._read_response(request)
+            response = self._read_response(awaiting_continue=True)
             if response.status == 100:
                 self.proxy._sleep_until(time.monotonic() + self.proxy.profile.rtt_s)
                 self.to_client(response.raw, body=False)
@@ -375,16 +378,16 @@ class _Connection:
         for data in body_pieces(self.client, request.body_framing(), self.up.piece):
             self.to_upstream(data)
         request_done = time.monotonic()
-        response = self._read_response(request)
+        response = self._read_response()
         return self._respond(request, response, request_done, fault)
 
-    def _read_response(self, request: Request) -> Response:
+    def _read_response(self, awaiting_continue: bool = False) -> Response:
         while True:
             raw = self.upstream.read_head()
             if raw is None:
                 raise Closed("upstream closed the connection before answering")
             response = Response.parse(raw)
-            if response.status == 100 and request.expects_continue:
+            if response.status == 100 and awaiting_continue:
                 return response
             if 100 <= response.status < 200 and response.status != 101:
                 self.to_client(response.raw, body=False)  # other interim responses pass straight through
