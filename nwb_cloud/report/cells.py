@@ -1,0 +1,180 @@
+"""The tidy table of the report: one row per benchmark cell (machine x commit x workload x method x layout x
+profile), with its median time and spread, the ``track_*`` values measured beside it, and why it has no time
+when it has none.
+
+A cell's status comes from its ``time_workload`` result: ``ok``; ``failed`` (asv stored null: the benchmark
+raised, e.g. a wrong read or a method that cannot read the layout); ``unavailable`` (asv n/a because the
+method cannot run on the machine, e.g. h5py without ROS3); ``excluded`` (asv n/a because a quick run's grid
+leaves that method out under that profile); ``skipped`` (asv n/a with no known reason).
+Track values that are absent, NaN or failed are NaN here and read "not measured" in the report.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from nwb_cloud.access import METHODS
+from nwb_cloud.report.asv_results import FAILED, MEASURED, SKIPPED, Record, snake_case
+from nwb_cloud.report.run_info import grid_excludes, info_unavailable, run_info_for
+from nwb_cloud.workloads import WORKLOADS
+
+OK, FAILED_STATUS, UNAVAILABLE, EXCLUDED, SKIPPED_STATUS = "ok", "failed", "unavailable", "excluded", "skipped"
+TIME_MEASURE = "time_workload"
+# The track benchmarks of the streaming grid; each becomes a column (NaN when not measured).
+TRACKS = (
+    "requests",
+    "bytes_received",
+    "peak_connections",
+    "bound_s",
+    "bound_decode_s",
+    "bound_network_s",
+    "selection_bytes",
+    "touched_bytes",
+)
+KEY = ["machine", "commit", "env", "suite", "workload", "method", "layout", "profile"]
+NOT_RECORDED = "the benchmark raised; asv keeps no message (see the asv run output)"
+
+
+def cells_frame(records: list[Record], run_infos: list[dict] | None = None) -> pd.DataFrame:
+    """The records of :func:`~nwb_cloud.report.asv_results.load_records` as one row per cell."""
+    run_infos = run_infos or []
+    rows: dict[tuple, dict] = {}
+    for record in records:
+        params = dict(record.params)
+        method, layout, profile = (str(params.pop(name, "-")) for name in ("method", "layout", "profile"))
+        workload = snake_case(record.workload_class) if record.workload_class else record.measure
+        if params:  # axes beyond the streaming grid's: part of the workload's name, so cells stay apart
+            workload += "[" + ", ".join(f"{k}={v}" for k, v in params.items()) + "]"
+        key = (record.machine, record.commit, record.env, record.suite, workload, method, layout, profile)
+        row = rows.setdefault(key, _empty_row(key, record))
+        if record.started_at:
+            row["run_started"] = max(row["run_started"] or 0, record.started_at)
+        if record.measure == TIME_MEASURE:
+            _set_time(row, record)
+        elif record.outcome == MEASURED:
+            name = record.measure.removeprefix("track_")
+            row[name if record.kind == "track" else f"{name}_s"] = record.value
+    frame = pd.DataFrame(list(rows.values()))
+    if frame.empty:
+        return frame
+    for column in TRACKS:
+        if column not in frame:
+            frame[column] = np.nan
+    frame["run_started"] = frame.groupby(["machine", "commit", "env"])["run_started"].transform("max")
+    frame["reason"] = [_reason(row, run_infos) for row in frame.to_dict("records")]
+    return _derive(frame)
+
+
+def _empty_row(key: tuple, record: Record) -> dict:
+    row = dict(zip(KEY, key, strict=True))
+    workload = WORKLOADS.get(row["workload"])
+    row.update(
+        commit_date=record.commit_date,
+        run_started=record.started_at,
+        workload_class=record.workload_class,
+        modality=workload.modality if workload else None,
+        status=SKIPPED_STATUS,
+        asv_outcome="absent",  # no time_workload result for this cell
+        time_s=np.nan,
+        time_q25_s=np.nan,
+        time_q75_s=np.nan,
+        time_iqr_s=np.nan,
+        samples=None,
+        n_samples=0,
+    )
+    return row
+
+
+def _set_time(row: dict, record: Record) -> None:
+    row["asv_outcome"] = record.outcome
+    if record.outcome == FAILED:
+        row["status"] = FAILED_STATUS
+        return
+    if record.outcome == SKIPPED:
+        return
+    row["status"] = OK
+    row["time_s"] = record.value
+    if record.samples:
+        q25, q75 = np.percentile(record.samples, [25, 75])
+        row.update(samples=list(record.samples), n_samples=len(record.samples))
+    else:  # recorded without --record-samples: asv's own quartiles
+        q25, q75 = record.q25, record.q75
+        row["n_samples"] = int(record.repeat or 0)
+    if q25 is not None and q75 is not None:
+        row.update(time_q25_s=float(q25), time_q75_s=float(q75), time_iqr_s=float(q75) - float(q25))
+
+
+def _reason(row: dict, run_infos: list[dict]) -> str:
+    if row["status"] == OK:
+        return ""
+    info = run_info_for(run_infos, row["machine"], row["commit"]) or {}
+    if row["status"] == FAILED_STATUS:
+        recorded = (info.get("cell_failures") or {}).get(_cell_label(row))
+        if recorded:
+            return str(recorded)
+        for asset, failure in (info.get("prepare_failures") or {}).items():
+            method, _, asset_name = asset.partition("|")
+            if method == row["method"] and _asset_matches(asset_name, row):
+                return f"could not be prepared for {asset_name}: {failure}"
+        return NOT_RECORDED
+    recorded = info_unavailable(info).get(row["method"])  # the grid checks availability first, then the grid
+    if recorded:
+        return f"unavailable on {row['machine']}: {recorded}"
+    excluded = grid_excludes(info, row["method"], row["profile"])
+    if excluded:
+        return excluded
+    method = METHODS.get(row["method"])
+    recorded_any = "unavailable_methods" in info or "unavailable" in info
+    reason = method.unavailable() if method and not recorded_any else None  # the run's own record wins
+    if reason:
+        return f"unavailable: {reason}"
+    if row["asv_outcome"] == "absent":
+        return "not run: no time result in this results file"
+    return "skipped by asv (n/a) with no reason recorded; the method is available on the machine building this report"
+
+
+def _asset_matches(asset_name: str, row: dict) -> bool:
+    modality, _, layout = asset_name.partition("/")
+    return layout == row["layout"] and (row["modality"] is None or modality == row["modality"])
+
+
+def _cell_label(row: dict) -> str:
+    return "|".join(str(row[k]) for k in ("workload", "method", "layout", "profile"))
+
+
+def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+    """numerator / denominator, NaN where either is missing or the denominator is not positive."""
+    denominator = denominator.where(denominator > 0)
+    return numerator / denominator
+
+
+def _derive(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["status"] = [_status(s, r) for s, r in zip(frame["status"], frame["reason"], strict=True)]
+    computed = _ratio(frame["time_s"], frame["bound_s"])  # the same median as the time shown beside it
+    frame["time_over_bound"] = computed.fillna(frame["time_over_bound"]) if "time_over_bound" in frame else computed
+    frame["amp_selection"] = _ratio(frame["bytes_received"], frame["selection_bytes"])
+    frame["amp_touched"] = _ratio(frame["bytes_received"], frame["touched_bytes"])
+    decode, network = frame["bound_decode_s"], frame["bound_network_s"]
+    frame["binds"] = np.where(decode.isna() | network.isna(), None, np.where(decode >= network, "decode", "network"))
+    return frame
+
+
+def _status(status: str, reason: str) -> str:
+    """A skipped cell with a known reason: the method cannot run there, or the grid left it out."""
+    if status != SKIPPED_STATUS:
+        return status
+    if reason.startswith("unavailable"):
+        return UNAVAILABLE
+    if reason.startswith("not in this run's grid"):
+        return EXCLUDED
+    return status
+
+
+def latest_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per machine, the cells of its most recent run (the results file whose benchmarks ran last)."""
+    if frame.empty:
+        return frame
+    runs = frame.groupby(["machine", "commit", "env"], as_index=False)["run_started"].max()
+    newest = runs.sort_values("run_started").groupby("machine").tail(1)
+    return frame.merge(newest[["machine", "commit", "env"]], on=["machine", "commit", "env"])

@@ -1,0 +1,65 @@
+"""Numbers as a reader wants them: times with units, bytes in decimal units, ratios with an x; NaN says
+"not measured" instead of a blank or a zero."""
+
+from __future__ import annotations
+
+import datetime
+import math
+
+NOT_MEASURED = "not measured"
+
+
+def missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def text(value) -> str:
+    return NOT_MEASURED if missing(value) or value == "" else str(value)
+
+
+def seconds(value) -> str:
+    if missing(value):
+        return NOT_MEASURED
+    value = float(value)
+    if value < 1e-3:
+        return f"{value * 1e6:.3g} µs"
+    if value < 1:
+        return f"{value * 1e3:.3g} ms"
+    return f"{value:.3g} s"
+
+
+def seconds_range(low, high) -> str:
+    if missing(low) or missing(high):
+        return NOT_MEASURED
+    return f"{seconds(low)} – {seconds(high)}"
+
+
+def size(value) -> str:
+    if missing(value):
+        return NOT_MEASURED
+    value = float(value)
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value:.0f} B"
+
+
+def count(value) -> str:
+    return NOT_MEASURED if missing(value) else f"{round(float(value)):,}"
+
+
+def ratio(value) -> str:
+    if missing(value):
+        return NOT_MEASURED
+    return f"{float(value):.3g}×"
+
+
+def bandwidth(value) -> str:
+    return "unshaped" if missing(value) else f"{size(value)}/s"
+
+
+def timestamp(milliseconds) -> str:
+    if missing(milliseconds):
+        return "unknown"
+    moment = datetime.datetime.fromtimestamp(float(milliseconds) / 1000, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")

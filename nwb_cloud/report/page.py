@@ -1,0 +1,469 @@
+"""The report page: how to read it, the headline, one section per workload, what has no time, reliability.
+
+Sections take the tables of :mod:`nwb_cloud.report.tables` and the figures already written, and return HTML.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nwb_cloud.cloud.profiles import PROFILES
+from nwb_cloud.report import format as fmt
+from nwb_cloud.report.cells import EXCLUDED, FAILED_STATUS, OK
+from nwb_cloud.report.html import Td, anchor_id, bullets, esc, figure, key_values, paragraph, section, table
+from nwb_cloud.report.order import in_registry_order, layout_order, profile_order, workload_order
+from nwb_cloud.report.run_info import CLEAR_ERROR, EXACT, HANG, WRONG_DATA, info_cores
+from nwb_cloud.report.tables import BASELINE_LAYOUT, headline_ratios, headline_summary, problems, rank_methods
+from nwb_cloud.workloads import WORKLOADS
+
+_SECRET = re.compile(r"secret|token|password|credential|access_key|auth", re.IGNORECASE)
+# Run-info keys the page shows in their own place; every other key goes to "other run details".
+RUN_INFO_SHOWN = {"run_id", "commit", "machine", "date", "size", "source", "seed", "store", "profiles", "grid",
+                  "assets", "proxy_overhead", "prepare_failures", "cores", "unavailable", "unavailable_methods",
+                  "cell_failures", "_path", "_matched"}  # fmt: skip
+STATUS_LABEL = {EXCLUDED: "not in the grid"}
+TRACK_COLUMNS = [  # (header, column, formatter) of the ranking tables beside the time
+    ("time / bound", "time_over_bound", fmt.ratio),
+    ("requests", "requests", fmt.count),
+    ("received", "bytes_received", fmt.size),
+    ("peak conn.", "peak_connections", fmt.count),
+    ("bytes / selection", "amp_selection", fmt.ratio),
+    ("bytes / touched", "amp_touched", fmt.ratio),
+]
+
+
+@dataclass
+class Run:
+    """One machine's latest run: its cells, its asv machine info, its run info, and the figures drawn for it."""
+
+    machine: str
+    machine_info: dict
+    commit: str
+    started: float | None
+    cells: pd.DataFrame
+    info: dict | None = None
+    earlier_runs: int = 0
+    figures: dict[tuple[str, str], str] = field(default_factory=dict)  # (workload, kind) -> src of the SVG
+
+    @property
+    def key(self) -> str:
+        return anchor_id(self.machine)
+
+    def workloads(self) -> list[str]:
+        return workload_order(self.cells)
+
+
+def _num(text: str, cls: str = "") -> Td:
+    return Td(text, cls="num muted" if text == fmt.NOT_MEASURED else f"num {cls}".strip())
+
+
+def _count_of(cells: pd.DataFrame, status: str) -> int:
+    return int((cells["status"] == status).sum())
+
+
+# -- how to read this ------------------------------------------------------------------------------------------
+def how_to_read(run: Run) -> str:
+    info = run.info or {}
+    cells = run.cells
+    measured = cells[cells["status"] == OK]
+    samples = sorted(set(measured["n_samples"].astype(int))) if len(measured) else []
+    data = f"size {info.get('size', 'not recorded')}, source {info.get('source', 'not recorded')}"
+    if info.get("store"):
+        data += f", {info['store']}"
+    if info.get("seed") is not None:
+        data += f", seed {info['seed']}"
+    facts = [
+        ("machine", _describe_machine(run.machine, run.machine_info, info_cores(info))),
+        ("commit", run.commit[:12] or "unknown"),
+        ("run", fmt.timestamp(run.started) + (f" (run id {info['run_id']})" if info.get("run_id") else "")),
+        ("data", data),
+        ("cold samples per cell", ", ".join(map(str, samples)) or "none"),
+        ("cells", f"{len(cells)}: {len(measured)} timed, {_count_of(cells, FAILED_STATUS)} failed, "
+                  f"{_count_of(cells, 'unavailable')} unavailable, {_count_of(cells, EXCLUDED)} not in the grid, "
+                  f"{_count_of(cells, 'skipped')} skipped"),
+    ]  # fmt: skip
+    if run.info is None:
+        facts.append(("run info", "none found in results/run-info/ for this run: size and source are not "
+                                  "recorded; profile values below come from this checkout's code"))  # fmt: skip
+    else:
+        how = "its commit" if info.get("_matched") == "commit" else "the machine (it names no commit; the newest)"
+        facts.append(("run info", f"{Path(info['_path']).name}, matched by {how}"))
+    if run.earlier_runs:
+        facts.append(("earlier runs", f"{run.earlier_runs} earlier results file(s) of this machine: see the asv "
+                                      "pages for their history"))  # fmt: skip
+    explain = bullets(
+        [
+            "<b>Cold sample</b>: every sample reads through a fresh file handle (new connections, empty "
+            "caches) and times one run of the workload; opening the handle is timed only in the open "
+            "workloads. <b>time</b> is the median of the samples, <b>IQR</b> their 25th–75th percentile.",
+            "<b>bound</b>: the least time any method could take for the selection under that network "
+            "profile, max(network, decode), from the file's own chunk index; <b>time / bound</b> is the "
+            "headline figure (1× = at the physical limit); <b>set by</b> names the larger term.",
+            "<b>requests, received, peak conn.</b>: HTTP requests, bytes received and most concurrent "
+            "connections of one sample, counted at the shaping proxy.",
+            "<b>bytes / selection</b>: bytes received per uncompressed byte the workload asked for; "
+            "<b>bytes / touched</b>: per compressed byte of the chunks the selection touches (1× for a method "
+            "that reads nothing twice; above it: metadata, over-fetch, re-reads).",
+            "<b>not measured</b>: the run did not record that figure (older run, no proxy, or the track "
+            "failed). <b>failed</b>: the benchmark raised, a wrong read included. <b>unavailable</b>: the "
+            "method cannot run on that machine. <b>not in the grid</b>: a quick run leaves that method out "
+            "under that profile.",
+        ],
+        raw=True,
+    )
+    return (
+        key_values(facts)
+        + explain
+        + _profiles_table(run)
+        + _grid(info)
+        + _assets(info)
+        + _titled("Shaping proxy overhead (measured against direct loopback)", info.get("proxy_overhead"))
+    )
+
+
+def _describe_machine(name: str, machine: dict, cores) -> str:
+    ram = str(machine.get("ram", ""))
+    text = f"{name} — {machine.get('cpu', '?')}, {machine.get('num_cpu', '?')} CPUs"
+    if cores:
+        text += f" ({cores} available to the run)"
+    return text + f", {fmt.size(float(ram)) if ram.isdigit() else '?'} RAM, {machine.get('os', '?')}"
+
+
+def _profiles_table(run: Run) -> str:
+    recorded = (run.info or {}).get("profiles") or {}
+    rows = []
+    for name in profile_order(run.cells):
+        values = recorded.get(name) if isinstance(recorded, dict) else None
+        if values is None and name in PROFILES:
+            values = PROFILES[name].to_dict()
+        if not isinstance(values, dict):
+            rows.append([name, Td("no values recorded", cls="muted", colspan=6)])
+            continue
+        rows.append([
+            name,
+            _num(fmt.seconds(values.get("rtt_s"))),
+            _num(fmt.count(values.get("connect_rtts"))),
+            _num(fmt.seconds(values.get("first_byte_s"))),
+            _num(fmt.bandwidth(values.get("connection_bandwidth"))),
+            _num(fmt.bandwidth(values.get("total_bandwidth"))),
+            Td(values.get("sources", ""), cls="muted"),
+        ])  # fmt: skip
+    headers = ["profile", "round trip", "connect (round trips)", "first byte", "per connection", "total", "sources"]
+    source = "as recorded by the run" if recorded else "from this checkout's profile table"
+    return f"<h4>Network profiles ({source})</h4>" + table(headers, rows)
+
+
+def _grid(info: dict) -> str:
+    grid = info.get("grid")
+    if not isinstance(grid, dict):
+        return ""
+    pairs = [
+        (axis, ", ".join(map(str, grid.get(axis) or []))) for axis in ("workloads", "methods", "layouts", "profiles")
+    ]
+    pairs.append(("repeat", grid.get("repeat", "?")))
+    if grid.get("everywhere") is not None:
+        pairs.append(("quick grid", f"every method under {grid.get('main_profile')}; under the other profiles "
+                                    f"only {', '.join(grid['everywhere'])}"))  # fmt: skip
+    return "<h4>Grid of this run</h4>" + key_values(pairs)
+
+
+def _assets(info: dict) -> str:
+    assets = info.get("assets")
+    if not isinstance(assets, dict) or not assets:
+        return ""
+    rows = []
+    for name, asset in sorted(assets.items()):
+        asset = asset if isinstance(asset, dict) else {}
+        shape = asset.get("chunk_shape")
+        rows.append([
+            name,
+            _num(fmt.size(asset.get("size_bytes"))),
+            "×".join(map(str, shape)) if isinstance(shape, list | tuple) else fmt.NOT_MEASURED,
+            _num(fmt.seconds(asset.get("write_seconds"))),
+        ])  # fmt: skip
+    return "<h4>Assets (file size and write time per layout)</h4>" + table(
+        ["asset", "file size", "chunk shape", "write time"], rows
+    )
+
+
+def _titled(title: str, value) -> str:
+    return f"<h4>{esc(title)}</h4>" + generic(value) if value else ""
+
+
+def generic(value) -> str:
+    """Any JSON value as readable HTML: objects as key/value tables (keys that look like secrets left out),
+    lists of objects as one table."""
+    if isinstance(value, dict):
+        return key_values((k, Td(generic(v), raw=True)) for k, v in value.items() if not _SECRET.search(str(k)))
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        keys = [k for k in dict.fromkeys(k for v in value for k in v) if not _SECRET.search(str(k))]
+        return table(keys, [[Td(generic(v.get(k, "")), raw=True) for k in keys] for v in value])
+    if isinstance(value, list):
+        return esc(", ".join(map(str, value)))
+    if isinstance(value, float):
+        return esc(f"{value:.4g}")
+    return esc(value)
+
+
+# -- alerts ------------------------------------------------------------------------------------------------------
+def alerts(runs: list[Run], reliability: pd.DataFrame) -> str:
+    parts = []
+    if not reliability.empty:
+        for _, row in reliability[reliability["outcome"].isin([WRONG_DATA, HANG])].iterrows():
+            text = (
+                f"<strong>{esc(row['outcome'])}</strong>: {esc(row['method'])} under fault <b>{esc(row['fault'])}</b>"
+            )
+            if row["detail"]:
+                text += f" — {esc(row['detail'])}"
+            if row["still_running"]:
+                text += " (the reader was still running after its connections were closed)"
+            parts.append(f'<div class="alert">{text} — see <a href="#reliability">reliability</a>.</div>')
+    for run in runs:
+        failed = run.cells[run.cells["status"] == FAILED_STATUS]
+        if len(failed):
+            parts.append(
+                f'<div class="alert"><strong>{len(failed)} failed cell(s)</strong> on {esc(run.machine)}: '
+                f"{esc(', '.join(sorted(set(failed['method']))))} — see "
+                f'<a href="#{run.key}-problems">cells without a time</a>.</div>'
+            )
+    return "\n".join(parts)
+
+
+# -- headline ------------------------------------------------------------------------------------------------------
+def headline(run: Run) -> str:
+    ranked = rank_methods(run.cells)
+    best = in_registry_order(ranked[ranked["rank"] == 1])
+    rows = [
+        [
+            r.workload, r.profile, r.layout, Td(r.method, cls="rank1"), _num(fmt.seconds(r.time_s)),
+            _num(fmt.ratio(r.time_over_bound)), _num(fmt.seconds(r.bound_s)), fmt.text(r.binds),
+        ]
+        for r in best.itertuples()
+    ]  # fmt: skip
+    body = "<h3>The method closest to the bound, per workload, profile and layout</h3>" + table(
+        ["workload", "profile", "layout", "best method", "time", "time / bound", "bound", "set by"], rows
+    )
+    summary = in_registry_order(headline_summary(run.cells))
+    if "speedup_max" in summary:
+        rows = [
+            [
+                r.workload, r.profile, _num(str(r.methods)),
+                _num(f"{fmt.ratio(r.speedup_min)} – {fmt.ratio(r.speedup_max)}"), _num(fmt.ratio(r.speedup_median)),
+                f"{r.max_method} ({r.max_layout})" if isinstance(r.max_method, str) else fmt.NOT_MEASURED,
+                _num(fmt.ratio(getattr(r, "best_vs_best", np.nan))),
+                r.fastest if isinstance(getattr(r, "fastest", None), str) else fmt.NOT_MEASURED,
+            ]
+            for r in summary.itertuples()
+        ]  # fmt: skip
+        body += (
+            f"<h3>Best layout vs {BASELINE_LAYOUT} (the headline ratios)</h3>"
+            + paragraph(
+                "Per read method: the time on NeuroConv's default layout divided by the time on the best layout "
+                "measured for that method (1× = the default is the best). The ratio depends on the method and "
+                "the profile: the range over methods is given, the per-method values are in each workload's "
+                "'Layouts compared' table and in tables/headline_ratios.csv. 'Fastest vs fastest' divides the "
+                "fastest method on the default layout by the fastest cell on any layout."
+            )
+            + table(
+                [
+                    "workload",
+                    "profile",
+                    "methods",
+                    "speedup range",
+                    "median",
+                    "largest for",
+                    "fastest vs fastest",
+                    "fastest cell",
+                ],
+                rows,
+            )  # fmt: skip
+        )
+    src = run.figures.get(("all", "headline"))
+    if src:
+        body += figure(src, f"Best layout vs {BASELINE_LAYOUT}: speedup per method (rows) and profile (colour)")
+    return body
+
+
+# -- one workload ------------------------------------------------------------------------------------------------
+def workload_section(run: Run, workload: str) -> str:
+    cells = run.cells[run.cells["workload"] == workload]
+    registered = WORKLOADS.get(workload)
+    body = paragraph(registered.description if registered else "(not in this checkout's workload registry)")
+    src = run.figures.get((workload, "time"))
+    if src:
+        body += figure(src, "Time per cold sample by method (dot: median, bar: IQR, faint dots: the samples; "
+                            "dashed line: the physical bound)")  # fmt: skip
+    src = run.figures.get((workload, "bound"))
+    if src:
+        body += figure(src, "Time / physical bound by method, one marker per layout (1× = at the bound)")
+    else:
+        body += paragraph("time / bound: not measured (no bound recorded for this workload in this run).", "note")
+    ranked = rank_methods(cells)
+    for profile in profile_order(cells):
+        body += f'<h3 id="{anchor_id(run.key, workload, profile)}">{esc(workload)} · {esc(profile)}</h3>'
+        body += _ranking_table(ranked[ranked["profile"] == profile])
+    body += _layout_table(cells)
+    return section(anchor_id(run.key, workload), workload, body)
+
+
+def _ranking_table(ranked: pd.DataFrame) -> str:
+    measured = ranked[ranked["status"] == OK]
+    tracks = [t for t in TRACK_COLUMNS if measured[t[1]].notna().any()]
+    absent = [t[0] for t in TRACK_COLUMNS if t not in tracks]
+    headers = ["rank", "method", "time", "IQR", "n", *(t[0] for t in tracks)]
+    rows = []
+    for layout in layout_order(ranked):
+        group = ranked[(ranked["layout"] == layout) & (ranked["status"] != EXCLUDED)]
+        if group.empty:
+            continue
+        rows.append([Td(_layout_header(group), cls="group", colspan=len(headers))])
+        for r in group.itertuples():
+            if r.status != OK:
+                text = r.reason if r.reason.startswith(r.status) else f"{r.status}: {r.reason}"
+                rows.append(["—", r.method, Td(text, cls=r.status, colspan=len(headers) - 2)])
+                continue
+            first = "rank1" if r.rank == 1 else ""
+            rows.append([
+                _num(f"{int(r.rank)}", first),
+                Td(r.method, cls=first),
+                _num(fmt.seconds(r.time_s)),
+                _num(fmt.seconds_range(r.time_q25_s, r.time_q75_s)),
+                _num(str(r.n_samples)),
+                *(_num(formatter(getattr(r, column))) for _, column, formatter in tracks),
+            ])  # fmt: skip
+    by = set(measured["ranked_by"])
+    notes = ["ranked by time / bound" if by == {"time_over_bound"} else "ranked by time (no bound measured)"]
+    if len(by) > 1:
+        notes = ["ranked by time / bound where the bound was measured, else by time"]
+    if absent:
+        notes.append(f"not measured under this profile: {', '.join(absent)}")
+    excluded = sorted(set(ranked[ranked["status"] == EXCLUDED]["method"]))
+    if excluded:
+        notes.append(f"not in this run's grid under this profile: {', '.join(excluded)}")
+    return paragraph("; ".join(notes) + ".", "muted") + table(headers, rows)
+
+
+def _layout_header(group: pd.DataFrame) -> str:
+    layout = group["layout"].iloc[0]
+    bounded = group.dropna(subset=["bound_s"])
+    if bounded.empty:
+        return f"layout {layout} · bound not measured"
+    r = bounded.iloc[0]
+    text = (
+        f"layout {layout} · bound {fmt.seconds(r['bound_s'])} (network {fmt.seconds(r['bound_network_s'])}, "
+        f"decode {fmt.seconds(r['bound_decode_s'])}: set by {fmt.text(r['binds'])})"
+        f" · selection {fmt.size(r['selection_bytes'])} · touched chunks {fmt.size(r['touched_bytes'])}"
+    )
+    if not np.allclose(bounded["bound_s"], r["bound_s"], rtol=0.01):
+        text += " · the bound differs between methods: compare time / bound"
+    return text
+
+
+def _layout_table(cells: pd.DataFrame) -> str:
+    ratios = headline_ratios(cells)
+    if ratios.empty:
+        return paragraph("Layouts compared: only one layout in this run.", "muted")
+    layouts = layout_order(cells)
+    by_key = {(r.method, r.profile, r.layout): r for r in cells.itertuples()}
+    rows, unmeasured = [], {}
+    for r in ratios.itertuples():
+        found = [by_key.get((r.method, r.profile, layout)) for layout in layouts]
+        if not any(c is not None and c.status == OK for c in found):  # nothing to compare: one line below
+            statuses = sorted({STATUS_LABEL.get(c.status, c.status) for c in found if c is not None})
+            unmeasured.setdefault((r.method, ", ".join(statuses)), []).append(r.profile)
+            continue
+        row = [r.method, r.profile]
+        for layout, c in zip(layouts, found, strict=True):
+            if c is None:
+                row.append(Td("not in run", cls="muted"))
+            elif c.status == OK:
+                row.append(_num(fmt.seconds(c.time_s), "rank1" if layout == r.best_layout else ""))
+            else:
+                row.append(Td(c.status, cls=c.status, title=c.reason))
+        rows.append([*row, fmt.text(r.best_layout), _num(fmt.ratio(r.speedup)), Td(r.note, cls="muted")])
+    headers = ["method", "profile", *layouts, "best layout", f"{BASELINE_LAYOUT} / best", "note"]
+    body = "<h3>Layouts compared</h3>" + table(headers, rows)
+    if unmeasured:
+        listed = "; ".join(f"{method} under {', '.join(p)} ({why})" for (method, why), p in unmeasured.items())
+        body += paragraph(f"No layout measured: {listed} — reasons under 'Cells without a time'.", "muted")
+    return body
+
+
+# -- what has no time ----------------------------------------------------------------------------------------------
+def problems_section(run: Run) -> str:
+    listed = problems(run.cells)
+    shown = listed[listed["status"] != EXCLUDED]
+    if shown.empty:
+        body = paragraph("Every cell of this run's grid has a time.")
+    else:
+        body = paragraph(
+            "Cells without a time, grouped by method and reason. A failed cell raised during the benchmark (a "
+            "wrong read raises too); an unavailable one cannot run on the machine."
+        ) + table(
+            ["status", "method", "reason", "cells", "workload · layout · profile"],
+            [[Td(r.status, cls=r.status), r.method, r.reason, _num(str(r.count)), r.cells] for r in shown.itertuples()],
+        )  # fmt: skip
+    excluded = listed[listed["status"] == EXCLUDED]
+    if len(excluded):
+        why = excluded["reason"].iloc[0].removeprefix("not in this run's grid: ")
+        body += paragraph(f"Not in this run's grid ({int(excluded['count'].sum())} cells): {why}.", "muted")
+    failures = (run.info or {}).get("prepare_failures") or {}
+    if failures:
+        body += "<h4>Preparation failures (from the run info)</h4>" + table(
+            ["method | asset", "error"], [[k, Td(v, cls="failed")] for k, v in sorted(failures.items())]
+        )
+    return section(f"{run.key}-problems", "Cells without a time", body)
+
+
+def run_details(run: Run) -> str:
+    rest = {k: v for k, v in (run.info or {}).items() if k not in RUN_INFO_SHOWN}
+    return section(f"{run.key}-details", "Other run details", generic(rest)) if rest else ""
+
+
+# -- reliability -----------------------------------------------------------------------------------------------------
+def reliability_section(reliability: pd.DataFrame) -> str:
+    if reliability.empty:
+        return ""
+    faults = sorted(set(reliability["fault"]))
+    rows = []
+    for method, group in reliability.groupby("method", sort=True):
+        row = [method]
+        for fault in faults:
+            entries = group[group["fault"] == fault]
+            if entries.empty:
+                row.append(Td("not probed", cls="muted"))
+                continue
+            texts = [
+                e.outcome + (" (no fault reached it)" if e.faults_injected == 0 else "") for e in entries.itertuples()
+            ]
+            details = " | ".join(d for d in entries["detail"] if d)
+            row.append(
+                Td(" / ".join(dict.fromkeys(texts)), cls=_outcome_class(_worst(entries["outcome"])), title=details)
+            )
+        rows.append(row)
+    body = paragraph(
+        "Each read method under each fault the proxy injects (503 SlowDown, connection reset mid-body, truncated "
+        "body, stall): exact = it retried and returned exactly the source data; clear error = it failed and said "
+        "so; hang = no answer within the time limit; WRONG DATA = it returned data that differ from the source."
+    ) + table(["method", *faults], rows)
+    detail = reliability[(reliability["outcome"] != EXACT) & (reliability["detail"] != "")]
+    if len(detail):
+        body += "<h4>What the methods said</h4>" + table(
+            ["method", "fault", "outcome", "message"],
+            [[r.method, r.fault, Td(r.outcome, cls=_outcome_class(r.outcome)), r.detail] for r in detail.itertuples()],
+        )  # fmt: skip
+    return section("reliability", "Reliability under S3 faults", body)
+
+
+def _worst(outcomes: pd.Series) -> str:
+    present = set(outcomes)
+    return next((o for o in (WRONG_DATA, HANG, CLEAR_ERROR, EXACT) if o in present), outcomes.iloc[0])
+
+
+def _outcome_class(outcome: str) -> str:
+    return "WRONG-DATA" if outcome == WRONG_DATA else anchor_id(outcome)

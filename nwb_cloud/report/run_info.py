@@ -1,0 +1,159 @@
+"""What the bench run wrote beside the asv results: run info (size, source, profiles, failures) and reliability.
+
+Both are optional. ``results/run-info/<run_id>.json`` describes one run; the one used for a machine's results
+is the newest whose ``commit`` (and ``machine``, when given) match. ``results/reliability/*.json`` hold the
+fault probes, one row per method x fault, in any of the shapes :func:`reliability_rows` accepts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from nwb_cloud.report.errors import ReportError
+
+RUN_INFO_DIR, RELIABILITY_DIR = "run-info", "reliability"
+
+# Outcomes from best to worst; the probe's names (nwb_cloud.cloud.reliability) and the report's wording.
+EXACT, CLEAR_ERROR, HANG, WRONG_DATA = "exact", "clear error", "hang", "WRONG DATA"
+OUTCOME_ORDER = (EXACT, CLEAR_ERROR, HANG, WRONG_DATA)
+_OUTCOME_ALIASES = {
+    "exact": EXACT,
+    "error": CLEAR_ERROR,
+    "clear error": CLEAR_ERROR,
+    "clear-error": CLEAR_ERROR,
+    "hang": HANG,
+    "wrong-data": WRONG_DATA,
+    "wrong data": WRONG_DATA,
+    "wrong_data": WRONG_DATA,
+}
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except ValueError as error:
+        raise ReportError(f"{path} is not JSON: {error}") from None
+
+
+def load_run_infos(results_dir: Path) -> list[dict]:
+    """Every run-info file, each with its path under ``"_path"``."""
+    infos = []
+    for path in sorted((Path(results_dir) / RUN_INFO_DIR).glob("*.json")):
+        info = _read_json(path)
+        if not isinstance(info, dict):
+            raise ReportError(f"run info {path} is not a JSON object")
+        infos.append({**info, "_path": str(path)})
+    return infos
+
+
+def run_info_for(infos: list[dict], machine: str, commit: str) -> dict | None:
+    """The newest run info of this machine and commit; one that names no commit (but this machine, or none) is
+    the fallback, marked with ``"_matched": "machine"`` so the page can say how it was matched."""
+
+    def same_machine(info: dict) -> bool:
+        return info_machine(info) in (None, machine)
+
+    def same_commit(info: dict) -> bool:
+        named = str(info.get("commit") or "")
+        return bool(named) and (commit.startswith(named) or named.startswith(commit))
+
+    by_commit = [i for i in infos if same_machine(i) and same_commit(i)]
+    if by_commit:
+        return {**max(by_commit, key=_when), "_matched": "commit"}
+    by_machine = [i for i in infos if same_machine(i) and not i.get("commit")]
+    if by_machine:
+        return {**max(by_machine, key=_when), "_matched": "machine"}
+    return None
+
+
+def info_machine(info: dict) -> str | None:
+    """The machine a run info names: a string, or the ``name``/``host`` of a machine object."""
+    named = info.get("machine")
+    if isinstance(named, dict):
+        named = named.get("name") or named.get("host")
+    return str(named) if named else None
+
+
+def info_cores(info: dict):
+    named = info.get("machine")
+    return info.get("cores") or (named.get("cores") if isinstance(named, dict) else None)
+
+
+def info_unavailable(info: dict) -> dict:
+    return info.get("unavailable_methods") or info.get("unavailable") or {}
+
+
+def grid_excludes(info: dict, method: str, profile: str) -> str | None:
+    """Why a quick run's grid left this method out under this profile (see nwb_cloud.suite.state.Grid), or None."""
+    grid = info.get("grid") or {}
+    everywhere, main = grid.get("everywhere"), grid.get("main_profile")
+    if everywhere is None or method in everywhere or profile == main:
+        return None
+    return (
+        f"not in this run's grid: a quick run measures every method under {main} and only "
+        f"{', '.join(everywhere)} under the other profiles"
+    )
+
+
+def _when(info: dict) -> tuple:
+    return (str(info.get("run_id") or ""), str(info.get("date") or ""), Path(info["_path"]).stat().st_mtime)
+
+
+def normalize_outcome(outcome: object) -> str:
+    text = str(outcome or "").strip()
+    return _OUTCOME_ALIASES.get(text.lower(), text or "unknown")
+
+
+def reliability_rows(payload, source: str = "") -> list[dict]:
+    """Rows of method, fault, outcome, detail from a list of rows, {"rows"|"results"|"probes": [...]}, or
+    {method: {fault: outcome | {outcome, error, ...}}}."""
+    context = {}
+    if isinstance(payload, dict):
+        for key in ("rows", "results", "probes"):
+            if isinstance(payload.get(key), list):
+                context = {k: v for k, v in payload.items() if k != key and isinstance(v, str | int | float)}
+                payload = payload[key]
+                break
+    if isinstance(payload, dict):
+        payload = [
+            {"method": method, "fault": fault, **(entry if isinstance(entry, dict) else {"outcome": entry})}
+            for method, faults in payload.items()
+            if isinstance(faults, dict)
+            for fault, entry in faults.items()
+        ]
+    if not isinstance(payload, list):
+        raise ReportError(f"reliability file {source}: expected a list of rows or a method -> fault table")
+    rows = []
+    for entry in payload:
+        if not isinstance(entry, dict) or "method" not in entry or "outcome" not in entry:
+            raise ReportError(f"reliability file {source}: a row without method/outcome: {entry!r}"[:300])
+        injected = entry.get("faults_injected")
+        injected_total = sum(injected.values()) if isinstance(injected, dict) else injected
+        rows.append(
+            {
+                **{k: context[k] for k in ("profile", "layout", "workload") if k in context},
+                **{k: entry[k] for k in ("profile", "layout", "workload") if k in entry},
+                "method": str(entry["method"]),
+                "fault": str(entry.get("fault") or entry.get("scenario") or "?"),
+                "outcome": normalize_outcome(entry["outcome"]),
+                "detail": str(entry.get("error") or entry.get("detail") or ""),
+                "seconds": entry.get("seconds"),
+                "faults_injected": injected_total,
+                "still_running": bool(entry.get("reader_still_running", False)),
+                "source": source,
+            }
+        )
+    return rows
+
+
+def load_reliability(results_dir: Path) -> pd.DataFrame:
+    """Every reliability file as one frame (empty when there is none)."""
+    rows = []
+    for path in sorted((Path(results_dir) / RELIABILITY_DIR).glob("*.json")):
+        rows.extend(reliability_rows(_read_json(path), source=path.name))
+    columns = ["method", "fault", "outcome", "detail", "seconds", "faults_injected", "still_running", "source"]
+    frame = pd.DataFrame(rows)
+    return frame if not frame.empty else pd.DataFrame(columns=columns)

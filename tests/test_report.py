@@ -1,0 +1,389 @@
+"""The report: asv results -> cells -> rankings, layout ratios, problems -> figures and one HTML page.
+
+Two fixtures: a real asv 0.6.6 results tree from a tiny run (tests/data/asv-tiny), and a synthetic machine
+written with asv's own ``Results`` class, whose times are built from known bounds so rankings and ratios have
+known answers. Every expected value below follows from the numbers in ``_synthetic_time``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import itertools
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from asv.results import Results
+from asv.runner import BenchmarkResult
+
+from nwb_cloud import cli
+from nwb_cloud.access import METHODS
+from nwb_cloud.report import ReportError, build, headline_ratios, load_cells, problems, rank_methods
+from nwb_cloud.report.asv_results import Record, load_records
+from nwb_cloud.report.cells import NOT_RECORDED, cells_frame
+from nwb_cloud.report.run_info import reliability_rows, run_info_for
+
+DATA = Path(__file__).parent / "data"
+REAL = DATA / "asv-tiny"
+MACHINE = "ec2-synth"
+COMMIT = "feedc0de" + "0" * 32
+OLD_COMMIT = "0ldc0de0" + "0" * 32
+METHODS_SYN = ["remfile", "fsspec", "lindi", "ros3", "obstore"]
+LAYOUTS_SYN = ["neuroconv-default", "workload-friendly", "zstd-patch"]
+PROFILES_SYN = ["loopback", "in-region", "lab"]
+CLASSES = {"OphysPatch": "ophys", "EcephysElectrode": "ecephys"}
+# bound (s) per layout under in-region; lab is 4x; loopback has no bound (not measured)
+BOUND = {"neuroconv-default": 0.5, "workload-friendly": 0.05, "zstd-patch": 0.04}
+SLOWDOWN = {"remfile": 2.0, "fsspec": 3.0, "lindi": 5.0, "obstore": 1.5}
+SAMPLE_FACTORS = [0.9, 0.95, 1.0, 1.1, 1.3]  # median 1.0, q25 0.95, q75 1.1
+
+
+def _bound(layout: str, profile: str) -> float:
+    return math.nan if profile == "loopback" else BOUND[layout] * (4.0 if profile == "lab" else 1.0)
+
+
+def _synthetic_time(cls: str, method: str, layout: str, profile: str) -> float | None:
+    """The median time of a cell; None = failed, NaN = skipped (asv n/a)."""
+    if method == "ros3":
+        return math.nan  # unavailable (NotImplementedError in setup)
+    if method == "obstore" and profile != "in-region":
+        return math.nan  # the quick grid of the run info measures obstore under in-region only
+    if method == "lindi" and layout == "zstd-patch":
+        return None  # lindi 0.4.6 cannot read the plain Zstd filter
+    if method == "obstore" and CLASSES[cls] == "ophys" and layout == "workload-friendly":
+        return None  # a preparation failure (run info)
+    bound = 0.01 * (1 + LAYOUTS_SYN.index(layout)) if profile == "loopback" else _bound(layout, profile)
+    return bound * SLOWDOWN[method]
+
+
+def _track(name: str, cls: str, method: str, layout: str, profile: str):
+    time = _synthetic_time(cls, method, layout, profile)
+    if time is None:
+        return None
+    if profile == "loopback" or (isinstance(time, float) and math.isnan(time)):
+        return math.nan  # no proxy on loopback: not measured
+    bound = _bound(layout, profile)
+    return {
+        "requests": 10 * SLOWDOWN[method],
+        "bytes_received": 4e6 * SLOWDOWN[method],
+        "peak_connections": 1.0,
+        "bound_s": bound,
+        "bound_decode_s": bound,
+        "bound_network_s": bound / 2,
+        "selection_bytes": 1e6,
+        "touched_bytes": 2e6,
+        "time_over_bound": 1.01 * time / bound,  # the sample log's median: close to, not exactly, asv's
+    }[name]
+
+
+def _write_synthetic(results_dir: Path, commit: str, started: datetime.datetime, scale: float = 1.0) -> None:
+    """One asv results file of the synthetic machine, written by asv itself (Results.add_result + save)."""
+    machine_info = {"machine": MACHINE, "arch": "x86_64", "cpu": "Intel Xeon (synthetic)", "num_cpu": "2",
+                    "os": "Linux", "ram": "8000000000"}  # fmt: skip
+    (results_dir / MACHINE).mkdir(parents=True, exist_ok=True)
+    (results_dir / MACHINE / "machine.json").write_text(json.dumps({**machine_info, "version": 1}))
+    results = Results(machine_info, {}, commit, 1_795_000_000_000, "3.11", "existing-py", {})
+    params = [[repr(v) for v in axis] for axis in (METHODS_SYN, LAYOUTS_SYN, PROFILES_SYN)]
+    combos = list(itertools.product(METHODS_SYN, LAYOUTS_SYN, PROFILES_SYN))
+    for cls in CLASSES:
+        times = [_synthetic_time(cls, *combo) for combo in combos]
+        samples = [None if t is None or math.isnan(t) else [t * scale * f for f in SAMPLE_FACTORS] for t in times]
+        time_result = BenchmarkResult(
+            result=[t if t is None or math.isnan(t) else True for t in times],
+            samples=samples,
+            number=[None if s is None else 1 for s in samples],
+            errcode=1,
+            stderr="",
+            profile=None,
+        )
+        benchmark = {"name": f"streaming.{cls}.time_workload", "version": "v1", "params": params}
+        results.add_result(benchmark, time_result, started_at=started, duration=10.0, record_samples=True)
+        tracks = ["requests", "bytes_received", "bound_s", "bound_decode_s", "bound_network_s", "selection_bytes",
+                  "touched_bytes", "time_over_bound"]  # fmt: skip
+        tracks += ["peak_connections"] if cls == "OphysPatch" else []  # an older class: no such track
+        for name in tracks:
+            values = [_track(name, cls, *combo) for combo in combos]
+            track_result = BenchmarkResult(values, [None] * len(values), [None] * len(values), 0, "", None)
+            benchmark = {"name": f"streaming.{cls}.track_{name}", "version": "v1", "params": params}
+            results.add_result(benchmark, track_result, started_at=started, duration=1.0)
+    results.save(str(results_dir))
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory) -> Path:
+    """The real tiny run (machine vm) plus the synthetic machine: an old run and the latest run."""
+    root = tmp_path_factory.mktemp("report") / "results"
+    shutil.copytree(REAL, root)
+    _write_synthetic(root, OLD_COMMIT, datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC), scale=100.0)
+    _write_synthetic(root, COMMIT, datetime.datetime(2026, 11, 20, 10, 30, tzinfo=datetime.UTC))
+    (root / "run-info").mkdir()
+    shutil.copy(DATA / "report" / "run-info-synth.json", root / "run-info" / "20261120T101500-synth.json")
+    (root / "reliability").mkdir()
+    shutil.copy(DATA / "report" / "reliability-synth.json", root / "reliability" / "synth.json")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def ros3_unavailable(monkeypatch):
+    """The real run's ROS3 cells were n/a because this h5py lacks ROS3: make that true whatever h5py is here."""
+    reason = "h5py built without the ROS3 driver (test)"
+    monkeypatch.setitem(METHODS, "ros3", dataclasses.replace(METHODS["ros3"], unavailable=lambda: reason))
+    return reason
+
+
+@pytest.fixture(scope="module")
+def cells(results_dir):
+    return load_cells(results_dir)
+
+
+@pytest.fixture(scope="module")
+def report(results_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    (out / "html").mkdir()
+    (out / "html" / "index.html").write_text("asv pages")
+    return build(results_dir, out)
+
+
+def _cell(cells, **where):
+    rows = cells
+    for key, value in where.items():
+        rows = rows[rows[key] == value]
+    assert len(rows) == 1, where
+    return rows.iloc[0]
+
+
+# -- the real asv file -------------------------------------------------------------------------------------------
+def test_real_results_become_one_row_per_cell_with_asv_medians_and_sample_iqr():
+    raw = json.loads((REAL / "vm" / "3c275eb7-existing-py_work_main_.venv_bin_python.json").read_text())
+    values, params, *_ = raw["results"]["streaming.OphysPatch.time_workload"]
+    samples = raw["results"]["streaming.OphysPatch.time_workload"][-1]
+    frame = load_cells(REAL)
+    assert len(frame) == len(values) == 28
+    assert set(frame["workload"]) == {"ophys_patch"} and set(frame["profile"]) == {"loopback"}
+    for index, (method, layout, _profile) in enumerate(itertools.product(*params)):
+        row = _cell(frame, method=method.strip("'"), layout=layout.strip("'"))
+        if values[index] is None:
+            assert row["status"] == "failed"
+        elif math.isnan(values[index]):
+            assert row["status"] == "unavailable"
+        else:
+            assert row["status"] == "ok" and row["time_s"] == values[index]
+            q25, q75 = np.percentile(samples[index], [25, 75])
+            assert row["time_iqr_s"] == pytest.approx(q75 - q25) and row["n_samples"] == len(samples[index])
+            assert row["samples"] == samples[index]
+
+
+def test_real_failed_and_unavailable_cells_keep_their_reason(ros3_unavailable):
+    frame = load_cells(REAL)
+    obstore = frame[frame["method"] == "obstore"]
+    assert list(obstore["status"]) == ["failed", "failed"] and set(obstore["reason"]) == {NOT_RECORDED}
+    ros3 = frame[frame["method"] == "ros3"]
+    assert list(ros3["status"]) == ["unavailable"] * 2
+    assert set(ros3["reason"]) == {f"unavailable: {ros3_unavailable}"}
+    assert frame[["requests", "bound_s", "amp_touched"]].isna().all().all()  # no track benchmarks: not measured
+
+
+# -- the synthetic machine ---------------------------------------------------------------------------------------
+def test_latest_run_per_machine_and_track_values(cells):
+    synth = cells[cells["machine"] == MACHINE]
+    assert set(synth["commit"]) == {COMMIT}  # the older run (100x slower) is not mixed in
+    assert len(synth) == len(CLASSES) * len(METHODS_SYN) * len(LAYOUTS_SYN) * len(PROFILES_SYN)
+    assert set(cells["machine"]) == {"vm", MACHINE}
+    row = _cell(synth, workload="ophys_patch", method="fsspec", layout="workload-friendly", profile="lab")
+    assert row["time_s"] == pytest.approx(0.05 * 4 * 3.0)
+    assert row["time_iqr_s"] == pytest.approx(0.6 * (1.1 - 0.95))
+    assert row["bound_s"] == pytest.approx(0.2)
+    assert row["time_over_bound"] == pytest.approx(3.0)  # asv's median / bound, not the track's 3.03
+    assert row["requests"] == 30 and row["peak_connections"] == 1
+    assert row["amp_selection"] == pytest.approx(12.0) and row["amp_touched"] == pytest.approx(6.0)
+    assert row["binds"] == "decode"
+
+
+def test_missing_track_values_are_nan_not_zero(cells):
+    synth = cells[(cells["machine"] == MACHINE) & (cells["status"] == "ok")]
+    loopback = synth[synth["profile"] == "loopback"]
+    assert loopback[["requests", "bytes_received", "bound_s", "time_over_bound", "amp_touched"]].isna().all().all()
+    ecephys = synth[synth["workload"] == "ecephys_electrode"]
+    assert ecephys["peak_connections"].isna().all()  # no track_peak_connections for this class
+    assert ecephys[ecephys["profile"] != "loopback"]["requests"].notna().all()
+
+
+def test_failed_and_unavailable_reasons_come_from_the_run_info(cells):
+    synth = cells[cells["machine"] == MACHINE]
+    ros3 = synth[synth["method"] == "ros3"]
+    assert set(ros3["status"]) == {"unavailable"}
+    assert set(ros3["reason"]) == {f"unavailable on {MACHINE}: h5py on ec2-synth was built without the ROS3 driver"}
+    prepared = _cell(synth, workload="ophys_patch", method="obstore", layout="workload-friendly", profile="in-region")
+    assert prepared["status"] == "failed" and "200 instead of 206" in prepared["reason"]
+    assert prepared["reason"].startswith("could not be prepared for ophys/workload-friendly")
+    ecephys_obstore = synth[(synth["workload"] == "ecephys_electrode") & (synth["method"] == "obstore")]
+    assert set(ecephys_obstore[ecephys_obstore["profile"] == "in-region"]["status"]) == {"ok"}  # not the ophys asset
+    excluded = ecephys_obstore[ecephys_obstore["profile"] != "in-region"]
+    assert set(excluded["status"]) == {"excluded"}
+    assert excluded["reason"].str.startswith("not in this run's grid: a quick run measures every method under "
+                                             "in-region and only remfile, fsspec, lindi").all()  # fmt: skip
+    wrong = _cell(synth, workload="ecephys_electrode", method="lindi", layout="zstd-patch", profile="lab")
+    assert wrong["status"] == "failed" and wrong["reason"] == "WrongRead: 12 samples differ from the source"
+    other = _cell(synth, workload="ecephys_electrode", method="lindi", layout="zstd-patch", profile="in-region")
+    assert other["reason"] == NOT_RECORDED
+
+
+def test_methods_ranked_by_time_over_bound_failed_last(cells):
+    ranked = rank_methods(cells[cells["machine"] == MACHINE])
+    group = ranked[(ranked["workload"] == "ophys_patch") & (ranked["profile"] == "in-region")
+                   & (ranked["layout"] == "neuroconv-default")]  # fmt: skip
+    assert list(group["method"]) == ["obstore", "remfile", "fsspec", "lindi", "ros3"]
+    assert list(group["rank"].iloc[:4]) == [1, 2, 3, 4] and math.isnan(group["rank"].iloc[4])
+    assert set(group["ranked_by"]) == {"time_over_bound"}
+    group = ranked[(ranked["workload"] == "ophys_patch") & (ranked["profile"] == "in-region")
+                   & (ranked["layout"] == "workload-friendly")]  # fmt: skip
+    assert list(group["method"]) == ["remfile", "fsspec", "lindi", "obstore", "ros3"]  # failed before unavailable
+    assert list(group["status"]) == ["ok", "ok", "ok", "failed", "unavailable"]
+    loopback = ranked[(ranked["workload"] == "ophys_patch") & (ranked["profile"] == "loopback")
+                      & (ranked["layout"] == "zstd-patch")]  # fmt: skip
+    assert set(loopback["ranked_by"]) == {"time_s"}  # no bound measured on loopback
+    assert list(loopback["method"]) == ["remfile", "fsspec", "lindi", "ros3", "obstore"]
+    assert list(loopback["status"]) == ["ok", "ok", "failed", "unavailable", "excluded"]
+
+
+def test_headline_ratios_best_layout_vs_neuroconv_default(cells):
+    ratios = headline_ratios(cells[cells["machine"] == MACHINE])
+    assert len(ratios) == len(CLASSES) * len(METHODS_SYN) * len(PROFILES_SYN)
+    remfile = ratios[(ratios["workload"] == "ophys_patch") & (ratios["method"] == "remfile")
+                     & (ratios["profile"] == "in-region")].iloc[0]  # fmt: skip
+    assert remfile["best_layout"] == "zstd-patch"
+    assert remfile["speedup"] == pytest.approx(0.5 / 0.04)
+    lindi = ratios[(ratios["workload"] == "ecephys_electrode") & (ratios["method"] == "lindi")
+                   & (ratios["profile"] == "lab")].iloc[0]  # fmt: skip
+    assert lindi["best_layout"] == "workload-friendly" and lindi["speedup"] == pytest.approx(10.0)
+    assert "zstd-patch not compared: failed: WrongRead" in lindi["note"]
+    ros3 = ratios[ratios["method"] == "ros3"]
+    assert ros3["speedup"].isna().all() and ros3["note"].str.contains("unavailable").all()
+
+
+def test_problems_list_every_cell_without_a_time(cells):
+    listed = problems(cells)
+    assert listed["count"].sum() == (cells["status"] != "ok").sum()
+    lindi = listed[(listed["machine"] == MACHINE) & (listed["method"] == "lindi")]
+    assert set(lindi["status"]) == {"failed"} and lindi["count"].sum() == len(CLASSES) * len(PROFILES_SYN)
+    assert "ecephys_electrode · zstd-patch · lab" in " ".join(lindi["cells"])
+
+
+# -- the page ----------------------------------------------------------------------------------------------------
+def test_page_has_the_tables_reasons_and_alerts(report, cells):
+    text = report.read_text()
+    assert report.name == "index.html"
+    for expected in (
+        "How to read this",
+        "size quick, source embedded",  # from the run info
+        "ophys_patch · in-region",
+        "ecephys_electrode · lab",
+        "Layouts compared",
+        "Best layout vs neuroconv-default",
+        "not measured",
+        f"unavailable on {MACHINE}: h5py on ec2-synth was built without the ROS3 driver",
+        "could not be prepared for ophys/workload-friendly",
+        "WrongRead: 12 samples differ from the source",
+        "Reliability under S3 faults",
+        "aiohttp.ClientPayloadError",
+        "no fault reached it",
+        '<a href="html/index.html">asv pages</a>',
+        "decode_threads",  # other run details
+        "12.5×",  # remfile on ophys in-region: 0.5 s / 0.04 s
+    ):
+        assert expected in text, expected
+    assert "do-not-show-this-credential" not in text
+    alerts = text[: text.index("<nav>")]
+    assert "WRONG DATA" in alerts and "fsspec" in alerts and "hang" in alerts and "still running" in alerts
+    assert "failed cell(s)" in alerts
+
+
+def test_page_figures_and_tables_are_written(report):
+    out = report.parent
+    text = report.read_text()
+    sources = [part.split('"')[0] for part in text.split('<img src="')[1:]]
+    assert len(sources) == 2 * 2 + 1 + 1 + 1  # synth: time+bound per workload, headline; vm: time, headline
+    for src in sources:
+        assert (out / src).stat().st_size > 1000 and (out / src).with_suffix(".png").stat().st_size > 1000
+    assert (out / "figures" / f"{MACHINE}-ophys_patch-bound.svg").exists()
+    assert not (out / "figures" / "vm-ophys_patch-bound.svg").exists()  # no bound measured there
+    assert "time / bound: not measured" in text
+    assert (out / "tables" / "cells.csv").read_text().count("\n") == 28 + 90 + 1
+    assert "speedup" in (out / "tables" / "headline_ratios.csv").read_text().splitlines()[0]
+
+
+# -- input checks ---------------------------------------------------------------------------------------------------
+def test_cli_report_writes_the_page(tmp_path, capsys):
+    assert cli.main(["report", "--results", str(REAL), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "index.html").exists()
+    assert "index.html" in capsys.readouterr().out
+
+
+def test_cli_report_without_results_is_one_line_error(tmp_path, capsys):
+    assert cli.main(["report", "--results", str(tmp_path / "nothing"), "--out", str(tmp_path)]) == 2
+    assert "no asv results folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ReportError, match="no asv results in"):
+        build(tmp_path / "empty", tmp_path / "out")
+    assert not (tmp_path / "out" / "index.html").exists()
+
+
+def test_corrupt_results_file_is_named(tmp_path):
+    shutil.copytree(REAL, tmp_path / "results")
+    bad = tmp_path / "results" / "vm" / "deadbeef-existing-py.json"
+    bad.write_text('{"commit_hash": "deadbeef"')
+    with pytest.raises(ReportError, match="deadbeef-existing-py.json"):
+        load_records(tmp_path / "results")
+
+
+def test_reliability_table_shapes_are_normalised():
+    nested = {"remfile": {"stall": {"outcome": "hang", "error": "timed out"}, "reset": "exact"}}
+    rows = reliability_rows(nested, source="nested.json")
+    assert {(r["method"], r["fault"], r["outcome"]) for r in rows} == {
+        ("remfile", "stall", "hang"),
+        ("remfile", "reset", "exact"),
+    }
+    assert (
+        reliability_rows([{"method": "fsspec", "scenario": "truncate", "outcome": "wrong-data"}])[0]["outcome"]
+        == "WRONG DATA"
+    )
+    with pytest.raises(ReportError, match="without method/outcome"):
+        reliability_rows([{"fault": "stall"}], source="bad.json")
+
+
+def test_cells_frame_of_nothing_is_empty():
+    assert cells_frame([]).empty
+
+
+def _record(measure: str, value, kind: str = "track") -> Record:
+    return Record(machine="m", commit="c" * 40, env="e", commit_date=None, started_at=1.0, benchmark=f"s.A.{measure}",
+                  suite="s", workload_class="OphysPatch", measure=measure, kind=kind, unit="",
+                  params={"method": "remfile", "layout": "neuroconv-default", "profile": "lab"}, value=value,
+                  outcome="measured", samples=[2.0, 2.0])  # fmt: skip
+
+
+def test_time_over_bound_track_is_used_when_the_bound_is_missing():
+    frame = cells_frame([_record("time_workload", 2.0, kind="time"), _record("track_time_over_bound", 4.0)])
+    row = frame.iloc[0]
+    assert math.isnan(row["bound_s"]) and row["time_over_bound"] == 4.0
+    assert math.isnan(row["amp_selection"]) and row["binds"] is None
+
+
+def test_run_info_matched_by_commit_then_by_machine(tmp_path):
+    paths = []
+    for name in ("a", "b", "c"):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text("{}")
+    infos = [
+        {"run_id": "20261101T000000-a", "commit": "abc123", "machine": {"host": "m"}, "_path": str(paths[0])},
+        {"run_id": "20261102T000000-b", "machine": {"host": "m"}, "_path": str(paths[1])},
+        {"run_id": "20261103T000000-c", "machine": "other", "_path": str(paths[2])},
+    ]
+    assert run_info_for(infos, "m", "abc123" + "0" * 34)["run_id"] == "20261101T000000-a"
+    matched = run_info_for(infos, "m", "fff")
+    assert matched["run_id"] == "20261102T000000-b" and matched["_matched"] == "machine"
+    assert run_info_for(infos, "nowhere", "fff") is None
