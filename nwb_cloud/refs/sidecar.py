@@ -49,10 +49,10 @@ def publish(store: Store, key: str, refs: dict) -> str:
 def fetch(store: Store, key: str) -> dict:
     """The published index of ``key``, checked against the asset; :class:`MissingIndex`/:class:`StaleIndex`."""
     target = sidecar_key(key)
-    client = store.client()
+    client = store.client()  # one client for both requests: creating one costs more than a loopback GET
     with ThreadPoolExecutor(2) as pool:
         body = pool.submit(_get, client, store, target)
-        asset = pool.submit(store.head, key)
+        asset = pool.submit(_head, client, store, key)
         text, identity = body.result(), asset.result()
     try:
         refs = json.loads(text)
@@ -66,6 +66,15 @@ def fetch(store: Store, key: str) -> dict:
             "build and publish it again"
         )
     return refs
+
+
+def _head(client, store: Store, key: str) -> dict:
+    """``Store.head`` on an existing client: the asset's size and ETag."""
+    try:
+        response = client.head_object(Bucket=store.bucket, Key=key)
+    except botocore.exceptions.ClientError as error:
+        raise StoreError(describe_client_error(error, store.s3_url(key))) from None
+    return {"size": response["ContentLength"], "etag": response["ETag"].strip('"')}
 
 
 def _get(client, store: Store, key: str) -> bytes:
