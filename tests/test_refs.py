@@ -78,6 +78,13 @@ def test_the_comparison_sees_every_kind_of_change(session_path, session_refs):
             found = compare_ios(expected, open_zarr_io(refs))
         assert any(where in difference for difference in found), f"{what} not reported: {found}"
 
+    refs = json.loads(json.dumps(session_refs))  # the pynwb level sees it too, on the object's field
+    key = "acquisition/ElectricalSeries/.zattrs"
+    refs["refs"][key] = refs["refs"][key].replace("raw voltage", "raw voltagE")
+    with NWBHDF5IO(session_path, "r") as expected:
+        found = compare_containers(expected.read(), open_zarr_io(refs).read())
+    assert [d for d in found if d.startswith("ElectricalSeries 'ElectricalSeries'") and ".description" in d], found
+
     refs = json.loads(json.dumps(session_refs))  # two chunks of the raw series swapped: values differ
     chunks = refs["refs"]
     chunks["acquisition/ElectricalSeries/data/0.0"], chunks["acquisition/ElectricalSeries/data/1.0"] = (
