@@ -21,7 +21,7 @@ import requests
 
 from nwb_cloud.cloud.faults import FaultConfigError, Faults
 from nwb_cloud.cloud.profiles import PROFILES, Profile
-from nwb_cloud.cloud.proxy import Pacer, ProxyError, ShapingProxy
+from nwb_cloud.cloud.proxy import Pacer, ProxyError, ShapingProxy, SlowStart
 from nwb_cloud.cloud.proxy_process import ProxyProcess
 
 MB = 10**6
@@ -138,6 +138,30 @@ def test_pacer_releases_bytes_at_its_rate_without_banking_idle_time():
     time.sleep(0.2)  # idle: no credit accumulates
     assert pacer.reserve(10_000) == pytest.approx(0.01, abs=0.002)
     assert pacer.reserve(10_000) == pytest.approx(0.02, abs=0.002)  # queued behind the previous reservation
+
+
+def test_slow_start_doubles_the_window_every_round_trip():
+    slow = SlowStart(10_000, rtt_s=0.1, rate=None)
+    start = time.monotonic()
+    rounds = [round((slow.release_time(n) - start) / 0.1) for n in (10_000, 10_000, 10_000, 25_000, 60_000)]
+    assert rounds == [0, 1, 1, 2, 3]  # windows of 10k, 20k, 40k, 80k bytes in rounds 0-3
+    capped = SlowStart(10_000, rtt_s=0.1, rate=100_000)  # the cap binds at 10 kB per round trip already
+    assert capped.release_time(1_000_000) <= time.monotonic()
+
+
+def test_slow_start_makes_a_new_connection_slower_than_a_warm_one(endpoint, bucket):
+    rtt = 0.05
+    with ShapingProxy(endpoint.url, profile(rtt_s=rtt, initial_window_bytes=14_600)) as proxy:
+        client = bucket.via(proxy.url).client()
+        client.head_bucket(Bucket=bucket.bucket)  # opens the connection: a tiny response, one round
+        cold = timed(lambda: client.get_object(Bucket=bucket.bucket, Key="big", Range="bytes=0-999999")["Body"].read())
+        warm = [timed(lambda: get_object(client, bucket, "small"))[1] for _ in range(2)]
+        again = timed(lambda: client.get_object(Bucket=bucket.bucket, Key="big", Range="bytes=0-999999")["Body"].read())
+    assert cold[0] == again[0] == BIG[:1_000_000]
+    # 1 MB from a 14.6 kB window: 7 rounds, the last byte 6 round trips after the first, plus the request's
+    assert rtt + 6 * rtt <= cold[1] < rtt + 6 * rtt + 0.1
+    assert again[1] < rtt + 2 * rtt + 0.05  # the window has grown: at most one extra round trip
+    assert all(rtt <= t < rtt + 0.04 for t in warm)
 
 
 def test_bad_bandwidth_and_upstream_are_refused():

@@ -105,12 +105,19 @@ def _measure_path(store: Store, size: int, parallel: int, small_gets: int) -> tu
 
 
 def _expected(profile: Profile, size: int, streams: int) -> float | None:
-    """The rate the profile allows ``streams`` connections reading ``size`` bytes in equal shares (MB/s)."""
+    """The rate the profile allows ``streams`` connections reading ``size`` bytes in equal shares (MB/s).
+
+    The connections are open but have carried only a small response, so each still pays slow start.
+    """
     caps = [c for c in (profile.connection_bandwidth, (profile.total_bandwidth or 0) / streams) if c]
     if not caps:
         return None
-    seconds = profile.rtt_s + profile.first_byte_s + profile.jitter_s / 2 + size / streams / min(caps)
-    return size / seconds / 1e6
+    rate, share = min(caps), size / streams
+    seconds = profile.request_latency_s()
+    window, sent = profile.initial_window_bytes or float("inf"), 0.0
+    while window < rate * profile.rtt_s and sent + window < share:  # slow start: window-limited rounds
+        sent, window, seconds = sent + window, 2 * window, seconds + profile.rtt_s
+    return size / (seconds + (share - sent) / rate) / 1e6
 
 
 def _busy(stop: threading.Event) -> None:

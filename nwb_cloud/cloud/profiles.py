@@ -28,6 +28,9 @@ class Profile:
     connection_bandwidth: float | None  # bytes/s one TCP connection sustains; None = unshaped
     total_bandwidth: float | None  # bytes/s of the reader's link, shared by all connections; None = unshaped
     jitter_s: float = 0.0  # uniform extra one-way delay in [0, jitter_s] per request
+    # TCP slow start: a new connection may send this many bytes in its first round trip and twice as many
+    # in each next one, until the bandwidth cap binds (None: a new connection starts at full rate)
+    initial_window_bytes: int | None = None
     sources: str = ""
 
     @property
@@ -56,6 +59,8 @@ class Profile:
 # [RTT] AWS inter-region latency dashboards / cloudping: us-east-1 <-> us-west-2 ~60-70 ms, same region
 #   EC2 <-> S3 ~1 ms; US university campuses to us-east-1 ~20-40 ms.
 # [TLS] RFC 8446 (TLS 1.3): one round trip for a full handshake, after TCP's one.
+# [IW10] RFC 6928 (the Linux default since 2.6.39): an initial congestion window of 10 segments, about
+#   14.6 kB with a 1460-byte MSS; slow start (RFC 5681) doubles it every round trip.
 # [Internet2] University uplinks of 1-10 Gbit/s shared by a campus; a single long-RTT TCP flow to S3 is
 #   window-limited to tens of MB/s.
 PROFILES: dict[str, Profile] = {
@@ -80,8 +85,9 @@ PROFILES: dict[str, Profile] = {
             connection_bandwidth=88 * MB,
             total_bandwidth=1250 * MB,
             jitter_s=0.002,
+            initial_window_bytes=14_600,
             sources="[S3-perf] 85-90 MB/s per connection; [S3-retry][S3X] ~20 ms first byte; [RTT] ~1 ms; "
-            "[TLS] TCP+TLS 1.3 = 2 RTT; [EC2-net] 10 Gbit/s instance link",
+            "[TLS] TCP+TLS 1.3 = 2 RTT; [IW10] slow start; [EC2-net] 10 Gbit/s instance link",
         ),
         Profile(
             name="cross-region",
@@ -92,8 +98,9 @@ PROFILES: dict[str, Profile] = {
             connection_bandwidth=40 * MB,
             total_bandwidth=1250 * MB,
             jitter_s=0.004,
+            initial_window_bytes=14_600,
             sources="[RTT] 60-70 ms us-east-1<->us-west-2; [S3-retry] ~20 ms first byte; window-limited single flow "
-            "~40 MB/s at 65 ms; [EC2-net] 10 Gbit/s",
+            "~40 MB/s at 65 ms; [IW10] slow start; [EC2-net] 10 Gbit/s",
         ),
         Profile(
             name="lab",
@@ -104,8 +111,9 @@ PROFILES: dict[str, Profile] = {
             connection_bandwidth=25 * MB,
             total_bandwidth=110 * MB,
             jitter_s=0.006,
+            initial_window_bytes=14_600,
             sources="[RTT] 20-40 ms campus to us-east-1; [Internet2] ~1 Gbit/s share of the campus link, "
-            "~25 MB/s per flow; [S3-retry] ~20 ms first byte",
+            "~25 MB/s per flow; [S3-retry] ~20 ms first byte; [IW10] slow start",
         ),
     )
 }

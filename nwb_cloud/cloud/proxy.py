@@ -9,7 +9,8 @@ the reader gets what the store answered). Per :class:`~nwb_cloud.cloud.profiles.
   (a response already slower than that on loopback is not delayed further),
 * a per-connection bandwidth cap in each direction and an optional total cap shared by all connections
   (paced on a schedule, see :class:`Pacer`): the essential part, since uncapped loopback hides what
-  fetching in parallel buys.
+  fetching in parallel buys,
+* TCP slow start on each new connection when the profile gives an initial window (:class:`SlowStart`).
 
 ``loopback`` shapes nothing; the proxy still runs and counts, its cost is measured by
 :func:`nwb_cloud.cloud.calibrate.measure_overhead`. Faults (:mod:`nwb_cloud.cloud.faults`) are injected here.
@@ -98,6 +99,48 @@ class Pacer:
             return self._end - now
 
 
+class SlowStart:
+    """TCP slow start on one connection: ``window`` bytes in the first round trip, twice as many in each next.
+
+    Rounds are counted from the connection's first byte; a round only starts when there is something to
+    send (an idle connection keeps its window: slow start is paid once per connection, which is the cost
+    of opening connections that this model exists to show). Growth stops once the window carries the
+    connection's bandwidth cap for a round trip (beyond that the cap binds).
+    """
+
+    def __init__(self, window: int, rtt_s: float, rate: float | None):
+        self.window = float(window)
+        self.rtt_s = rtt_s
+        self.full = rate * rtt_s if rate else float("inf")  # the window at which the cap takes over
+        self._round_start = float("-inf")
+        self._in_round = 0.0
+
+    def release_time(self, n: int) -> float:
+        """The earliest time the last of the next ``n`` bytes may leave."""
+        now = time.monotonic()
+        if now >= self._round_start + self.rtt_s:  # the last round is over: a new one starts now
+            if self._in_round >= self.window:  # the window grows only when it was filled (RFC 7661)
+                self._grow()
+            self._round_start, self._in_round = now, 0.0
+        remaining = float(n)
+        while remaining > 0:
+            if self.window >= self.full:
+                return now  # the bandwidth cap, not the window, limits from here on
+            room = self.window - self._in_round
+            if room <= 0:
+                self._grow()
+                self._round_start += self.rtt_s
+                self._in_round = 0.0
+                continue
+            taken = min(room, remaining)
+            self._in_round += taken
+            remaining -= taken
+        return self._round_start
+
+    def _grow(self) -> None:
+        self.window = min(2 * self.window, self.full)
+
+
 @dataclass
 class _Direction:
     """One direction of one connection: where bytes go, which caps apply, and how they are counted."""
@@ -105,6 +148,7 @@ class _Direction:
     connection: Pacer | None  # this connection's cap
     total: Pacer | None  # the cap shared by every connection
     piece: int  # bytes relayed per send
+    slow_start: SlowStart | None = None
 
     @property
     def pacers(self) -> tuple[Pacer, ...]:
@@ -231,8 +275,11 @@ class ShapingProxy:
         return p.rtt_s + p.first_byte_s + jitter
 
     def _direction(self, total: Pacer | None) -> _Direction:
-        rate = self.profile.connection_bandwidth
+        profile = self.profile
+        rate = profile.connection_bandwidth
         direction = _Direction(Pacer(rate) if rate else None, total, UNSHAPED_PIECE)
+        if profile.initial_window_bytes and profile.rtt_s > 0:
+            direction.slow_start = SlowStart(profile.initial_window_bytes, profile.rtt_s, rate)
         if direction.pacers:
             slowest = min(p.rate for p in direction.pacers)
             direction.piece = int(min(UNSHAPED_PIECE, max(16384, slowest * PIECE_S)))
@@ -327,6 +374,8 @@ class _Connection:
 
     # -- sending with shaping and counting ----------------------------------------------------------
     def _pace(self, direction: _Direction, n: int) -> None:
+        if direction.slow_start is not None:
+            self.proxy._sleep_until(direction.slow_start.release_time(n))
         for pacer in direction.pacers:
             wait = pacer.reserve(n)
             if wait > MIN_SLEEP_S and self.proxy._stopping.wait(wait):
