@@ -8,12 +8,14 @@ import boto3
 import botocore
 
 from nwb_cloud.batch.errors import AwsError
+from nwb_cloud.convert.places import new_session
 
 
 def aws_session(region: str, profile: str | None = None) -> boto3.session.Session:
     """A boto3 session for ``region`` whose credentials exist (checked here, before anything is created)."""
     try:
-        session = boto3.session.Session(profile_name=profile, region_name=region)
+        core = new_session()._session  # shares the service models already loaded in this process
+        session = boto3.session.Session(botocore_session=core, profile_name=profile, region_name=region)
     except botocore.exceptions.ProfileNotFound as error:
         raise AwsError(str(error)) from None
     if session.get_credentials() is None:

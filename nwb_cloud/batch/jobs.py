@@ -8,6 +8,7 @@ a shell; credentials come from the job's environment (its IAM role, or variables
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,7 @@ def run_job_step(
 ) -> StepResult:
     """What a job does: read its specification, run its step, leave its throughput record in the run folder."""
     job = load_job(run, session)
+    workdir = workdir or Path(tempfile.gettempdir()) / "nwb-cloud-jobs" / run.run_id  # one run's scratch, apart
     result = run_step(job, step, Rclone(), workdir=workdir, log=log)
     if not result.skipped:
         record = result.record(job, started=started)

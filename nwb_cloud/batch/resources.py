@@ -107,7 +107,14 @@ class Provisioner:
     # --- IAM ------------------------------------------------------------------------------------------
 
     def role(self, kind: str, service: str, managed: tuple[str, ...] = (), inline: dict | None = None) -> str:
-        """A role trusted by ``service``, with ``managed`` policies attached and ``inline`` put (kept current)."""
+        """A role trusted by ``service``, with ``managed`` policies attached or an ``inline`` policy.
+
+        A role with an inline policy is named after a digest of it, so a role's permissions never change
+        once jobs use it: a different policy (another destination, other secrets, another image registry)
+        is another role, and jobs already queued keep the permissions they were submitted with.
+        """
+        if inline is not None:
+            kind = f"{kind}-{digest(inline)[:8]}"
         name = self.deployment.role(kind)
         with aws_errors(f"IAM role {name}"):
             try:
@@ -126,8 +133,8 @@ class Provisioner:
                 self._created("iam_role", name)
                 for arn in managed:
                     self.iam.attach_role_policy(RoleName=name, PolicyArn=arn)
-            if inline is not None:
-                self.iam.put_role_policy(RoleName=name, PolicyName=kind, PolicyDocument=json.dumps(inline))
+                if inline is not None:
+                    self.iam.put_role_policy(RoleName=name, PolicyName=kind, PolicyDocument=json.dumps(inline))
         return role["Arn"]
 
     def instance_profile(self, role_name: str) -> str:

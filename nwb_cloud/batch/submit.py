@@ -18,7 +18,7 @@ from nwb_cloud.batch.jobs import RUNS, Run, session_jobs, source_environment, wr
 from nwb_cloud.batch.network import discover_network
 from nwb_cloud.batch.plan import SIDE_JOB_MEMORY_GIB, SIDE_JOB_VCPUS, Plan
 from nwb_cloud.batch.policies import BATCH_SERVICE_POLICY, INSTANCE_POLICY, execution_policy, job_policy
-from nwb_cloud.batch.resources import Deployment, Ledger, Provisioner, digest
+from nwb_cloud.batch.resources import Deployment, Ledger, Provisioner
 from nwb_cloud.convert.rclone import remote_name
 from nwb_cloud.convert.steps import STEPS
 
@@ -140,9 +140,7 @@ def _provision(plan, provisioner: Provisioner, target: Deployment, image, networ
     provisioner.role("instance", "ec2.amazonaws.com", managed=(INSTANCE_POLICY,))
     instance_profile = provisioner.instance_profile(target.role("instance"))
     job_role = provisioner.role(
-        f"job-{digest([destination.bucket, destination.prefix])[:8]}",
-        "ecs-tasks.amazonaws.com",
-        inline=job_policy(destination.bucket, destination.prefix),
+        "job", "ecs-tasks.amazonaws.com", inline=job_policy(destination.bucket, destination.prefix)
     )
     secret_arns = dict(secret_env)
     secrets = [{"name": name, "valueFrom": arn} for name, arn in sorted(secret_env.items())]
@@ -151,7 +149,7 @@ def _provision(plan, provisioner: Provisioner, target: Deployment, image, networ
         secret_arns["rclone"] = rclone_secret
         secrets += [{"name": name, "valueFrom": f"{rclone_secret}:{name}::"} for name in sorted(environment)]
     execution_role = provisioner.role(
-        f"execution-{digest(sorted(secret_arns.values()))[:8]}",
+        "execution",
         "ecs-tasks.amazonaws.com",
         inline=execution_policy(list(secret_arns.values()), target.log_group_arn, image),
     )

@@ -96,8 +96,8 @@ def submit_command(args) -> int:
         security_groups=_split(args.security_groups), tags=_pairs(args.tag), secret_env=_pairs(args.secret_env),
         log=console.print,
     )  # fmt: skip
-    console.print(f"submitted run {plan.run_id}: {submitted.run.url}")
-    console.print(f"follow it with: nwb-cloud batch status {submitted.run.url} --wait")
+    console.print(f"submitted run {plan.run_id}; follow it with: nwb-cloud batch status RUN --wait")
+    print(submitted.run.url)  # alone on stdout, for scripts
     return 0
 
 

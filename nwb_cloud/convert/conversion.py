@@ -27,8 +27,10 @@ def build_converter(session: Session, data_folder: Path):
     converter_class = type("SpecConverter", (NWBConverter,), {"data_interface_classes": classes})
     try:
         return converter_class(source_data=session.source_data_in(data_folder))
-    except (ValueError, TypeError, OSError, AssertionError) as error:
-        raise ConvertError(f"session {session.name}: NeuroConv cannot read its source data: {error}") from error
+    except Exception as error:  # interfaces raise anything when a file is not what they read (RuntimeError, ...)
+        raise ConvertError(
+            f"session {session.name}: NeuroConv cannot read its source data: {type(error).__name__}: {error}"
+        ) from error
 
 
 def session_metadata(session: Session, converter) -> dict:

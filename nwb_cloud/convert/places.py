@@ -15,11 +15,13 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 import boto3
 import botocore
+import botocore.loaders
+import botocore.session
 from boto3.exceptions import S3UploadFailedError
 
 from nwb_cloud.cloud.store import Store, describe_client_error
@@ -29,6 +31,22 @@ from nwb_cloud.convert.errors import ChecksumMismatch, ConvertError, Destination
 from nwb_cloud.convert.rclone import Remote
 
 STAGING_REMOTE = "nwbcloudplace"  # the rclone remote name an S3 place is reached by
+
+
+@cache
+def _data_loader():
+    return botocore.loaders.create_loader()
+
+
+def new_session() -> boto3.session.Session:
+    """A boto3 session that shares one service-model loader with the others.
+
+    Credentials are resolved afresh for each session, but the models (megabytes of JSON per service) are
+    read once per process instead of once per session.
+    """
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _data_loader())
+    return boto3.session.Session(botocore_session=core)
 
 
 def parse_place(text: str, endpoint_url: str | None = None, region: str | None = None, store: Store | None = None):
@@ -181,7 +199,10 @@ class S3Place:
 
     def child(self, *parts: str) -> S3Place:
         prefix = "/".join(p.strip("/") for p in (self.prefix, *parts) if p and p.strip("/"))
-        return S3Place(self.bucket, prefix, self.endpoint_url, self.region, self.credentials)
+        child = S3Place(self.bucket, prefix, self.endpoint_url, self.region, self.credentials)
+        if "_client" in self.__dict__:
+            child.__dict__["_client"] = self.__dict__["_client"]  # same store, same client
+        return child
 
     def key(self, name: str = "") -> str:
         return "/".join(p for p in (self.prefix, name.strip("/")) if p)
@@ -200,9 +221,12 @@ class S3Place:
     @cached_property
     def _client(self):
         store = self.store()
+        session = new_session()
         if self.credentials is not None:
-            return store.client()
-        session = boto3.session.Session()
+            return session.client(
+                "s3", endpoint_url=self.endpoint_url, region_name=self.region, config=store.botocore_config(),
+                aws_access_key_id=self.credentials[0], aws_secret_access_key=self.credentials[1],
+            )  # fmt: skip
         if session.get_credentials() is None:
             raise DestinationError(
                 f"no AWS credentials for {self.url()}: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "

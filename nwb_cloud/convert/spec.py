@@ -99,7 +99,9 @@ class ConversionSpec:
         return cls.parse(text, origin=str(path))
 
     @classmethod
-    def parse(cls, text: str, origin: str = "<spec>") -> ConversionSpec:
+    def parse(cls, text: str, origin: str = "<spec>", check_interfaces: bool = True) -> ConversionSpec:
+        """Validate and split ``text``. ``check_interfaces=False`` skips resolving the interface classes (and
+        importing NeuroConv's interfaces): for a job re-reading a spec that its plan already checked."""
         try:
             document = yaml.load(text, Loader=_NoDatesLoader)  # noqa: S506 - a SafeLoader subclass
         except yaml.YAMLError as error:
@@ -112,7 +114,7 @@ class ConversionSpec:
                 f"{origin}: 'upload_to_dandiset' is not supported here: the destination is an S3 prefix or a "
                 "folder; upload it to DANDI with `dandi upload` once the conversion is done"
             )
-        sessions = tuple(_sessions(document, origin))
+        sessions = tuple(_sessions(document, origin, check_interfaces))
         if not sessions:
             raise SpecError(f"{origin} lists no sessions")
         return cls(text=text, origin=origin, sessions=sessions)
@@ -164,9 +166,12 @@ def _interface_class(class_name: str, origin: str):
     return found
 
 
-def _sessions(document: dict, origin: str):
+def _sessions(document: dict, origin: str, check_interfaces: bool = True):
     interfaces = document.get("data_interfaces") or {}
-    classes = {name: _interface_class(class_name, origin) for name, class_name in interfaces.items()}
+    classes = {
+        name: _interface_class(class_name, origin) if check_interfaces else None
+        for name, class_name in interfaces.items()
+    }
     global_metadata = document.get("metadata") or {}
     global_options = document.get("conversion_options") or {}
     seen: set[str] = set()
@@ -185,7 +190,8 @@ def _sessions(document: dict, origin: str):
                 raise SpecError(f"{where}: source_data names {unknown}, not in data_interfaces {sorted(classes)}")
             files, folders = [], []
             for interface_name, arguments in source_data.items():
-                _validate_source(classes[interface_name], arguments, f"{where}.source_data.{interface_name}")
+                if classes[interface_name] is not None:
+                    _validate_source(classes[interface_name], arguments, f"{where}.source_data.{interface_name}")
                 found_files, found_folders = _paths(arguments, f"{where}.source_data.{interface_name}")
                 files += found_files
                 folders += found_folders
