@@ -353,6 +353,16 @@ def test_stall_delays_the_body_then_completes(endpoint, bucket):
     assert proxy.traffic.snapshot().faults == {"stall": 2}
 
 
+def test_ranged_only_faults_spare_requests_without_a_range(endpoint, bucket):
+    with ShapingProxy(endpoint.url, PROFILES["loopback"], Faults(schedule={1: "slowdown"}, ranged_only=True)) as proxy:
+        url = bucket.via(proxy.url).http_url("small")
+        session = requests.Session()
+        whole = session.get(url)
+        ranged = [session.get(url, headers={"Range": "bytes=0-9"}).status_code for _ in range(2)]
+    assert whole.status_code == 200 and whole.content == SMALL
+    assert ranged == [503, 206]
+
+
 def test_random_faults_hit_exactly_the_requests_the_seed_chooses(endpoint, bucket):
     faults = Faults(slowdown_503=0.3, seed=7)
     ranges = [f"bytes={i * 10}-{i * 10 + 9}" for i in range(30)]

@@ -40,6 +40,7 @@ class Faults:
     seed: int = 0
     schedule: dict[int, str] = field(default_factory=dict)  # n-th eligible request (1-based) -> fault kind
     methods: tuple[str, ...] = ("GET",)  # requests eligible for faults
+    ranged_only: bool = False  # only requests with a Range header (data reads, not a size probe) are eligible
 
     def __post_init__(self):
         probabilities = self._probabilities()
@@ -99,6 +100,8 @@ class FaultInjector:
 
     def choose(self, method: str, target: str, byte_range: str = "") -> str | None:
         if not self.faults.active or method.upper() not in self.faults.methods:
+            return None
+        if self.faults.ranged_only and not byte_range:
             return None
         path = target.split("?", 1)[0]
         with self._lock:

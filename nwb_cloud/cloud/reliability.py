@@ -34,16 +34,17 @@ EXACT, ERROR, CRASH, HANG, WRONG_DATA = "exact", "error", "crash", "hang", "wron
 OUTCOMES = (EXACT, ERROR, CRASH, HANG, WRONG_DATA)
 DEFAULT_TIMEOUT_S = 60.0
 
-# What S3 does. One fault of each kind on the first GET (every reader makes one; a small file may need no
-# other), then a seeded mix at rates far above S3's normal ones so that a read of a few dozen requests
-# meets several. A stall outlasts any read timeout: a reader without one hangs, a reader with one retries
-# or fails, provided the probe's time limit is longer than that read timeout (botocore/s3fs here: 60 s).
+# What S3 does. One fault of each kind on the first ranged GET (a data read: some readers begin with a GET
+# they abort after its headers, to learn the size, and a fault in a body nobody reads tests nothing), then
+# a seeded mix at rates far above S3's normal ones so that a read of a few dozen requests meets several.
+# A stall outlasts any read timeout: a reader without one hangs, a reader with one retries or fails,
+# provided the probe's time limit is longer than that read timeout (botocore/s3fs here: 60 s).
 STALL_S = 3600.0
 SCENARIOS: dict[str, Faults] = {
-    "slowdown-once": Faults(schedule={1: "slowdown"}),
-    "reset-once": Faults(schedule={1: "reset"}),
-    "truncate-once": Faults(schedule={1: "truncate"}),
-    "stall-once": Faults(schedule={1: "stall"}, stall_s=STALL_S),
+    "slowdown-once": Faults(schedule={1: "slowdown"}, ranged_only=True),
+    "reset-once": Faults(schedule={1: "reset"}, ranged_only=True),
+    "truncate-once": Faults(schedule={1: "truncate"}, ranged_only=True),
+    "stall-once": Faults(schedule={1: "stall"}, stall_s=STALL_S, ranged_only=True),
     "mixed": Faults(
         slowdown_503=0.05, reset_mid_body=0.03, truncate_body=0.03, stall_probability=0.01, stall_s=STALL_S, seed=1
     ),
