@@ -6,6 +6,7 @@ import time
 import boto3
 import pytest
 from moto import mock_aws
+from moto.core import set_initial_no_auth_action_count
 
 from nwb_cloud.batch.cleanup import Cleaner, cleanup
 from nwb_cloud.batch.errors import AwsError, BatchError, PriceError
@@ -15,6 +16,7 @@ from nwb_cloud.batch.plan import make_plan
 from nwb_cloud.batch.prices import SHIPPED
 from nwb_cloud.batch.resources import TAG, Provisioner
 from nwb_cloud.batch.submit import submit
+from nwb_cloud.convert.errors import DestinationError
 from nwb_cloud.convert.labdrive import lab_drive
 from nwb_cloud.convert.places import parse_place
 from nwb_cloud.convert.rclone import Rclone
@@ -203,6 +205,23 @@ def test_bad_input_fails_before_anything_is_created(lab, aws, monkeypatch, tmp_p
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     assert _ours(aws) == [] and aws.client("iam").list_roles(PathPrefix="/nwb-cloud/")["Roles"] == []
+
+
+@set_initial_no_auth_action_count(4)
+@mock_aws(config=MOTO)
+def test_a_destination_without_write_access_fails_the_plan(lab, monkeypatch):
+    """IAM enforced (moto): the user may read the bucket, not write it. The plan, made before any submit, says so."""
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket="dest")
+    iam = boto3.client("iam", region_name=REGION)
+    iam.create_user(UserName="reader")
+    read_only = {"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"}
+    document = json.dumps({"Version": "2012-10-17", "Statement": [read_only]})
+    iam.put_user_policy(UserName="reader", PolicyName="read-only", PolicyDocument=document)
+    key = iam.create_access_key(UserName="reader")["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    with pytest.raises(DestinationError, match="cannot write to s3://dest/nwb: access denied"):
+        _plan(lab)
 
 
 def test_a_resource_with_our_name_but_not_our_tag_is_never_used_or_deleted(lab, aws):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nwb_cloud.batch.errors import BatchError
-from nwb_cloud.batch.plan import Plan, job_share
+from nwb_cloud.batch.plan import Plan, job_cores, job_share
 from nwb_cloud.convert.places import parse_place
 from nwb_cloud.convert.rclone import Rclone, Remote, remote_name, remotes_from_config
 from nwb_cloud.convert.records import Record
@@ -51,6 +51,7 @@ def run_of(destination, run_id: str) -> Run:
 
 def session_jobs(plan: Plan) -> list[Job]:
     hourly = {step: plan.machine.hourly * job_share(step, plan.machine) for step in STEPS}
+    cores = {step: job_cores(step, plan.machine) for step in STEPS}
     return [
         Job(
             run_id=plan.run_id,
@@ -62,6 +63,7 @@ def session_jobs(plan: Plan) -> list[Job]:
             layout=plan.layout,
             instance_type=plan.machine.instance_type,
             hourly_cost=hourly,
+            cores=cores,
         )
         for session in plan.sessions
     ]

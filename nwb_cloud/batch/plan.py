@@ -215,15 +215,19 @@ def _plan_session(size: SessionSize, estimator: Estimator, machine: Machine) -> 
     interface = size.session.interface_key
     steps = {}
     for step in STEPS:
-        cores = machine.vcpus if step == "convert" or machine.instance_type == "local" else SIDE_JOB_VCPUS
-        steps[step] = estimator.step(step, interface, size.bytes, cores, machine.instance_type)
+        steps[step] = estimator.step(step, interface, size.bytes, job_cores(step, machine), machine.instance_type)
     output = int(size.bytes * estimator.output_ratio(interface))
     return PlannedSession(size.session.name, interface, size.bytes, size.files, output, steps)
 
 
+def job_cores(step: str, machine: Machine) -> int:
+    """The vCPUs a step's job gets: the whole instance to convert, one to move data (all of them locally)."""
+    return machine.vcpus if step == "convert" or machine.instance_type == "local" else SIDE_JOB_VCPUS
+
+
 def job_share(step: str, machine: Machine) -> float:
     """The fraction of the instance a step's job occupies (and is billed for)."""
-    return 1.0 if step == "convert" else SIDE_JOB_VCPUS / machine.vcpus
+    return job_cores(step, machine) / machine.vcpus
 
 
 def _cost(planned: list[PlannedSession], machine: Machine, disk_gib: int, prices: PriceTable, region: str) -> Cost:

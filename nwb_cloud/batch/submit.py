@@ -16,7 +16,7 @@ from nwb_cloud.batch.cleanup import ACTIVE_JOB_STATES, rollback
 from nwb_cloud.batch.errors import BatchError
 from nwb_cloud.batch.jobs import RUNS, Run, session_jobs, source_environment, write_run
 from nwb_cloud.batch.network import discover_network
-from nwb_cloud.batch.plan import SIDE_JOB_MEMORY_GIB, SIDE_JOB_VCPUS, Plan
+from nwb_cloud.batch.plan import SIDE_JOB_MEMORY_GIB, Plan, job_cores
 from nwb_cloud.batch.policies import BATCH_SERVICE_POLICY, INSTANCE_POLICY, execution_policy, job_policy
 from nwb_cloud.batch.resources import Deployment, Ledger, Provisioner
 from nwb_cloud.convert.rclone import remote_name
@@ -162,7 +162,7 @@ def _provision(plan, provisioner: Provisioner, target: Deployment, image, networ
     queue_arn = provisioner.job_queue(environment_arn, target.environment(machine.instance_type, plan.market))
     definitions = {}
     for step in STEPS:
-        vcpus = machine.vcpus if step == "convert" else SIDE_JOB_VCPUS
+        vcpus = job_cores(step, machine)
         memory_mib = int(machine.memory_gib * 1024 * 0.9) if step == "convert" else SIDE_JOB_MEMORY_GIB * 1024
         properties = {
             "image": image,

@@ -10,6 +10,7 @@ finds its credentials in its own environment (boto3's default chain, the Batch j
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -151,6 +152,17 @@ class LocalPlace:
                 partial.unlink()
             raise
         return "sha256"
+
+    def move_in(self, local: Path, name: str, digests: Digests) -> None:
+        """Take ``local`` (a file about to be discarded) in as ``name``: a rename when on the same file system."""
+        target = self.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(local, target)
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
+            self.put_file(local, name, digests)  # another file system: copy, verify, rename
 
     def copy_from(self, source, name_from: str, name_to: str, digests: Digests) -> str:
         if isinstance(source, LocalPlace):
@@ -336,6 +348,10 @@ class S3Place:
             ExtraArgs={"ChecksumAlgorithm": "SHA256", "Metadata": {"sha256": digests.sha256}},
         )  # fmt: skip
         return self._verify_or_delete(name, digests)
+
+    def move_in(self, local: Path, name: str, digests: Digests) -> None:
+        """Take ``local`` in as ``name``: here, a verified upload (the caller discards ``local``)."""
+        self.put_file(local, name, digests)
 
     def copy_from(self, source, name_from: str, name_to: str, digests: Digests) -> str:
         if isinstance(source, LocalPlace):

@@ -46,6 +46,7 @@ class Job:
     layout: str | None = None
     instance_type: str = "local"
     hourly_cost: dict = field(default_factory=dict)  # step -> dollars per hour of that job's share of an instance
+    cores: dict = field(default_factory=dict)  # step -> vCPUs the step's job was given (default: all it sees)
 
     @cached_property
     def session(self) -> Session:
@@ -67,6 +68,7 @@ class Job:
             "layout": self.layout,
             "instance_type": self.instance_type,
             "hourly_cost": self.hourly_cost,
+            "cores": self.cores,
         }
 
     @classmethod
@@ -82,6 +84,7 @@ class Job:
                 layout=data.get("layout"),
                 instance_type=data.get("instance_type", "local"),
                 hourly_cost={k: float(v) for k, v in data.get("hourly_cost", {}).items()},
+                cores={k: int(v) for k, v in data.get("cores", {}).items()},
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ConvertError(f"not a job specification: {error!r}") from None
@@ -103,7 +106,7 @@ class StepResult:
             step=self.step,
             interface=job.session.interface_key,
             bytes=self.source_bytes,
-            cores=available_cores(),
+            cores=job.cores.get(self.step) or available_cores(),
             seconds=round(seconds, 3),
             cost=round(seconds / 3600 * job.hourly_cost.get(self.step, 0.0), 6),
             instance_type=job.instance_type,
@@ -195,12 +198,7 @@ def _convert(job: Job, rclone: Rclone, workdir: Path, progress: Progress, log) -
         convert_session(session, data_folder, partial, layout)
         report = check_nwb(partial, name=f"session {session.name}")
         digests = Digests.of(partial)
-        if isinstance(job.staging, LocalPlace):
-            target = job.staging.local_path(job.output_name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(partial, target)  # a rename when scratch and staging share a file system
-        else:
-            job.staging.put_file(partial, job.output_name, digests)
+        job.staging.move_in(partial, job.output_name, digests)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     job.staging.write_json(
