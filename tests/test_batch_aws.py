@@ -341,6 +341,16 @@ def test_a_secret_reaches_the_jobs_only_it_is_readable_and_logs_are_read_back(la
     readable = next(s for s in policy["Statement"] if s["Sid"] == "ReadTheRunSecrets")["Resource"]
     assert arn in readable and len(readable) == 2  # the DANDI key and the run's rclone remote, nothing else
 
+    # the remote changed on the lab's side (a new option, a refreshed token): the secret is updated in place
+    drive, _ = lab
+    changed = drive.config_file.with_name("changed.conf")
+    changed.write_text(drive.config_file.read_text() + "acl = private\n")
+    again = submit(_plan(lab), Rclone(changed), IMAGE, session=aws, secret_env={"DANDI_API_KEY": arn})
+    assert [kind for kind, _ in again.created] == ["job_definition"] * 3  # one more variable for the jobs
+    (rclone_arn,) = [a for a in readable if a != arn]
+    stored = json.loads(aws.client("secretsmanager").get_secret_value(SecretId=rclone_arn)["SecretString"])
+    assert stored["RCLONE_CONFIG_LABDRIVE_ACL"] == "private"
+
     job_id = submitted.jobs["ophys-1"]["convert"]
     stream = batch.describe_jobs(jobs=[job_id])["jobs"][0]["attempts"][-1]["container"]["logStreamName"]
     logs.create_log_stream(logGroupName="/nwb-cloud/nwb-cloud", logStreamName=stream)

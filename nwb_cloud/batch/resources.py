@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -158,20 +159,25 @@ class Provisioner:
     # --- secrets --------------------------------------------------------------------------------------
 
     def secret(self, kind: str, values: dict[str, str]) -> str:
-        """A secret holding ``values`` (a JSON object); its name carries a digest of them, so equal values reuse it."""
-        name = f"{self.deployment.name}/{kind}-{digest(values)}"
+        """A secret holding ``values`` as a JSON object, updated in place when they changed (a refreshed token)."""
+        name = re.sub(r"[^\w/+=.@-]", "-", f"{self.deployment.name}/{kind}")
+        text = json.dumps(values, sort_keys=True)
         with aws_errors(f"secret {name}"):
             try:
                 found = self.secrets.describe_secret(SecretId=name)
+            except self.secrets.exceptions.ResourceNotFoundException:
+                found = None
+            if found is not None:
                 tags = {t["Key"]: t["Value"] for t in found.get("Tags", [])}
                 if tags.get(TAG) != self.deployment.name:
                     raise self._foreign("secret", name)
+                if self.secrets.get_secret_value(SecretId=name)["SecretString"] != text:
+                    self.secrets.put_secret_value(SecretId=name, SecretString=text)
+                    self.log(f"updated secret {name}")
                 return found["ARN"]
-            except self.secrets.exceptions.ResourceNotFoundException:
-                pass
             arn = self.secrets.create_secret(
                 Name=name,
-                SecretString=json.dumps(values),
+                SecretString=text,
                 Description=f"nwb-cloud deployment {self.deployment.name}: {kind}",
                 Tags=[{"Key": k, "Value": v} for k, v in self.deployment.tags().items()],
             )["ARN"]

@@ -145,7 +145,7 @@ def _provision(plan, provisioner: Provisioner, target: Deployment, image, networ
     secret_arns = dict(secret_env)
     secrets = [{"name": name, "valueFrom": arn} for name, arn in sorted(secret_env.items())]
     if environment:
-        rclone_secret = provisioner.secret("rclone", environment)
+        rclone_secret = provisioner.secret(f"rclone-{remote_name(plan.source) or 'source'}", environment)
         secret_arns["rclone"] = rclone_secret
         secrets += [{"name": name, "valueFrom": f"{rclone_secret}:{name}::"} for name in sorted(environment)]
     execution_role = provisioner.role(

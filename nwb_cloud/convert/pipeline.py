@@ -124,11 +124,9 @@ def _run_session(job, size, progress, task, rclone, workdir, records_path) -> Ou
             results.append(result)
             if records_path is not None and not result.skipped:
                 append_records(records_path, [result.record(job)])
-    except ConvertError as error:
+    except Exception as error:  # one session's failure, ours or NeuroConv's, must not stop the others
+        message = str(error) if isinstance(error, ConvertError) else f"{type(error).__name__}: {error}"
         progress.update(task, description=f"[red]{name}: failed[/]")
-        return Outcome(name, "failed", time.perf_counter() - started, str(error), results)
-    except Exception as error:  # one session's NeuroConv failure must not stop the others
-        progress.update(task, description=f"[red]{name}: failed[/]")
-        return Outcome(name, "failed", time.perf_counter() - started, f"{type(error).__name__}: {error}", results)
+        return Outcome(name, "failed", time.perf_counter() - started, message, results)
     progress.update(task, description=f"[green]{name}: finished[/]", completed=size.bytes)
     return Outcome(name, "finished", time.perf_counter() - started, None, results)

@@ -279,7 +279,7 @@ class S3Place:
         try:
             body = client.get_object(Bucket=self.bucket, Key=self.key(name))["Body"].read()
         except botocore.exceptions.ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            if _not_found(error):
                 return None
             raise DestinationError(describe_client_error(error, self.url(name))) from None
         except botocore.exceptions.BotoCoreError as error:
@@ -313,7 +313,7 @@ class S3Place:
         try:
             return client.head_object(Bucket=self.bucket, Key=self.key(name), ChecksumMode="ENABLED")
         except botocore.exceptions.ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            if _not_found(error):
                 return None
             raise DestinationError(describe_client_error(error, self.url(name))) from None
 
@@ -396,3 +396,7 @@ class S3Place:
             self.delete(name)
         except DestinationError as error:  # the steps delete (staging, stale records): that is needed too
             raise DestinationError(f"can write but not delete in {self.label}: {error}") from None
+
+
+def _not_found(error: botocore.exceptions.ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound")
