@@ -1,0 +1,34 @@
+"""``batch submit`` never starts instances without an explicit yes."""
+
+import pytest
+
+from nwb_cloud.batch.errors import NotConfirmed
+from nwb_cloud.cli import batch as batch_cli
+
+
+class _Plan:
+    executor = "batch"
+
+    class cost:  # noqa: N801 - stands in for Plan.cost
+        total = 12.3456
+
+
+@pytest.mark.parametrize("answer, agreed", [("y", True), ("yes", True), ("", False), ("n", False), ("sure", False)])
+def test_the_prompt_takes_only_yes(monkeypatch, answer, agreed):
+    asked = []
+    monkeypatch.setattr(batch_cli.sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(batch_cli.console, "input", lambda prompt: asked.append(prompt) or answer)
+    if agreed:
+        batch_cli._confirm(_Plan, assume_yes=False)
+    else:
+        with pytest.raises(NotConfirmed, match="nothing was created"):
+            batch_cli._confirm(_Plan, assume_yes=False)
+    assert "$12.35" in asked[0]
+
+
+def test_yes_skips_the_prompt_and_no_terminal_without_yes_refuses(monkeypatch):
+    monkeypatch.setattr(batch_cli.console, "input", pytest.fail)
+    batch_cli._confirm(_Plan, assume_yes=True)
+    monkeypatch.setattr(batch_cli.sys.stdin, "isatty", lambda: False)
+    with pytest.raises(NotConfirmed, match=r"estimated \$12.35 without --yes"):
+        batch_cli._confirm(_Plan, assume_yes=False)
