@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from nwb_cloud.access import METHODS
+from nwb_cloud.cloud.profiles import PROFILES
 from nwb_cloud.datasets.catalog import CatalogError
 from nwb_cloud.settings import Settings
 from nwb_cloud.suite.prepare import default_grid, prepare_run
@@ -89,6 +91,12 @@ def test_a_corrupt_state_file_is_named(tmp_path):
 
 def test_default_grid_reads_the_registries():
     grid = default_grid(Settings(size="quick"))
-    assert grid.workloads == list(WORKLOADS) and grid.repeat == 5
+    assert grid.workloads == list(WORKLOADS) and grid.methods == list(METHODS)
     assert "neuroconv-default" in grid.layouts and "workload-friendly" in grid.layouts
+    # quick: every method under the main profile, the core methods under every profile
+    assert grid.main_profile in grid.profiles and "loopback" in grid.profiles
+    assert not grid.excludes("remfile", "loopback") and not grid.excludes("fsspec-none", grid.main_profile)
+    assert grid.excludes("fsspec-none", "loopback")
+    full = default_grid(Settings(size="full"))
+    assert full.profiles == list(PROFILES) and not full.excludes("fsspec-none", "lab")
     assert default_grid(Settings(source="dandi")).layouts == ["as-published"]

@@ -7,31 +7,45 @@ from pathlib import Path
 from rich.console import Console
 
 from nwb_cloud.cli._common import add_settings_arguments, embedded_store, settings_from
+from nwb_cloud.cloud.calibrate import measure_overhead
 from nwb_cloud.suite.asv_driver import run_asv
 from nwb_cloud.suite.prepare import prepare_run
+from nwb_cloud.suite.run_info import run_info, write_run_info
 
 console = Console(stderr=True)
 
 
-def _prepare(settings, store):
-    console.print(f"[bold]preparing[/] the {settings.source} data ({settings.size}) in {settings.data_dir}")
-    state = prepare_run(settings, store, log=console.print)
-    console.print(f"run state: {settings.state_path}")
-    return state
+def _report(repo: Path) -> Path | None:
+    try:
+        from nwb_cloud.report import build
+    except ImportError:  # the report package is optional for a bare asv run
+        return None
+    return build(repo / "results", repo / "reports")
 
 
 def bench(args) -> int:
     settings = settings_from(args)
     repo = Path(args.repo).resolve()
+    console.print(f"[bold]preparing[/] the {settings.source} data ({settings.size}) in {settings.data_dir}")
     if settings.source == "dandi":
-        _prepare(settings, None)
+        state = prepare_run(settings, None, log=console.print)
+        overhead = None
         outcome = run_asv(repo, settings.state_path, bench=args.bench)
     else:
         with embedded_store(settings) as (endpoint, store):
             console.print(f"embedded S3 endpoint: {endpoint.url}")
-            _prepare(settings, store)
+            state = prepare_run(settings, store, log=console.print)
+            overhead = None
+            if not args.no_calibrate:
+                console.print("measuring the shaping proxy's own overhead against direct loopback")
+                overhead = measure_overhead(endpoint).to_dict()
             outcome = run_asv(repo, settings.state_path, bench=args.bench)
-    console.print(f"[bold]report:[/] {outcome['html']}")
+    info_path = write_run_info(repo / "results", run_info(state, overhead))
+    console.print(f"run info: {info_path}")
+    report = _report(repo)
+    console.print(f"[bold]asv report:[/] {outcome['html']}")
+    if report:
+        console.print(f"[bold]nwb-cloud report:[/] {report}")
     if not outcome["passed"]:
         console.print("[red]some benchmarks failed[/] (see the asv output above and the report)")
         return 1
@@ -43,4 +57,5 @@ def register(subparsers) -> None:
     add_settings_arguments(parser)
     parser.add_argument("--bench", help="only benchmarks matching this regular expression (asv --bench)")
     parser.add_argument("--repo", default=".", help="the nwb-cloud checkout holding asv.conf.json")
+    parser.add_argument("--no-calibrate", action="store_true", help="skip measuring the proxy's own overhead")
     parser.set_defaults(handler=bench)

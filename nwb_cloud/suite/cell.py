@@ -65,6 +65,7 @@ class CellRun:
                 raise AccessError(f"{self.cell.label}: no result to check (the timed run did not complete)")
             self.workload.check(self.result, self.expected())
         finally:
+            self.result = None
             self.close()
 
     def close(self) -> None:
@@ -76,9 +77,12 @@ class CellRun:
         """A whole cold sample: setup, run, check."""
         self.setup()
         try:
-            return self.run()
-        finally:
-            self.finish()
+            result = self.run()
+        except BaseException:
+            self.close()
+            raise
+        self.finish()
+        return result
 
     def expected(self) -> Result:
         cache = self._expected_cache_path()

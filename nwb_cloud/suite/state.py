@@ -24,6 +24,13 @@ class Grid:
     layouts: list[str]
     profiles: list[str]
     repeat: int = 5
+    # A quick run measures every method under ``main_profile`` and only the ``everywhere`` methods under the
+    # other profiles; None measures every method everywhere.
+    everywhere: list[str] | None = None
+    main_profile: str | None = None
+
+    def excludes(self, method: str, profile: str) -> bool:
+        return self.everywhere is not None and method not in self.everywhere and profile != self.main_profile
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
