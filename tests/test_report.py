@@ -29,6 +29,8 @@ from nwb_cloud.report.run_info import reliability_rows, run_info_for
 
 DATA = Path(__file__).parent / "data"
 REAL = DATA / "asv-tiny"
+TRACKS = DATA / "asv-tiny-tracks"  # a later real run on the same machine, with track_* results and its run info
+TRACKS_FILE = "63cc762e-existing-py_work_main_.venv_bin_python.json"
 MACHINE = "ec2-synth"
 COMMIT = "feedc0de" + "0" * 32
 OLD_COMMIT = "0ldc0de0" + "0" * 32
@@ -118,9 +120,9 @@ def results_dir(tmp_path_factory) -> Path:
     """The real tiny run (machine vm) plus the synthetic machine: an old run and the latest run."""
     root = tmp_path_factory.mktemp("report") / "results"
     shutil.copytree(REAL, root)
+    shutil.copytree(TRACKS, root, dirs_exist_ok=True)
     _write_synthetic(root, OLD_COMMIT, datetime.datetime(2026, 11, 1, tzinfo=datetime.UTC), scale=100.0)
     _write_synthetic(root, COMMIT, datetime.datetime(2026, 11, 20, 10, 30, tzinfo=datetime.UTC))
-    (root / "run-info").mkdir()
     shutil.copy(DATA / "report" / "run-info-synth.json", root / "run-info" / "20261120T101500-synth.json")
     (root / "reliability").mkdir()
     shutil.copy(DATA / "report" / "reliability-synth.json", root / "reliability" / "synth.json")
@@ -187,12 +189,43 @@ def test_real_failed_and_unavailable_cells_keep_their_reason(ros3_unavailable):
     assert frame[["requests", "bound_s", "amp_touched"]].isna().all().all()  # no track benchmarks: not measured
 
 
+def test_real_run_with_tracks_and_run_info():
+    raw = json.loads((TRACKS / "vm" / TRACKS_FILE).read_text())["results"]
+    params = raw["streaming.OphysPatch.time_workload"][1]
+    frame = load_cells(TRACKS)
+    assert len(frame) == len(list(itertools.product(*params))) == 60
+    combos = [tuple(v.strip("'") for v in combo) for combo in itertools.product(*params)]
+    for name, column in (("track_requests", "requests"), ("track_time_over_bound", "time_over_bound")):
+        for combo, value in zip(combos, raw[f"streaming.OphysPatch.{name}"][0], strict=True):
+            row = _cell(frame, method=combo[0], layout=combo[1], profile=combo[2])
+            if value is None or math.isnan(value):
+                assert math.isnan(row[column])
+            else:
+                assert row[column] == value  # no bound_s in this run: time / bound is the track's
+    excluded = _cell(frame, method="lindi", layout="neuroconv-default", profile="loopback")
+    assert excluded["status"] == "excluded"
+    assert "only fsspec, remfile, kerchunk under the other profiles" in excluded["reason"]
+    ros3 = frame[frame["method"] == "ros3"]
+    assert set(ros3["status"]) == {"unavailable"}
+    assert set(ros3["reason"]) == {"unavailable on vm: this h5py (3.16.0, HDF5 2.0.0) was built without the ROS3 "
+                                   "driver (the PyPI wheel never has it; conda-forge's h5py does)"}  # fmt: skip
+    times = raw["streaming.OphysPatch.time_workload"][0]
+    assert (frame["status"] == "ok").sum() == sum(t is not None and not math.isnan(t) for t in times)
+
+
+def test_page_explains_times_below_the_bound(report):
+    text = report.read_text()
+    assert "below the bound (time / bound &lt; 1×): fsspec" in text
+    assert "1.5" in text  # a median of 1.5 peak connections is not rounded away
+
+
 # -- the synthetic machine ---------------------------------------------------------------------------------------
 def test_latest_run_per_machine_and_track_values(cells):
     synth = cells[cells["machine"] == MACHINE]
     assert set(synth["commit"]) == {COMMIT}  # the older run (100x slower) is not mixed in
     assert len(synth) == len(CLASSES) * len(METHODS_SYN) * len(LAYOUTS_SYN) * len(PROFILES_SYN)
     assert set(cells["machine"]) == {"vm", MACHINE}
+    assert set(cells[cells["machine"] == "vm"]["commit"]) == {"63cc762e2487b6b2a1e14139370a3f171113a882"}
     row = _cell(synth, workload="ophys_patch", method="fsspec", layout="workload-friendly", profile="lab")
     assert row["time_s"] == pytest.approx(0.05 * 4 * 3.0)
     assert row["time_iqr_s"] == pytest.approx(0.6 * (1.1 - 0.95))
@@ -299,6 +332,7 @@ def test_page_has_the_tables_reasons_and_alerts(report, cells):
     assert "do-not-show-this-credential" not in text
     alerts = text[: text.index("<nav>")]
     assert "WRONG DATA" in alerts and "fsspec" in alerts and "hang" in alerts and "still running" in alerts
+    assert "crash" in alerts and "exit code -11" in alerts
     assert "failed cell(s)" in alerts
 
 
@@ -306,21 +340,22 @@ def test_page_figures_and_tables_are_written(report):
     out = report.parent
     text = report.read_text()
     sources = [part.split('"')[0] for part in text.split('<img src="')[1:]]
-    assert len(sources) == 2 * 2 + 1 + 1 + 1  # synth: time+bound per workload, headline; vm: time, headline
+    assert len(sources) == (2 * 2 + 1) + (1 * 2 + 1)  # time and time/bound per workload, a headline per machine
     for src in sources:
         assert (out / src).stat().st_size > 1000 and (out / src).with_suffix(".png").stat().st_size > 1000
-    assert (out / "figures" / f"{MACHINE}-ophys_patch-bound.svg").exists()
-    assert not (out / "figures" / "vm-ophys_patch-bound.svg").exists()  # no bound measured there
-    assert "time / bound: not measured" in text
-    assert (out / "tables" / "cells.csv").read_text().count("\n") == 28 + 90 + 1
+    assert (out / "tables" / "cells.csv").read_text().count("\n") == 60 + 90 + 1  # each machine's latest run
     assert "speedup" in (out / "tables" / "headline_ratios.csv").read_text().splitlines()[0]
+    assert "1 earlier results file(s)" in text  # vm's first run, replaced by its later one
 
 
 # -- input checks ---------------------------------------------------------------------------------------------------
 def test_cli_report_writes_the_page(tmp_path, capsys):
     assert cli.main(["report", "--results", str(REAL), "--out", str(tmp_path / "out")]) == 0
-    assert (tmp_path / "out" / "index.html").exists()
+    text = (tmp_path / "out" / "index.html").read_text()
     assert "index.html" in capsys.readouterr().out
+    assert "time / bound: not measured" in text and "not measured under this profile: time / bound" in text
+    assert "none found in results/run-info/" in text
+    assert not (tmp_path / "out" / "figures" / "vm-ophys_patch-bound.svg").exists()  # no bound in that run
 
 
 def test_cli_report_without_results_is_one_line_error(tmp_path, capsys):

@@ -26,6 +26,7 @@ TRACKS = (
     "requests",
     "bytes_received",
     "peak_connections",
+    "connections_opened",
     "bound_s",
     "bound_decode_s",
     "bound_network_s",
@@ -62,7 +63,8 @@ def cells_frame(records: list[Record], run_infos: list[dict] | None = None) -> p
         if column not in frame:
             frame[column] = np.nan
     frame["run_started"] = frame.groupby(["machine", "commit", "env"])["run_started"].transform("max")
-    frame["reason"] = [_reason(row, run_infos) for row in frame.to_dict("records")]
+    infos = {run: run_info_for(run_infos, *run) or {} for run in set(zip(frame["machine"], frame["commit"]))}
+    frame["reason"] = [_reason(row, infos[row["machine"], row["commit"]]) for row in frame.to_dict("records")]
     return _derive(frame)
 
 
@@ -105,10 +107,9 @@ def _set_time(row: dict, record: Record) -> None:
         row.update(time_q25_s=float(q25), time_q75_s=float(q75), time_iqr_s=float(q75) - float(q25))
 
 
-def _reason(row: dict, run_infos: list[dict]) -> str:
+def _reason(row: dict, info: dict) -> str:
     if row["status"] == OK:
         return ""
-    info = run_info_for(run_infos, row["machine"], row["commit"]) or {}
     if row["status"] == FAILED_STATUS:
         recorded = (info.get("cell_failures") or {}).get(_cell_label(row))
         if recorded:

@@ -45,7 +45,11 @@ def size(value) -> str:
 
 
 def count(value) -> str:
-    return NOT_MEASURED if missing(value) else f"{round(float(value)):,}"
+    """Counts are medians over samples: whole numbers print as such, halves (1.5 connections) stay visible."""
+    if missing(value):
+        return NOT_MEASURED
+    value = float(value)
+    return f"{round(value):,}" if value.is_integer() or abs(value) >= 100 else f"{value:.3g}"
 
 
 def ratio(value) -> str:

@@ -86,7 +86,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 table.kv th { background: #fafafa; font-weight: 600; width: 14em; }
 tr.group td { background: #eef3f8; font-weight: 600; }
 .muted { color: #9e9e9e; } .rank1 { font-weight: 700; }
-.failed, .WRONG-DATA, .hang { background: #ffebee; color: #b71c1c; font-weight: 600; }
+.failed, .WRONG-DATA, .hang, .crash { background: #ffebee; color: #b71c1c; font-weight: 600; }
 .unavailable, .skipped { background: #f5f5f5; color: #616161; }
 .exact { background: #e8f5e9; color: #1b5e20; } .clear-error { background: #fff8e1; color: #8d6e00; }
 .alert { border: 2px solid #c62828; background: #ffebee; padding: 8px 14px; margin: 1em 0; }

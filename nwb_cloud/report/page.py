@@ -17,7 +17,7 @@ from nwb_cloud.report import format as fmt
 from nwb_cloud.report.cells import EXCLUDED, FAILED_STATUS, OK
 from nwb_cloud.report.html import Td, anchor_id, bullets, esc, figure, key_values, paragraph, section, table
 from nwb_cloud.report.order import in_registry_order, layout_order, profile_order, workload_order
-from nwb_cloud.report.run_info import CLEAR_ERROR, EXACT, HANG, WRONG_DATA, info_cores
+from nwb_cloud.report.run_info import EXACT, LOUD, OUTCOME_ORDER, WRONG_DATA, info_cores
 from nwb_cloud.report.tables import BASELINE_LAYOUT, headline_ratios, headline_summary, problems, rank_methods
 from nwb_cloud.workloads import WORKLOADS
 
@@ -32,6 +32,7 @@ TRACK_COLUMNS = [  # (header, column, formatter) of the ranking tables beside th
     ("requests", "requests", fmt.count),
     ("received", "bytes_received", fmt.size),
     ("peak conn.", "peak_connections", fmt.count),
+    ("conn. opened", "connections_opened", fmt.count),
     ("bytes / selection", "amp_selection", fmt.ratio),
     ("bytes / touched", "amp_touched", fmt.ratio),
 ]
@@ -104,8 +105,9 @@ def how_to_read(run: Run) -> str:
             "<b>bound</b>: the least time any method could take for the selection under that network "
             "profile, max(network, decode), from the file's own chunk index; <b>time / bound</b> is the "
             "headline figure (1× = at the physical limit); <b>set by</b> names the larger term.",
-            "<b>requests, received, peak conn.</b>: HTTP requests, bytes received and most concurrent "
-            "connections of one sample, counted at the shaping proxy.",
+            "<b>requests, received, peak conn., conn. opened</b>: HTTP requests, bytes received, most "
+            "concurrent connections and connections opened in one sample (median over samples), counted at the "
+            "shaping proxy.",
             "<b>bytes / selection</b>: bytes received per uncompressed byte the workload asked for; "
             "<b>bytes / touched</b>: per compressed byte of the chunks the selection touches (1× for a method "
             "that reads nothing twice; above it: metadata, over-fetch, re-reads).",
@@ -214,7 +216,7 @@ def generic(value) -> str:
 def alerts(runs: list[Run], reliability: pd.DataFrame) -> str:
     parts = []
     if not reliability.empty:
-        for _, row in reliability[reliability["outcome"].isin([WRONG_DATA, HANG])].iterrows():
+        for _, row in reliability[reliability["outcome"].isin(LOUD)].iterrows():
             text = (
                 f"<strong>{esc(row['outcome'])}</strong>: {esc(row['method'])} under fault <b>{esc(row['fault'])}</b>"
             )
@@ -342,6 +344,13 @@ def _ranking_table(ranked: pd.DataFrame) -> str:
         notes = ["ranked by time / bound where the bound was measured, else by time"]
     if absent:
         notes.append(f"not measured under this profile: {', '.join(absent)}")
+    below = sorted(set(measured[measured["time_over_bound"] < 1]["method"]))
+    if below:
+        notes.append(
+            f"below the bound (time / bound < 1×): {', '.join(below)} — these fetched the data before the timed "
+            "read (e.g. a read-ahead cache filled while the untimed handle was opened), so the bound of the read "
+            "does not constrain them"
+        )
     excluded = sorted(set(ranked[ranked["status"] == EXCLUDED]["method"]))
     if excluded:
         notes.append(f"not in this run's grid under this profile: {', '.join(excluded)}")
@@ -352,6 +361,8 @@ def _layout_header(group: pd.DataFrame) -> str:
     layout = group["layout"].iloc[0]
     bounded = group.dropna(subset=["bound_s"])
     if bounded.empty:
+        if group["time_over_bound"].notna().any():
+            return f"layout {layout} · bound not recorded (time / bound as the run's own track reported it)"
         return f"layout {layout} · bound not measured"
     r = bounded.iloc[0]
     text = (
@@ -449,7 +460,8 @@ def reliability_section(reliability: pd.DataFrame) -> str:
     body = paragraph(
         "Each read method under each fault the proxy injects (503 SlowDown, connection reset mid-body, truncated "
         "body, stall): exact = it retried and returned exactly the source data; clear error = it failed and said "
-        "so; hang = no answer within the time limit; WRONG DATA = it returned data that differ from the source."
+        "so; crash = the reader's process died; hang = no answer within the time limit; WRONG DATA = it returned "
+        "data that differ from the source."
     ) + table(["method", *faults], rows)
     detail = reliability[(reliability["outcome"] != EXACT) & (reliability["detail"] != "")]
     if len(detail):
@@ -462,7 +474,7 @@ def reliability_section(reliability: pd.DataFrame) -> str:
 
 def _worst(outcomes: pd.Series) -> str:
     present = set(outcomes)
-    return next((o for o in (WRONG_DATA, HANG, CLEAR_ERROR, EXACT) if o in present), outcomes.iloc[0])
+    return next((o for o in reversed(OUTCOME_ORDER) if o in present), outcomes.iloc[0])
 
 
 def _outcome_class(outcome: str) -> str:

@@ -17,13 +17,15 @@ from nwb_cloud.report.errors import ReportError
 RUN_INFO_DIR, RELIABILITY_DIR = "run-info", "reliability"
 
 # Outcomes from best to worst; the probe's names (nwb_cloud.cloud.reliability) and the report's wording.
-EXACT, CLEAR_ERROR, HANG, WRONG_DATA = "exact", "clear error", "hang", "WRONG DATA"
-OUTCOME_ORDER = (EXACT, CLEAR_ERROR, HANG, WRONG_DATA)
+EXACT, CLEAR_ERROR, CRASH, HANG, WRONG_DATA = "exact", "clear error", "crash", "hang", "WRONG DATA"
+OUTCOME_ORDER = (EXACT, CLEAR_ERROR, CRASH, HANG, WRONG_DATA)
+LOUD = (CRASH, HANG, WRONG_DATA)  # findings the page puts at its top
 _OUTCOME_ALIASES = {
     "exact": EXACT,
     "error": CLEAR_ERROR,
     "clear error": CLEAR_ERROR,
     "clear-error": CLEAR_ERROR,
+    "crash": CRASH,
     "hang": HANG,
     "wrong-data": WRONG_DATA,
     "wrong data": WRONG_DATA,
