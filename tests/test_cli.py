@@ -104,3 +104,14 @@ def test_methods_lists_the_registries():
     assert result.returncode == 0
     for name in ("remfile", "fsspec", "neuroconv-default", "ophys_patch", "in-region"):
         assert name in result.stdout
+
+
+def test_the_cli_starts_without_importing_the_heavy_stack():
+    """Batch job steps run `nwb-cloud` once per step: building the parser must not import pynwb, h5py or boto3."""
+    code = (
+        "import sys; from nwb_cloud.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('pynwb', 'h5py', 'boto3', 'zarr', 'scipy') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -1,12 +1,19 @@
-"""Options several commands share: the settings flags, and starting the embedded endpoint."""
+"""Options several commands share: the settings flags, and starting the embedded endpoint.
+
+Command modules import the heavy parts of the package (pynwb, h5py, boto3) inside their handlers, so that
+``nwb-cloud`` starts fast: Batch job steps run it once per step.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
 
-from nwb_cloud.cloud import DEFAULT_BUCKET, Endpoint
+from rich.console import Console
+
 from nwb_cloud.settings import SIZES, SOURCES, Settings
+
+console = Console(stderr=True)
 
 
 def add_settings_arguments(parser) -> None:
@@ -28,5 +35,7 @@ def settings_from(args) -> Settings:
 @contextlib.contextmanager
 def embedded_store(settings: Settings, port: int | None = None):
     """The embedded endpoint over ``data_dir/s3`` with the default bucket, stopped on exit (also on Ctrl-C)."""
+    from nwb_cloud.cloud import DEFAULT_BUCKET, Endpoint
+
     with Endpoint(settings.data_dir / "s3", port=port) as endpoint:
         yield endpoint, endpoint.create_bucket(DEFAULT_BUCKET)

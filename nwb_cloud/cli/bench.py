@@ -4,15 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.console import Console
-
-from nwb_cloud.cli._common import add_settings_arguments, embedded_store, settings_from
-from nwb_cloud.cloud.calibrate import measure_overhead
-from nwb_cloud.suite.asv_driver import run_asv
-from nwb_cloud.suite.prepare import prepare_run
-from nwb_cloud.suite.run_info import run_info, write_run_info
-
-console = Console(stderr=True)
+from nwb_cloud.cli._common import add_settings_arguments, console, embedded_store, settings_from
 
 
 def _report(repo: Path) -> Path | None:
@@ -24,6 +16,11 @@ def _report(repo: Path) -> Path | None:
 
 
 def bench(args) -> int:
+    from nwb_cloud.cloud.calibrate import measure_overhead
+    from nwb_cloud.suite.asv_driver import run_asv
+    from nwb_cloud.suite.prepare import prepare_run
+    from nwb_cloud.suite.run_info import run_info, write_run_info
+
     settings = settings_from(args)
     repo = Path(args.repo).resolve()
     console.print(f"[bold]preparing[/] the {settings.source} data ({settings.size}) in {settings.data_dir}")

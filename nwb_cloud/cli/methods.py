@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from nwb_cloud.access import METHODS
-from nwb_cloud.cloud.profiles import PROFILES
-from nwb_cloud.datasets.layouts import LAYOUTS
-from nwb_cloud.workloads import WORKLOADS
-
 
 def show(args) -> int:
+    from nwb_cloud.access import METHODS
+    from nwb_cloud.cloud.profiles import PROFILES
+    from nwb_cloud.datasets.layouts import LAYOUTS
+    from nwb_cloud.workloads import WORKLOADS
+
     print("read methods:")
     for method in METHODS.values():
         reason = method.unavailable()

@@ -5,14 +5,13 @@ from __future__ import annotations
 import time
 from urllib.parse import urlparse
 
-from nwb_cloud.access import get_method
 from nwb_cloud.cli._common import settings_from
-from nwb_cloud.cloud.store import Store, StoreError
-from nwb_cloud.suite.state import RunState
-from nwb_cloud.workloads import get_workload
 
 
-def _store_for(url: str, args) -> tuple[Store, str]:
+def _store_for(url: str, args):
+    from nwb_cloud.cloud.store import Store, StoreError
+    from nwb_cloud.suite.state import RunState
+
     parsed = urlparse(url)
     if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
         raise StoreError(f"expected an s3://bucket/key URL, got {url!r}")
@@ -28,6 +27,9 @@ def _store_for(url: str, args) -> tuple[Store, str]:
 
 
 def read(args) -> int:
+    from nwb_cloud.access import get_method
+    from nwb_cloud.workloads import get_workload
+
     method = get_method(args.method)
     workload = get_workload(args.workload) if args.workload else None
     store, key = _store_for(args.url, args)
@@ -49,6 +51,8 @@ def read(args) -> int:
 
 
 def _series_path(nwbfile, workload) -> str:
+    from nwb_cloud.cloud.store import StoreError
+
     wanted = {"ecephys": "ElectricalSeries", "ophys": "TwoPhotonSeries"}[workload.modality]
     for name, series in nwbfile.acquisition.items():
         if series.neurodata_type == wanted:

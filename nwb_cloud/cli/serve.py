@@ -6,10 +6,11 @@ import argparse
 import threading
 
 from nwb_cloud.cli._common import add_settings_arguments, embedded_store, settings_from
-from nwb_cloud.suite.prepare import prepare_run
 
 
 def serve(args) -> int:
+    from nwb_cloud.suite.prepare import prepare_run
+
     settings = settings_from(args)
     with embedded_store(settings, port=args.port) as (endpoint, store):
         print(f"embedded S3 endpoint {endpoint.url}, bucket {store.bucket}, data in {settings.data_dir / 's3'}")
