@@ -65,7 +65,39 @@ def cells_frame(records: list[Record], run_infos: list[dict] | None = None) -> p
     frame["run_started"] = frame.groupby(["machine", "commit", "env"])["run_started"].transform("max")
     infos = {run: run_info_for(run_infos, *run) or {} for run in set(zip(frame["machine"], frame["commit"]))}
     frame["reason"] = [_reason(row, infos[row["machine"], row["commit"]]) for row in frame.to_dict("records")]
+    _fill_from_floors(frame, infos)
     return _derive(frame)
+
+
+# A floor (nwb_cloud.analysis.bound.Floor as the run info stores it) -> the cell columns it gives.
+FLOOR_COLUMNS = {"bound_s": "seconds", "bound_network_s": "network_s", "bound_decode_s": "decode_s",
+                 "selection_bytes": "selection_bytes"}  # fmt: skip
+
+
+def _fill_from_floors(frame: pd.DataFrame, infos: dict) -> None:
+    """Bounds the run info recorded (``floors``) for cells whose bound no track benchmark reported."""
+    layouts = sorted(set(frame["layout"]), key=len, reverse=True)
+    for (machine, commit), info in infos.items():
+        floors = {}
+        for floor in info.get("floors") or []:
+            layout = floor.get("layout") or _layout_of(str(floor.get("asset", "")), layouts)
+            floors[(floor.get("workload"), floor.get("profile"), layout)] = floor
+        if not floors:
+            continue
+        rows = frame.index[(frame["machine"] == machine) & (frame["commit"] == commit) & frame["bound_s"].isna()]
+        for index in rows:
+            floor = floors.get(tuple(frame.loc[index, ["workload", "profile", "layout"]]))
+            if floor is None:
+                continue
+            for column, key in FLOOR_COLUMNS.items():
+                frame.loc[index, column] = floor.get(key, np.nan)
+            needed = "metadata_bytes" if floor.get("kind") == "open" else "compressed_bytes"
+            frame.loc[index, "touched_bytes"] = floor.get(needed, np.nan)
+
+
+def _layout_of(asset_key: str, layouts: list[str]) -> str | None:
+    """The layout an asset key names (``.../ophys-tiny-s0-<layout>-<hash>.nwb``): the longest name it contains."""
+    return next((layout for layout in layouts if f"-{layout}-" in asset_key), None)
 
 
 def _empty_row(key: tuple, record: Record) -> dict:

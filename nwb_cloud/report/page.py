@@ -110,7 +110,8 @@ def how_to_read(run: Run) -> str:
             "shaping proxy.",
             "<b>bytes / selection</b>: bytes received per uncompressed byte the workload asked for; "
             "<b>bytes / touched</b>: per compressed byte of the chunks the selection touches (1× for a method "
-            "that reads nothing twice; above it: metadata, over-fetch, re-reads).",
+            "that reads nothing twice; above it: metadata, over-fetch, re-reads). For the open workloads the "
+            "touched bytes are the distinct metadata bytes the open needs.",
             "<b>not measured</b>: the run did not record that figure (older run, no proxy, or the track "
             "failed). <b>failed</b>: the benchmark raised, a wrong read included. <b>unavailable</b>: the "
             "method cannot run on that machine. <b>not in the grid</b>: a quick run leaves that method out "
