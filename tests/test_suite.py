@@ -54,6 +54,14 @@ def test_grid_has_one_class_per_workload_with_every_other_axis(prepared_state):
         assert (repeat, number) == (2, 1)
 
 
+def test_conversion_benchmark_is_discovered(prepared_state):
+    code = "import benchmarks.conversion as c; print(c.ConversionThroughput.params)"
+    env = {**os.environ, "NWB_CLOUD_STATE": str(prepared_state)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "SpikeGLXRecordingInterface" in out.stdout and "TiffImagingInterface" in out.stdout
+
+
 def test_asv_check_accepts_the_suite(prepared_state):
     env = {**os.environ, "NWB_CLOUD_STATE": str(prepared_state)}
     out = subprocess.run(
