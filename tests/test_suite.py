@@ -108,3 +108,21 @@ def test_default_grid_reads_the_registries():
     full = default_grid(Settings(size="full"))
     assert full.profiles == list(PROFILES) and not full.excludes("fsspec-none", "lab")
     assert default_grid(Settings(source="dandi")).layouts == ["as-published"]
+
+
+def test_run_info_summarises_samples_and_failures(prepared_state):
+    from nwb_cloud.suite.asv_grid import failure_log, sample_log
+    from nwb_cloud.suite.run_info import run_info
+
+    state = RunState.load(prepared_state)
+    label = "ophys_patch[remfile, workload-friendly, in-region]"
+    for seconds, requests in [(0.5, 4), (0.7, 6), (0.6, 5)]:
+        sample_log(state).append(label, {"seconds": seconds, "requests": requests, "open_requests": 3})
+    failure_log(state).append("open_ophys[fsspec, neuroconv-default, lab]", {"error": "check: WrongRead: 3 differ"})
+    info = run_info(state, commit="abc123")
+    cell = info["samples"]["ophys_patch|remfile|workload-friendly|in-region"]
+    assert cell == {"seconds": 0.6, "requests": 5, "open_requests": 3, "samples": 3}
+    assert info["cell_failures"] == {"open_ophys|fsspec|neuroconv-default|lab": "check: WrongRead: 3 differ"}
+    assert info["commit"] == "abc123"
+    text = json.dumps(info, default=str)
+    assert state.catalog.store.secret_key not in text and state.catalog.store.access_key not in text

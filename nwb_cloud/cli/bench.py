@@ -37,7 +37,7 @@ def bench(args) -> int:
                 console.print("measuring the shaping proxy's own overhead against direct loopback")
                 overhead = measure_overhead(endpoint).to_dict()
             outcome = run_asv(repo, settings.state_path, bench=args.bench)
-    info_path = write_run_info(repo / "results", run_info(state, overhead))
+    info_path = write_run_info(repo / "results", run_info(state, overhead, commit=outcome["commit"]))
     console.print(f"run info: {info_path}")
     report = _report(repo)
     console.print(f"[bold]asv report:[/] {outcome['html']}")

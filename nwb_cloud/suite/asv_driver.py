@@ -49,7 +49,9 @@ def run_asv(repo: Path, state_path: Path, bench: str | None = None, machine: str
     ]  # fmt: skip
     if bench:
         args += ["--bench", bench]
+    commit = args[args.index("--set-commit-hash") + 1]
     status = _asv(repo, *args, env=env)
     if _asv(repo, "publish", env=env) != 0:
         raise AsvError("`asv publish` failed")
-    return {"passed": status == 0, "status": status, "html": repo / "reports" / "html" / "index.html"}
+    html = repo / "reports" / "html" / "index.html"
+    return {"passed": status == 0, "status": status, "html": html, "commit": commit}

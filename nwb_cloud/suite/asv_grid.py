@@ -53,6 +53,10 @@ def sample_log(state: RunState) -> SampleLog:
     return SampleLog(Path(state.data_dir) / "samples" / f"{state.run_id}.jsonl")
 
 
+def failure_log(state: RunState) -> SampleLog:
+    return SampleLog(Path(state.data_dir) / "samples" / f"{state.run_id}-failures.jsonl")
+
+
 class PausableClock:
     """asv's timer for the grid: wall time minus the intervals spent in :meth:`paused`.
 
@@ -101,7 +105,9 @@ class StreamingBenchmark:
         modality = get_workload(self.workload).modality
         failure = state.extra.get("prepare_failures", {}).get(f"{method}|{modality}/{layout}")
         if failure:
-            raise MethodUnavailable(f"{method} could not be prepared for {modality}/{layout}: {failure}")
+            error = MethodUnavailable(f"{method} could not be prepared for {modality}/{layout}: {failure}")
+            failure_log(state).append(self.cell.label, {"error": f"prepare: {error}"})
+            raise error
         self.traffic = None
 
     def _cell_run(self) -> CellRun:
@@ -115,12 +121,16 @@ class StreamingBenchmark:
         return self.cell_run
 
     def time_workload(self, method: str, layout: str, profile: str) -> None:
-        with CLOCK.paused():
+        with CLOCK.paused(), self._failures("open"):
+            opening = self.traffic.mark() if self.traffic else None
             self._cell_run().setup()  # a fresh handle, unless opening is the workload itself
+            # what the untimed open cost on the wire (a read-ahead cache may fetch the selection here)
+            self.open_cost = (self.traffic.snapshot() - opening).to_dict() if self.traffic else {}
             self.before = self.traffic.mark() if self.traffic else None
-        started = CLOCK()
-        self.cell_run.run()
-        self.seconds = CLOCK() - started
+        with self._failures("run"):
+            started = CLOCK()
+            self.cell_run.run()
+            self.seconds = CLOCK() - started
 
     def teardown(self, method: str, layout: str, profile: str) -> None:
         cell_run = getattr(self, "cell_run", None)
@@ -132,8 +142,20 @@ class StreamingBenchmark:
         record = {"seconds": self.seconds}
         if self.traffic is not None:
             record.update((self.traffic.snapshot() - self.before).to_dict())
-        cell_run.finish()  # raises WrongRead: a wrong read fails the benchmark and is not logged
+            record.update({f"open_{name}": value for name, value in self.open_cost.items()})
+        with self._failures("check"):
+            cell_run.finish()  # raises WrongRead: a wrong read fails the benchmark and is not logged
         sample_log(self.state).append(self.cell.label, record)
+
+    @contextmanager
+    def _failures(self, stage: str):
+        """asv keeps no message for a failed benchmark: keep it in the run's failure log for the report."""
+        try:
+            yield
+        except Exception as error:
+            message = f"{stage}: {type(error).__name__}: {error}".splitlines()[0][:400]
+            failure_log(self.state).append(self.cell.label, {"error": message})
+            raise
 
     # -- what the timed samples cost on the wire (medians over this run's samples of this cell) -----------
     def _median(self, field: str) -> float:

@@ -77,7 +77,7 @@ def prepare_floors(catalog, grid, data_dir, log=print) -> list[dict]:
             summary = []
             for profile in grid.profiles:
                 floor = floor_for(asset, workload, profile, data_dir)
-                floors.append(floor.to_dict())
+                floors.append({**floor.to_dict(), "layout": layout, "modality": workload.modality})
                 summary.append(f"{profile} {floor.seconds * 1e3:.0f} ms ({floor.binding})")
             log(f"  bound of {workload_name} on {layout}: " + ", ".join(summary))
     return floors

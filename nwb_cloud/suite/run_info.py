@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import socket
+import statistics
 import time
 from pathlib import Path
 
@@ -18,10 +19,11 @@ from nwb_cloud.cloud.profiles import PROFILES
 from nwb_cloud.suite.state import RunState
 
 
-def run_info(state: RunState, overhead: dict | None = None) -> dict:
+def run_info(state: RunState, overhead: dict | None = None, commit: str | None = None) -> dict:
     catalog = state.catalog
     return {
         "run_id": state.run_id,
+        "commit": commit,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": {"host": socket.gethostname(), "cores": machine_cores(), "python": platform.python_version()},
         "source": catalog.source,
@@ -38,7 +40,44 @@ def run_info(state: RunState, overhead: dict | None = None) -> dict:
         "prepare_failures": state.extra.get("prepare_failures", {}),
         "floors": state.extra.get("floors", []),
         "proxy_overhead": overhead,
+        "samples": _sample_medians(state),
+        "cell_failures": _cell_failures(state),
     }
+
+
+def _cells(path: Path) -> dict[str, list[dict]]:
+    cells: dict[str, list[dict]] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            cells.setdefault(record.pop("cell", "?"), []).append(record)
+    return cells
+
+
+def _key(label: str) -> str:
+    """``workload[method, layout, profile]`` -> ``workload|method|layout|profile`` (the report's cell key)."""
+    workload, _, rest = label.partition("[")
+    return "|".join([workload, *[part.strip() for part in rest.rstrip("]").split(",")]])
+
+
+def _sample_medians(state: RunState) -> dict[str, dict]:
+    """Per cell, the median of every figure of its timed samples (open traffic included)."""
+    out = {}
+    for label, records in _cells(Path(state.data_dir) / "samples" / f"{state.run_id}.jsonl").items():
+        fields = {name for record in records for name, value in record.items() if isinstance(value, int | float)}
+        out[_key(label)] = {
+            name: statistics.median(r[name] for r in records if isinstance(r.get(name), int | float))
+            for name in sorted(fields)
+        } | {"samples": len(records)}
+    return out
+
+
+def _cell_failures(state: RunState) -> dict[str, str]:
+    path = Path(state.data_dir) / "samples" / f"{state.run_id}-failures.jsonl"
+    return {_key(label): records[-1]["error"] for label, records in _cells(path).items()}
 
 
 def write_run_info(results_dir: Path, info: dict) -> Path:
