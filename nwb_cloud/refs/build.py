@@ -22,13 +22,15 @@ def build_index(
     url: str | None = None,
     inline_threshold: int = DEFAULT_INLINE_THRESHOLD,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    progress=None,
 ) -> dict:
     """Kerchunk "version 1" refs of the NWB HDF5 file at ``source`` (a local path or e.g. ``s3://b/k``).
 
     ``url`` is where readers will find the bytes (default: ``source``), e.g. the S3 object of a file the
     index is built from a local copy of. ``storage_options`` are fsspec's (``Store.s3fs_options()``) for a
     remote ``source``. The result also carries, under ``"nwb_cloud"``, the index format, the source size and
-    the build's read statistics (bytes and requests) - never credentials.
+    the build's read statistics (bytes and requests) - never credentials. ``progress(done, total)`` is
+    called as HDF5 objects are translated (e.g. by :func:`nwb_cloud.refs.progress.progress_bar`).
     """
     started = time.perf_counter()
     try:
@@ -37,7 +39,7 @@ def build_index(
         raise RefsError(f"cannot build an index: no such file {source}") from None
     try:
         try:
-            translator = NwbHdf5ToZarr(fileobj, inline_threshold=inline_threshold)
+            translator = NwbHdf5ToZarr(fileobj, inline_threshold=inline_threshold, progress=progress)
         except OSError as error:
             raise RefsError(f"cannot build an index: {source} is not an HDF5 file ({error})") from None
         try:

@@ -6,6 +6,8 @@ the asset (through s3fs for ``s3://`` URLs, with the store's endpoint and creden
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from hdmf_zarr.nwb import NWBZarrIO
 
 import nwb_cloud.refs.codecs  # noqa: F401 - registers the codec of compound datasets before zarr reads one
@@ -31,7 +33,7 @@ def open_zarr_io(refs: dict, remote_options: dict | None = None) -> NWBZarrIO:
 
 
 def check_index(refs) -> None:
-    if not isinstance(refs, dict) or refs.get("version") != 1 or not isinstance(refs.get("refs"), dict):
+    if not isinstance(refs, dict) or refs.get("version") != 1 or not isinstance(refs.get("refs"), Mapping):
         raise CorruptIndex("not a kerchunk version 1 reference index (no 'version': 1 and 'refs' mapping)")
     if ".zgroup" not in refs["refs"]:
         raise CorruptIndex("reference index has no root group ('.zgroup')")

@@ -1,23 +1,37 @@
-"""An index published next to its asset, so that every reader fetches it in one request.
+"""An index published next to its asset, so that every reader fetches it in one round trip.
+
+``key + ".refs.json"`` is the sidecar: the whole JSON index or, for an index stored as Parquet, the Parquet
+folder's ``.zmetadata`` (all Zarr metadata, the file list and sizes), the folder itself being uploaded to
+``key + ".refs.parq/"`` first - so a reader never sees a half-published Parquet index.
 
 The sidecar records the asset's identity (ETag and size) when it is published. Fetching compares it with the
 asset as it is now (a HEAD, sent at the same time as the GET of the sidecar, so it costs no extra round
-trip): a changed asset never serves a stale index.
+trip): a changed asset never serves a stale index. A Parquet index costs one more round trip: its files,
+fetched in parallel into a local :class:`~nwb_cloud.refs.cache.IndexCache` (by default a temporary one).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import botocore.exceptions
 
 from nwb_cloud.cloud.store import Store, StoreError, describe_client_error
+from nwb_cloud.refs.cache import AssetIdentity, IndexCache
 from nwb_cloud.refs.errors import CorruptIndex, RefsError
+from nwb_cloud.refs.fetch import s3_client
 from nwb_cloud.refs.reader import check_index
+from nwb_cloud.refs.storage import AUTO, PARQUET, ZMETADATA, choose, is_parquet_metadata, write_parquet
 from nwb_cloud.refs.translate import dumps
 
 SIDECAR_SUFFIX = ".refs.json"
+PARQUET_SUFFIX = ".refs.parq"
+DOWNLOADS = 8  # Parquet files fetched at once
 
 
 class MissingIndex(RefsError):
@@ -32,56 +46,151 @@ def sidecar_key(key: str) -> str:
     return key + SIDECAR_SUFFIX
 
 
-def publish(store: Store, key: str, refs: dict) -> str:
-    """Upload ``refs`` as the sidecar of ``key`` (stamped with the asset's current ETag and size)."""
+def parquet_prefix(key: str) -> str:
+    return key + PARQUET_SUFFIX + "/"
+
+
+# -- publishing ----------------------------------------------------------------------------------------------
+def publish(store: Store, key: str, index: dict, storage: str = AUTO) -> str:
+    """Upload ``index`` as the sidecar of ``key`` (stamped with the asset's current ETag and size).
+
+    ``storage`` is ``json``, ``parquet`` or ``auto`` (Parquet above a chunk-count threshold). Returns the
+    sidecar's key. A store that refuses writes raises :class:`~nwb_cloud.cloud.store.StoreError`.
+    """
     asset = store.head(key)
-    stamped = {**refs, "nwb_cloud": {**refs.get("nwb_cloud", {}), "asset": asset}}
-    target = sidecar_key(key)
+    stamped = {**index, "nwb_cloud": {**index.get("nwb_cloud", {}), "asset": asset}}
+    client = store.client()
+    if choose(index, storage) == PARQUET:
+        folder = Path(tempfile.mkdtemp(prefix="nwb-index-"))
+        try:
+            zmetadata = write_parquet(stamped, folder)
+            names = [*zmetadata["nwb_cloud"]["parquet_files"], ZMETADATA]
+
+            def upload(name: str) -> None:
+                _put(client, store, parquet_prefix(key) + name, (folder / name).read_bytes())
+
+            with ThreadPoolExecutor(DOWNLOADS) as pool:
+                list(pool.map(upload, names))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        body = json.dumps(zmetadata, separators=(",", ":"))
+    else:
+        body = dumps(stamped)
+    _put(client, store, sidecar_key(key), body.encode(), "application/json")
+    return sidecar_key(key)
+
+
+def _put(client, store: Store, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
     try:
-        store.client().put_object(
-            Bucket=store.bucket, Key=target, Body=dumps(stamped).encode(), ContentType="application/json"
-        )
+        client.put_object(Bucket=store.bucket, Key=key, Body=body, ContentType=content_type)
     except botocore.exceptions.ClientError as error:
-        raise StoreError(describe_client_error(error, store.s3_url(target))) from None
-    return target
+        raise StoreError(describe_client_error(error, store.s3_url(key))) from None
+    except botocore.exceptions.BotoCoreError as error:
+        raise StoreError(f"cannot reach {store.label} for {store.s3_url(key)}: {error}") from None
 
 
-def fetch(store: Store, key: str) -> dict:
-    """The published index of ``key``, checked against the asset; :class:`MissingIndex`/:class:`StaleIndex`."""
-    target = sidecar_key(key)
-    client = store.client()  # one client for both requests: creating one costs more than a loopback GET
+# -- fetching ------------------------------------------------------------------------------------------------
+def fetch(store: Store, key: str, client=None, parquet_cache: IndexCache | None = None) -> dict:
+    """The published index of ``key``, checked against the asset; :class:`MissingIndex`/:class:`StaleIndex`.
+
+    ``client`` is a botocore S3 client to use (its connections stay warm for the reads that follow);
+    a Parquet index is fetched into ``parquet_cache`` (default: a temporary cache of this process).
+    """
+    client = client or s3_client(store, 2)
+    document, identity = fetch_document(client, store, key)
+    return resolve(client, store, key, document, identity, parquet_cache)
+
+
+def fetch_document(client, store: Store, key: str) -> tuple[dict, AssetIdentity]:
+    """The sidecar's parsed JSON and the asset's identity, fetched in parallel (one round trip)."""
     with ThreadPoolExecutor(2) as pool:
-        body = pool.submit(_get, client, store, target)
-        asset = pool.submit(_head, client, store, key)
+        body = pool.submit(fetch_document_body, client, store, key)
+        asset = pool.submit(head, client, store, key)
         text, identity = body.result(), asset.result()
+    return parse_document(store, key, text), identity
+
+
+def fetch_document_body(client, store: Store, key: str) -> bytes:
+    """The sidecar's bytes (:class:`MissingIndex` when nothing is published)."""
+    return _get(client, store, sidecar_key(key))
+
+
+def parse_document(store: Store, key: str, text: bytes) -> dict:
     try:
-        refs = json.loads(text)
+        return json.loads(text)
     except ValueError as error:
-        raise CorruptIndex(f"the index {store.s3_url(target)} is not JSON ({error}); publish it again") from None
-    check_index(refs)
-    recorded = refs.get("nwb_cloud", {}).get("asset")
-    if recorded != identity:
+        raise CorruptIndex(
+            f"the index {store.s3_url(sidecar_key(key))} is not JSON ({error}); publish it again"
+        ) from None
+
+
+def resolve(client, store: Store, key: str, document, identity: AssetIdentity, parquet_cache=None) -> dict:
+    """The index a fetched sidecar ``document`` stands for, once it is known to describe ``identity``."""
+    target = sidecar_key(key)
+    if not isinstance(document, dict):
+        raise CorruptIndex(f"the index {store.s3_url(target)} is not a reference index; publish it again")
+    recorded = document.get("nwb_cloud", {}).get("asset")
+    if recorded != {"size": identity.size, "etag": identity.etag}:
         raise StaleIndex(
-            f"the index {store.s3_url(target)} was built for {recorded} but {store.s3_url(key)} is now {identity}: "
-            "build and publish it again"
+            f"the index {store.s3_url(target)} was built for {recorded} but {identity.url} is now "
+            f"{{'size': {identity.size}, 'etag': '{identity.etag}'}}: build and publish it again"
         )
-    return refs
+    if not is_parquet_metadata(document):
+        check_index(document)
+        return document
+    cache = parquet_cache or _temporary_cache()
+    cached = cache.get(identity)
+    if cached is not None:
+        return cached
+    names = list(document.get("nwb_cloud", {}).get("parquet_files", {}))
+    with cache.staging() as folder:
+
+        def download(name: str) -> None:
+            path = folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(_get(client, store, parquet_prefix(key) + name, missing_is_corrupt=True))
+
+        with ThreadPoolExecutor(DOWNLOADS) as pool:
+            list(pool.map(download, names))
+        (folder / ZMETADATA).write_text(json.dumps(document, separators=(",", ":")))
+        return cache.commit_parquet(identity, folder)
 
 
-def _head(client, store: Store, key: str) -> dict:
-    """``Store.head`` on an existing client: the asset's size and ETag."""
+def head(client, store: Store, key: str) -> AssetIdentity:
+    """The asset's identity (URL, ETag, size) on an existing client."""
     try:
         response = client.head_object(Bucket=store.bucket, Key=key)
     except botocore.exceptions.ClientError as error:
         raise StoreError(describe_client_error(error, store.s3_url(key))) from None
-    return {"size": response["ContentLength"], "etag": response["ETag"].strip('"')}
+    except botocore.exceptions.BotoCoreError as error:
+        raise StoreError(f"cannot reach {store.label} for {store.s3_url(key)}: {error}") from None
+    return AssetIdentity(store.s3_url(key), response["ETag"].strip('"'), int(response["ContentLength"]))
 
 
-def _get(client, store: Store, key: str) -> bytes:
+def _get(client, store: Store, key: str, missing_is_corrupt: bool = False) -> bytes:
     try:
         return client.get_object(Bucket=store.bucket, Key=key)["Body"].read()
     except botocore.exceptions.ClientError as error:
         code = str(error.response.get("Error", {}).get("Code", ""))
-        if code in ("404", "NoSuchKey", "NotFound"):
+        # an anonymous reader of a bucket it may not list gets 403, not 404, for a key that does not exist
+        missing = code in ("404", "NoSuchKey", "NotFound") or (store.anonymous and code in ("403", "AccessDenied"))
+        if missing and missing_is_corrupt:
+            raise CorruptIndex(f"the published index lacks {store.s3_url(key)}; publish it again") from None
+        if missing:
             raise MissingIndex(f"no reference index published at {store.s3_url(key)}") from None
         raise StoreError(describe_client_error(error, store.s3_url(key))) from None
+    except botocore.exceptions.BotoCoreError as error:
+        raise StoreError(f"cannot reach {store.label} for {store.s3_url(key)}: {error}") from None
+
+
+_temporary: IndexCache | None = None
+
+
+def _temporary_cache() -> IndexCache:
+    """A cache directory of this process, removed at exit (for Parquet indexes fetched without a cache)."""
+    global _temporary
+    if _temporary is None:
+        directory = tempfile.mkdtemp(prefix="nwb-index-cache-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        _temporary = IndexCache(Path(directory))
+    return _temporary

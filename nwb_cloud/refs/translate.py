@@ -46,8 +46,9 @@ RESERVED_ATTRS = ("zarr_dtype", "zarr_link")
 class NwbHdf5ToZarr(SingleHdf5ToZarr):
     """Translate one NWB HDF5 file (an open binary file object) into kerchunk refs readable by hdmf-zarr."""
 
-    def __init__(self, fileobj, inline_threshold: int = 500):
+    def __init__(self, fileobj, inline_threshold: int = 500, progress=None):
         super().__init__(fileobj, url=URL_TEMPLATE, inline_threshold=inline_threshold, error="raise")
+        self._progress = progress  # called with (objects done, objects in the file) as the build goes
         self.store = _Store()  # zarr's default clears a path by scanning every key: quadratic in objects
         self._zroot = zarr.group(store=self.store, overwrite=True)
         self._attrs_deferred = False
@@ -64,6 +65,7 @@ class NwbHdf5ToZarr(SingleHdf5ToZarr):
         if isinstance(self._h5f.attrs.get(SPEC_LOC_ATTR), h5py.Reference):
             self._spec_path = self._target_path(self._h5f.attrs[SPEC_LOC_ATTR], f"/@{SPEC_LOC_ATTR}")
         self._transfer_attrs(self._h5f, self._zroot)
+        self._done = 0
         self._h5f.visititems(self._translator)
         for group_path, entries in self._links().items():
             group = self._zgroup(group_path)
@@ -77,6 +79,9 @@ class NwbHdf5ToZarr(SingleHdf5ToZarr):
     # -- kerchunk's per-object hooks ---------------------------------------------------------------------
     def _translator(self, name: str, h5obj) -> None:
         where = "/" + name
+        if self._progress is not None:
+            self._done += 1
+            self._progress(self._done, len(self._primary) - 1)
         try:
             if isinstance(h5obj, h5py.Dataset):
                 self._dataset(where, h5obj)

@@ -1,0 +1,124 @@
+"""nwb-index: pynwb over the NWB-complete reference index, chunks through nwb_cloud's own data path.
+
+Opening costs one round trip: a HEAD of the asset with, unless the local cache holds an index of the URL,
+the GET of the published sidecar (:func:`nwb_cloud.refs.locate.find_index`). No HDF5 metadata is read from
+the asset. Reads go through :class:`nwb_cloud.refs.zarr_store.IndexStore`: parallel, coalesced and split
+range requests on warm connections, decoded on every core while later chunks are still arriving. The
+``kerchunk`` method reads the same index through stock fsspec (s3fs) and stays as the baseline.
+
+Where the local cache lives
+    ``access`` modules take no settings; the cache directory is a module default set by whoever holds the
+    settings - the CLI and the benchmark suite call :func:`configure` (``cache_dir=data_dir / "indexes"``).
+    Until then it is :func:`default_cache_dir`, derived from :class:`nwb_cloud.settings.Settings` (the one
+    place the environment is read), so a library user gets the same directory as the CLI.
+
+Read-only stores (DANDI's bucket)
+    ``prepare`` builds the index and publishes it beside the asset; a store that refuses the write gets the
+    index in the local cache instead, and every open then finds it there. ``configure(build=True)`` (or
+    :func:`open_nwb_index` with ``build=True``) builds a missing index into the cache on open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from nwb_cloud.access.base import Method, Opened
+from nwb_cloud.cloud.store import StoreError
+from nwb_cloud.refs import build_index
+from nwb_cloud.refs import sidecar as sidecars
+from nwb_cloud.refs.cache import AssetIdentity, IndexCache
+from nwb_cloud.refs.fetch import RangeReader
+from nwb_cloud.refs.handle import IndexHandle
+from nwb_cloud.refs.locate import find_index
+from nwb_cloud.refs.plan import Policy
+from nwb_cloud.settings import Settings
+
+CACHE_FOLDER = "indexes"
+
+
+@dataclass(frozen=True)
+class Config:
+    cache_dir: Path | None = None  # None: default_cache_dir()
+    build: bool = False  # build a missing index into the cache on open
+    policy: Policy = Policy()
+
+
+_config = Config()
+
+
+def configure(cache_dir: Path | str | None = None, build: bool | None = None, policy: Policy | None = None) -> Config:
+    """Set the method's defaults (the cache directory, building on open, the fetch policy); returns them."""
+    global _config
+    changes = {"cache_dir": Path(cache_dir) if cache_dir is not None else None, "build": build, "policy": policy}
+    _config = replace(_config, **{k: v for k, v in changes.items() if v is not None})
+    return _config
+
+
+def default_cache_dir() -> Path:
+    return Settings.from_env().data_dir / CACHE_FOLDER
+
+
+def index_cache() -> IndexCache:
+    return IndexCache(_config.cache_dir or default_cache_dir())
+
+
+def open_nwb_index(store, key: str, cache=None, build=None, progress=None, policy=None) -> Opened:
+    """Open ``key`` of ``store`` as an ``NWBFile`` through its index (see the module docstring).
+
+    ``cache`` defaults to :func:`index_cache`, ``build`` and ``policy`` to the configured ones;
+    ``progress(done, total)`` follows a build.
+    """
+    policy = policy or _config.policy
+    reader = RangeReader(store, key, policy)
+    opened = Opened(nwbfile=None, closers=[reader.close])
+    try:
+        found = find_index(
+            store,
+            key,
+            reader.client,
+            cache=cache or index_cache(),
+            build=_config.build if build is None else build,
+            progress=progress,
+        )
+        reader.warm()
+        handle = IndexHandle(found.index, reader, policy)
+        opened.closers.append(handle.close)
+        opened.nwbfile = handle.nwb_io().read()
+    except BaseException:
+        opened.close()
+        raise
+    return opened
+
+
+def prepare(store, key: str, local_path: str | None = None) -> str:
+    """Build the index (from ``local_path`` when given), publish it, and put it in the local cache.
+
+    Returns where it went. A store that refuses the sidecar (read-only, e.g. DANDI) only gets the cache.
+    """
+    identity = AssetIdentity.of(store, key)
+    if local_path:
+        index = build_index(local_path, url=identity.url)
+    else:
+        index = build_index(identity.url, storage_options=store.s3fs_options())
+    cache = index_cache()
+    cache.put(identity, index)
+    try:
+        return sidecars.publish(store, key, index)
+    except StoreError as refused:
+        return f"{cache.directory} (the store refused the sidecar: {refused})"
+
+
+def _open(store, key: str) -> Opened:
+    return open_nwb_index(store, key)
+
+
+METHODS = [
+    Method(
+        name="nwb-index",
+        description="pynwb + hdmf-zarr over the NWB-complete index (cache/sidecar, 1 round trip); parallel "
+        "coalesced+split ranges on warm connections, decoded on every core",
+        open=_open,
+        prepare=prepare,
+    ),
+]

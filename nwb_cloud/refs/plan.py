@@ -1,0 +1,106 @@
+"""Which HTTP range requests fetch a set of chunks: coalesce nearby ranges, split large ones.
+
+Two forces pull apart. Every request costs a first byte (~20 ms on S3) and a slot on a connection, so
+chunks that sit close together in the file are cheaper fetched as one request, reading the small gap
+between them for free. But one connection carries only ~85-90 MB/s, so a long run of chunks (or one big
+chunk) fetched as one request - what fsspec's reference file system does with adjacent chunks - arrives at
+one connection's speed while the others idle. The plan therefore merges chunks whose gap is at most
+``max_gap`` bytes, but never into a request longer than a *part size*, and cuts any single chunk longer
+than that into equal parts fetched in parallel. The part size follows the total: the bytes spread over
+``concurrency`` connections, clamped to [``min_part``, ``max_part``] (8-16 MB is what AWS recommends for
+large objects; below ~1 MB the first byte dominates and more requests buy nothing).
+
+Requests keep chunk boundaries where they can (a chunk is only cut when it alone exceeds the part size),
+so each chunk can be decoded as soon as the requests holding it have arrived.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+MiB = 2**20
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How a reader fetches chunks: the knobs of the plan and of the fetcher that carries it out."""
+
+    concurrency: int = 16  # requests (hence connections) in flight at most
+    max_gap: int = 1 * MiB  # bytes between two chunks that one request still reads through (-1: none)
+    min_part: int = 1 * MiB
+    max_part: int = 16 * MiB
+    budget: int = 256 * MiB  # compressed bytes fetched or decoded ahead of the reader, at most
+    warm_connections: int = 4  # connections opened (by a HEAD each) in the background at open
+    retries: int = 3  # extra attempts of a request whose body broke off
+
+    def part_size(self, total: int) -> int:
+        """The largest request for ``total`` bytes: enough requests to keep ``concurrency`` connections busy."""
+        return max(self.min_part, min(self.max_part, math.ceil(total / max(1, self.concurrency))))
+
+
+@dataclass(frozen=True)
+class Request:
+    """One ranged GET: bytes ``[start, end)`` of the object, serving the chunks ``members`` (indices)."""
+
+    start: int
+    end: int
+    members: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+def coalesce(ranges: Sequence[tuple[int, int]], max_gap: int, max_size: int) -> list[Request]:
+    """Group ``ranges`` (``(start, end)``, any order) into requests: a range joins the request before it in
+    file order when the gap is at most ``max_gap`` and the request stays within ``max_size`` bytes."""
+    order = sorted(range(len(ranges)), key=lambda i: (ranges[i][0], ranges[i][1]))
+    requests: list[Request] = []
+    start = end = 0
+    members: list[int] = []
+    for index in order:
+        lo, hi = ranges[index]
+        if members and lo - end <= max_gap and max(end, hi) - start <= max_size:
+            end = max(end, hi)
+            members.append(index)
+            continue
+        if members:
+            requests.append(Request(start, end, tuple(members)))
+        start, end, members = lo, hi, [index]
+    if members:
+        requests.append(Request(start, end, tuple(members)))
+    return requests
+
+
+def split(start: int, end: int, max_size: int) -> list[tuple[int, int]]:
+    """``[start, end)`` cut into the fewest equal parts (the first ones one byte longer) of at most ``max_size``."""
+    length = end - start
+    parts = max(1, math.ceil(length / max_size))
+    base, extra = divmod(length, parts)
+    pieces, position = [], start
+    for part in range(parts):
+        size = base + (1 if part < extra else 0)
+        pieces.append((position, position + size))
+        position += size
+    return pieces
+
+
+def plan(ranges: Sequence[tuple[int, int]], policy: Policy) -> list[Request]:
+    """The requests that fetch ``ranges``: coalesced, with any range longer than the part size split.
+
+    A split range becomes several requests with that one member each. Requests come in the order of their
+    first member (the order the reader needs the chunks in), not in file order.
+    """
+    if not ranges:
+        return []
+    total = sum(hi - lo for lo, hi in ranges)
+    part = policy.part_size(total)
+    requests: list[Request] = []
+    for request in coalesce(ranges, policy.max_gap, part):
+        if request.size > part and len(request.members) == 1:
+            requests.extend(Request(lo, hi, request.members) for lo, hi in split(request.start, request.end, part))
+        else:
+            requests.append(request)
+    return sorted(requests, key=lambda r: (min(r.members), r.start))

@@ -1,0 +1,275 @@
+"""The index as a read-only Zarr (v2) store whose chunks come through the fast data path.
+
+Metadata, attributes and the values embedded in the index are served from memory. A chunk that is a byte
+range of the asset is fetched by :class:`~nwb_cloud.refs.fetch.RangeReader` through a
+:class:`~nwb_cloud.refs.pipeline.Batch`, which also *decodes* it - so the store does what Zarr would
+otherwise do one chunk after another on one thread.
+
+Design call: the store decodes, and the ``.zarray`` it serves says there is nothing left to decode
+    For every array whose chunks carry a codec pipeline (kerchunk puts HDF5's filters - shuffle, deflate,
+    zstd, blosc, fletcher32 - in ``filters``), the store keeps the pipeline and serves ``.zarray`` with
+    ``compressor`` and ``filters`` set to null. Zarr then takes each decoded chunk as it is (a view, and
+    one copy into the output), and the decoding happens on the store's thread pool in parallel with the
+    fetching. What follows from it:
+
+    * values are exactly those of the file (the same numcodecs codecs run, in zarr's order: compressor,
+      then filters in reverse); fill values, edge chunks and byte order are untouched;
+    * ``array.compressor``/``array.filters`` read ``None`` through this store: the file's codecs are not
+      visible via zarr (``codecs(path)`` gives them);
+    * arrays of Python objects (strings, references, compound rows with references) keep their object codec
+      - zarr must apply it - and are embedded in the index anyway; arrays without codecs need no decoding;
+    * a whole-chunk read costs one extra copy (zarr would otherwise decompress straight into the output).
+
+Why it subclasses ``DirectoryStore``
+    hdmf-zarr 0.13 accepts a path or one of ``DirectoryStore``, ``TempStore``, ``NestedDirectoryStore``
+    (docval type check), nothing else. The store is therefore a ``DirectoryStore`` in type only: every
+    method of it is overridden (checked by a test), and no file system is touched.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import threading
+import zlib
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Executor
+
+import numcodecs
+import numpy as np
+from zarr.errors import ReadOnlyError
+from zarr.storage import DirectoryStore
+
+from nwb_cloud.refs.errors import RefsError
+from nwb_cloud.refs.fetch import RangeReader
+from nwb_cloud.refs.pipeline import Batch, Wanted
+from nwb_cloud.refs.plan import Policy
+
+METADATA = (".zarray", ".zgroup", ".zattrs")
+TEMPLATE = "{{u}}"
+
+
+class IndexStore(DirectoryStore):
+    """Zarr store over ``refs`` (a kerchunk refs mapping: a dict, or fsspec's Parquet ``LazyReferenceMapper``).
+
+    ``url`` is the asset every byte range points at (``{{u}}`` or that URL in the refs); ``reader`` fetches
+    them, ``decoders`` decode them. ``metadata_keys`` lists the metadata keys when ``refs`` cannot be
+    iterated cheaply (Parquet); by default they are found among the keys of ``refs``.
+    """
+
+    _writeable = False
+    _erasable = False
+
+    def __init__(
+        self,
+        refs: Mapping,
+        url: str,
+        reader: RangeReader | None,
+        decoders: Executor,
+        policy: Policy | None = None,
+        metadata_keys=None,
+        asset_size: int | None = None,
+    ):
+        # DirectoryStore.__init__ is not called: it would make a directory (see the module docstring)
+        self.path = url
+        self.normalize_keys = False
+        self._dimension_separator = None
+        self._refs = refs
+        self._url = url
+        self._reader = reader
+        self._decoders = decoders
+        self._policy = policy or Policy()
+        self._asset_size = asset_size
+        keys = metadata_keys if metadata_keys is not None else (k for k in refs if k.endswith(METADATA))
+        self._children = _directory_tree(keys)
+        self._arrays: dict[str, _Array] = {}
+        self._lock = threading.Lock()
+
+    # -- reading ---------------------------------------------------------------------------------------------
+    def __getitem__(self, key: str):
+        if key.endswith(".zarray"):
+            return self._array(key.rpartition("/")[0] if "/" in key else "").metadata
+        if key.endswith(METADATA):
+            return value_bytes(self._refs[key])
+        return Batch([self._wanted(key)], self._reader, self._decoders, self._policy)[key]
+
+    def getitems(self, keys, *, contexts=None) -> Mapping:
+        """The chunks among ``keys`` that the index has, as a :class:`Batch` (missing ones are left out)."""
+        wanted = []
+        for key in keys:
+            try:
+                wanted.append(self._wanted(key))
+            except KeyError:
+                continue
+        return Batch(wanted, self._reader, self._decoders, self._policy)
+
+    def __contains__(self, key) -> bool:
+        try:
+            self._refs[key]
+        except KeyError:
+            return False
+        return True
+
+    def _wanted(self, key: str) -> Wanted:
+        if key.endswith(METADATA):
+            return Wanted(key=key, decode=None, data=self[key])
+        ref = self._refs[key]  # KeyError: a chunk never written, which zarr fills
+        decode = self._array(key.rpartition("/")[0]).decode
+        if isinstance(ref, (str, bytes)):
+            return Wanted(key=key, decode=decode, data=value_bytes(ref))
+        url, start, end = self._range(key, ref)
+        return Wanted(key=key, decode=decode, start=start, end=end)
+
+    def _range(self, key: str, ref) -> tuple[str, int, int]:
+        url = ref[0]
+        if url not in (TEMPLATE, self._url):
+            raise RefsError(f"chunk {key!r} points at {url}, not at the asset {self._url}: an index covers one file")
+        if len(ref) == 1:
+            if self._asset_size is None:
+                raise RefsError(f"chunk {key!r} is the whole asset, whose size is unknown")
+            return url, 0, self._asset_size
+        return url, int(ref[1]), int(ref[1]) + int(ref[2])
+
+    def _array(self, path: str) -> _Array:
+        array = self._arrays.get(path)
+        if array is None:
+            with self._lock:
+                array = self._arrays.get(path)
+                if array is None:
+                    key = f"{path}/.zarray" if path else ".zarray"
+                    array = self._arrays[path] = _Array(value_bytes(self._refs[key]))
+        return array
+
+    def codecs(self, path: str) -> dict:
+        """The compressor and filters the file's chunks of array ``path`` are stored with."""
+        return self._array(path.strip("/")).original_codecs
+
+    # -- listing ---------------------------------------------------------------------------------------------
+    def listdir(self, path: str = "") -> list[str]:
+        path = path.strip("/")
+        if path in self._children:
+            return sorted(self._children[path])
+        return []
+
+    def keys(self):
+        return self._refs.keys()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._refs)
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    def getsize(self, path=None) -> int:
+        return 0
+
+    def dir_path(self, path=None) -> str:
+        return self.path
+
+    def __eq__(self, other) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    # -- read only -------------------------------------------------------------------------------------------
+    def __setitem__(self, key, value):
+        raise ReadOnlyError()
+
+    def __delitem__(self, key):
+        raise ReadOnlyError()
+
+    def rename(self, src_path, dst_path):
+        raise ReadOnlyError()
+
+    def rmdir(self, path=None):
+        raise ReadOnlyError()
+
+    def clear(self):
+        raise ReadOnlyError()
+
+    def _normalize_key(self, key):
+        return key
+
+    def _fromfile(self, fn):
+        raise ReadOnlyError()
+
+    def _tofile(self, a, fn):
+        raise ReadOnlyError()
+
+    def _keys_fast(self, path, walker=None):
+        return iter(self._refs)
+
+    def _flat_listdir(self, path=None):
+        return self.listdir(path or "")
+
+    def _nested_listdir(self, path=None):
+        return self.listdir(path or "")
+
+
+class _Array:
+    """An array's ``.zarray`` as served (codecs taken out when the store decodes) and its decoder."""
+
+    def __init__(self, stored: bytes):
+        meta = json.loads(stored)
+        self.original_codecs = {"compressor": meta.get("compressor"), "filters": meta.get("filters")}
+        dtype = np.dtype(_dtype(meta["dtype"]))
+        object_data = dtype.hasobject
+        compressor = numcodecs.get_codec(meta["compressor"]) if meta.get("compressor") else None
+        filters = [numcodecs.get_codec(f) for f in meta.get("filters") or []]
+        if object_data or (compressor is None and not filters):
+            self.metadata, self.decode = stored, None
+            return
+        self.metadata = json.dumps({**meta, "compressor": None, "filters": None}).encode()
+        chunk_bytes = math.prod(meta["chunks"]) * dtype.itemsize
+        steps = [_step(codec, chunk_bytes) for codec in ([compressor] if compressor else []) + filters[::-1]]
+        self.decode = _pipeline(steps)
+
+
+def _step(codec, chunk_bytes: int):
+    """``codec.decode``, except zlib, which is told the chunk's size: one allocation instead of a growing
+    buffer (~30% faster on 10 MB chunks). The size is only a hint: zlib still checks the stream."""
+    if isinstance(codec, numcodecs.Zlib):
+        return lambda data: zlib.decompress(data, bufsize=chunk_bytes)
+    return codec.decode
+
+
+def _pipeline(steps):
+    def decode(data):
+        for step in steps:
+            data = step(data)
+        return data
+
+    return decode
+
+
+def _dtype(spec):
+    """A zarr v2 dtype spec (a string, or a list of ``[name, spec(, shape)]`` fields) for numpy."""
+    if isinstance(spec, list):
+        return [tuple(_dtype(item) if isinstance(item, list) else item for item in field) for field in spec]
+    return spec
+
+
+def value_bytes(value) -> bytes:
+    """A value of kerchunk refs as bytes: ``base64:``-prefixed text is decoded, other text is its UTF-8."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        if value.startswith("base64:"):
+            return base64.b64decode(value[7:])
+        return value.encode()
+    if isinstance(value, (dict, list)):
+        return json.dumps(value).encode()
+    raise RefsError(f"unexpected value of type {type(value).__name__} in the index")
+
+
+def _directory_tree(metadata_keys) -> dict[str, set[str]]:
+    """``{node path: names listed in it}`` from the metadata keys (groups list children and their files)."""
+    children: dict[str, set[str]] = {}
+    for key in metadata_keys:
+        parts = key.split("/")
+        for depth in range(len(parts)):
+            parent = "/".join(parts[:depth])
+            children.setdefault(parent, set()).add(parts[depth])
+    return children

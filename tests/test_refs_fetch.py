@@ -1,0 +1,437 @@
+"""The fast data path of the index: request plans, the decode pipeline, and the nwb-index read method.
+
+Every read is compared exactly with h5py's read of the local source; plans and budgets are checked on
+hand-made inputs whose answer is known; concurrency, coalescing, splitting and retries are observed at the
+shaping proxy, where the requests really arrive.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import h5py
+import hdf5plugin
+import numpy as np
+import pytest
+import zarr
+from pynwb import NWBHDF5IO
+from zarr.storage import DirectoryStore
+
+from nwb_cloud.access import nwb_index, open_nwb
+from nwb_cloud.cloud import upload
+from nwb_cloud.cloud.endpoint import free_port, rclone_binary, rclone_env
+from nwb_cloud.cloud.faults import Faults
+from nwb_cloud.cloud.profiles import PROFILES
+from nwb_cloud.cloud.proxy import ShapingProxy
+from nwb_cloud.cloud.store import Store
+from nwb_cloud.datasets.session import write_session
+from nwb_cloud.refs import CorruptIndex, build_index
+from nwb_cloud.refs import sidecar as sidecars
+from nwb_cloud.refs.cache import AssetIdentity, IndexCache
+from nwb_cloud.refs.compare import assert_same_nwb, compare_containers
+from nwb_cloud.refs.fetch import FetchError, RangeReader
+from nwb_cloud.refs.handle import IndexHandle
+from nwb_cloud.refs.locate import NoIndex
+from nwb_cloud.refs.pipeline import Batch, Wanted
+from nwb_cloud.refs.plan import MiB, Policy, Request, coalesce, plan, split
+from nwb_cloud.refs.zarr_store import IndexStore, value_bytes
+from nwb_cloud.workloads import get_workload
+
+TINY_ASSETS = ["ecephys/neuroconv-default", "ecephys/workload-friendly", "ophys/neuroconv-default",
+               "ophys/workload-friendly"]  # fmt: skip
+READS = {"ecephys": "ecephys_electrode", "ophys": "ophys_patch"}
+
+
+# -- plans: known answers ------------------------------------------------------------------------------------
+def test_nearby_ranges_are_coalesced_up_to_the_gap_and_the_size():
+    ranges = [(100, 110), (0, 10), (15, 20), (21, 40), (1000, 1010)]
+    assert coalesce(ranges, max_gap=5, max_size=1000) == [
+        Request(0, 40, (1, 2, 3)),
+        Request(100, 110, (0,)),
+        Request(1000, 1010, (4,)),
+    ]
+    assert coalesce(ranges, max_gap=100, max_size=1000) == [Request(0, 110, (1, 2, 3, 0)), Request(1000, 1010, (4,))]
+    assert coalesce(ranges, max_gap=100, max_size=30) == [
+        Request(0, 20, (1, 2)), Request(21, 40, (3,)), Request(100, 110, (0,)), Request(1000, 1010, (4,)),
+    ]  # fmt: skip
+    assert coalesce([(0, 10), (10, 20)], max_gap=0, max_size=20) == [Request(0, 20, (0, 1))]
+    assert coalesce([], max_gap=0, max_size=20) == []
+
+
+def test_large_ranges_are_split_into_equal_parts():
+    assert split(0, 10, 4) == [(0, 4), (4, 7), (7, 10)]
+    assert split(100, 108, 4) == [(100, 104), (104, 108)]
+    assert split(5, 6, 4) == [(5, 6)]
+    assert split(0, 9, 9) == [(0, 9)]
+
+
+def test_the_part_size_spreads_the_bytes_over_the_connections():
+    policy = Policy(concurrency=4, min_part=1 * MiB, max_part=16 * MiB)
+    assert policy.part_size(100) == 1 * MiB  # small reads: never below the part floor
+    assert policy.part_size(40 * MiB) == 10 * MiB  # spread over the 4 connections
+    assert policy.part_size(400 * MiB) == 16 * MiB  # capped
+
+
+def test_a_plan_coalesces_splits_and_keeps_the_readers_order():
+    policy = Policy(concurrency=2, max_gap=10, min_part=100, max_part=100)
+    ranges = [(1000, 1250), (0, 40), (45, 90), (500, 560)]  # a 250-byte chunk first, then small ones
+    assert plan(ranges, policy) == [
+        Request(1000, 1084, (0,)), Request(1084, 1167, (0,)), Request(1167, 1250, (0,)),  # split in 3 parts
+        Request(0, 90, (1, 2)),  # coalesced across a 5-byte gap
+        Request(500, 560, (3,)),
+    ]  # fmt: skip
+
+
+# -- the pipeline, with a reader that serves bytes from memory -----------------------------------------------
+class MemoryReader:
+    """Serves ranges of ``data`` after ``delay_s`` on threads, recording how many bytes are started at once."""
+
+    def __init__(self, data: bytes, delay_s: float = 0.002, fail_at: int | None = None):
+        self.data = data
+        self.delay_s = delay_s
+        self.fail_at = fail_at
+        self.requests: list[tuple[int, int]] = []
+        self.outstanding = 0
+        self.peak_outstanding = 0
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(4)
+
+    def submit(self, start: int, view: memoryview) -> Future:
+        with self._lock:
+            self.requests.append((start, start + len(view)))
+        return self._pool.submit(self._read, start, view)
+
+    def _read(self, start: int, view: memoryview) -> None:
+        time.sleep(self.delay_s)
+        if self.fail_at is not None and start <= self.fail_at < start + len(view):
+            raise FetchError(f"cannot read bytes {start}-{start + len(view) - 1} of memory: injected")
+        view[:] = self.data[start : start + len(view)]
+
+
+def _chunks(count: int, size: int, seed: int = 0) -> tuple[bytes, list[bytes]]:
+    rng = np.random.default_rng(seed)
+    plain = [rng.integers(0, 50, size, dtype=np.uint8).tobytes() for _ in range(count)]
+    return plain, [zlib.compress(p) for p in plain]
+
+
+def test_a_batch_decodes_every_chunk_exactly_and_in_any_layout_of_the_file():
+    plain, packed = _chunks(12, 5000)
+    layout = [7, 2, 9, 0, 11, 4, 1, 5, 10, 3, 8, 6]  # chunk i is stored at position layout[i]
+    blob, where, position = b"", {}, 0
+    for i in sorted(range(12), key=lambda i: layout[i]):
+        where[i] = (position, position + len(packed[i]))
+        blob += packed[i] + b"gap!"  # a few bytes between chunks, read through by coalescing
+        position += len(packed[i]) + 4
+    wanted = [Wanted(key=f"a/{i}", decode=zlib.decompress, start=where[i][0], end=where[i][1]) for i in range(12)]
+    wanted.append(Wanted(key="a/inline", decode=zlib.decompress, data=zlib.compress(b"inline chunk")))
+    reader = MemoryReader(blob)
+    with ThreadPoolExecutor(2) as decoders:
+        batch = Batch(wanted, reader, decoders, Policy(concurrency=4, max_gap=8, min_part=12_000, max_part=12_000))
+        assert set(batch) == {w.key for w in wanted} and "a/99" not in batch
+        assert [bytes(batch[f"a/{i}"]) for i in range(12)] == plain
+        assert batch["a/inline"] == b"inline chunk"
+        with pytest.raises(RuntimeError, match="handed over once"):
+            batch["a/0"]
+    assert len(reader.requests) < 12  # neighbours shared requests
+
+
+def test_a_batch_holds_at_most_its_budget_and_never_deadlocks():
+    plain, packed = _chunks(20, 20_000, seed=1)
+    blob = b"".join(packed)
+    offsets = np.cumsum([0] + [len(p) for p in packed])
+    wanted = [Wanted(key=str(i), decode=zlib.decompress, start=int(offsets[i]), end=int(offsets[i + 1]))
+              for i in range(20)]  # fmt: skip
+    budget = 3 * max(len(p) for p in packed)
+    reader = MemoryReader(blob, delay_s=0.005)
+    with ThreadPoolExecutor(2) as decoders:
+        batch = Batch(wanted, reader, decoders, Policy(concurrency=8, max_gap=-1, budget=budget))
+        for i in range(20):
+            assert bytes(batch[str(i)]) == plain[i]
+            time.sleep(0.01)  # the reader is slow: the batch must not run ahead beyond its budget
+    assert max(len(p) for p in packed) * 2 < batch.peak_started <= budget  # ran ahead, within the budget
+    assert len(reader.requests) == 20
+
+    # a budget smaller than one chunk still reads everything (a request the reader waits for always starts)
+    reader = MemoryReader(blob)
+    with ThreadPoolExecutor(2) as decoders:
+        batch = Batch(wanted, reader, decoders, Policy(max_gap=-1, budget=1))
+        assert [bytes(batch[str(i)]) for i in range(20)] == plain
+
+
+def test_a_failed_request_is_raised_for_its_chunks_only():
+    plain, packed = _chunks(3, 4000, seed=2)
+    blob = b"".join(packed)
+    offsets = np.cumsum([0] + [len(p) for p in packed])
+    wanted = [Wanted(key=str(i), decode=zlib.decompress, start=int(offsets[i]), end=int(offsets[i + 1]))
+              for i in range(3)]  # fmt: skip
+    reader = MemoryReader(blob, fail_at=int(offsets[1]) + 5)
+    with ThreadPoolExecutor(2) as decoders:
+        batch = Batch(wanted, reader, decoders, Policy(max_gap=-1))
+        assert bytes(batch["0"]) == plain[0]
+        with pytest.raises(FetchError, match="injected"):
+            batch["1"]
+        assert bytes(batch["2"]) == plain[2]
+
+
+# -- the Zarr store ------------------------------------------------------------------------------------------
+def test_the_store_overrides_every_method_of_the_directory_store_it_poses_as():
+    inherited = {name for name in vars(DirectoryStore) if not name.startswith("__")} - set(vars(IndexStore))
+    assert not inherited, f"DirectoryStore methods that would touch the file system: {sorted(inherited)}"
+
+
+@pytest.fixture
+def features_key(store, tmp_path):
+    """HDF5 storage features whose decoding the store takes over: zstd+shuffle, fletcher32, big-endian, holes."""
+    path = tmp_path / "features.h5"
+    values = np.random.default_rng(0).integers(-1000, 1000, 20_000).astype(np.int16)
+    with h5py.File(path, "w") as file:
+        file.create_dataset("zstd", data=values, chunks=(3000,), shuffle=True, **hdf5plugin.Zstd(clevel=5))
+        file.create_dataset("fletcher", data=values, chunks=(3000,), fletcher32=True, compression="gzip")
+        file.create_dataset("big_endian", data=values.astype(">f8"), chunks=(5000,))
+        sparse = file.create_dataset("sparse", shape=(10_000,), dtype="f4", chunks=(1000,), fillvalue=-1.5)
+        sparse[4000:4500] = 2.0
+    key = "refs-fetch/features.h5"
+    upload(store, path, key, progress=False)
+    return key, path
+
+
+def test_the_store_decodes_what_zarr_would_and_serves_no_codecs(store, features_key):
+    key, path = features_key
+    index = build_index(path, url=store.s3_url(key))
+    with IndexHandle(index, RangeReader(store, key)) as handle:
+        group = zarr.open(handle.store, mode="r")
+        with h5py.File(path, "r") as file:
+            for name in ("zstd", "fletcher", "big_endian", "sparse"):
+                array = group[name]
+                assert array.dtype == file[name].dtype, name
+                assert np.array_equal(array[:], file[name][:]), name
+                assert np.array_equal(array[2500:7321], file[name][2500:7321]), name
+                if name in ("zstd", "fletcher"):  # the others are stored without codecs: nothing to decode
+                    assert array.compressor is None and array.filters is None, name
+                    assert handle.store.codecs(name)["filters"], name
+        assert [f["id"] for f in handle.store.codecs("zstd")["filters"]] == ["shuffle", "zstd"]
+
+
+# -- the read method over the embedded endpoint -------------------------------------------------------------
+@pytest.fixture
+def index_cache_dir(tmp_path, monkeypatch):
+    """The nwb-index method's cache directory for one test (the module's configuration is restored after)."""
+    monkeypatch.setattr(nwb_index, "_config", nwb_index._config)
+    nwb_index.configure(cache_dir=tmp_path / "indexes")
+    return tmp_path / "indexes"
+
+
+@pytest.fixture(scope="module")
+def session_path(tmp_path_factory):
+    return write_session(tmp_path_factory.mktemp("fetch-session"), seed=0, n_small_series=6)
+
+
+@pytest.fixture(scope="module")
+def session_key(store, session_path):
+    key = "refs-fetch/session.nwb"
+    upload(store, session_path, key, progress=False)
+    return key
+
+
+@pytest.mark.parametrize("name", [*TINY_ASSETS, "session"])
+def test_every_read_through_the_method_equals_h5py(store, catalog, session_path, session_key, index_cache_dir, name):
+    if name == "session":
+        key, local = session_key, session_path
+    else:
+        key, local = catalog.assets[name].key, catalog.assets[name].local_path
+    assert nwb_index.prepare(store, key, str(local)) == sidecars.sidecar_key(key)
+    index = IndexCache(index_cache_dir).get(AssetIdentity.of(store, key))
+    with NWBHDF5IO(str(local), "r") as expected, IndexHandle(index, RangeReader(store, key)) as handle:
+        assert_same_nwb(expected, handle.nwb_io())  # every builder and value, then every pynwb object
+    with open_nwb(store, key, "nwb-index") as opened, NWBHDF5IO(str(local), "r") as expected:
+        nwbfile = expected.read()
+        assert not compare_containers(nwbfile, opened.nwbfile)
+        if name != "session":
+            workload = get_workload(READS[name.split("/")[0]])
+            series = catalog.assets[name].series
+            workload.check(workload.run(opened.nwbfile, series), workload.run(nwbfile, series))
+
+
+def test_an_open_reads_the_cache_after_the_first_and_a_changed_asset_is_never_served(
+    store, catalog, session_path, index_cache_dir
+):
+    key = "refs-fetch/changing.nwb"
+    upload(store, session_path, key, progress=False)
+    sidecars.publish(store, key, build_index(session_path, url=store.s3_url(key)))
+    with open_nwb(store, key, "nwb-index"):
+        pass
+    identity = AssetIdentity.of(store, key)
+    assert IndexCache(index_cache_dir).get(identity) is not None  # the fetched sidecar went into the cache
+
+    upload(store, catalog.assets["ophys/workload-friendly"].local_path, key, progress=False)
+    with pytest.raises(NoIndex, match=r"changing\.nwb.*was built for.*build and publish it again.*index build"):
+        open_nwb(store, key, "nwb-index")
+    nwb_index.configure(build=True)
+    with open_nwb(store, key, "nwb-index") as opened:  # built from the store into the cache
+        assert "TwoPhotonSeries" in opened.nwbfile.acquisition
+    assert IndexCache(index_cache_dir).get(identity) is None  # the old version's entry is gone
+
+
+def test_a_corrupt_cached_index_is_named_and_the_rebuild_offered(store, catalog, index_cache_dir):
+    asset = catalog.assets["ecephys/workload-friendly"]
+    key = "refs-fetch/corrupt-cache.nwb"
+    upload(store, asset.local_path, key, progress=False)
+    nwb_index.prepare(store, key, asset.local_path)
+    path = IndexCache(index_cache_dir).path(AssetIdentity.of(store, key))
+    path.write_text(path.read_text()[:500])
+    with pytest.raises(CorruptIndex, match=rf"{path.name}.*corrupt.*rebuild"):
+        open_nwb(store, key, "nwb-index")
+
+
+# -- a store the reader cannot write to (DANDI's bucket is one) --------------------------------------------
+@pytest.fixture
+def read_only_store(endpoint, store):
+    """The embedded endpoint's bucket served again by ``rclone serve s3 --read-only`` (writes are refused)."""
+    port = free_port()
+    command = [rclone_binary(), "serve", "s3", str(endpoint.root), "--addr", f"127.0.0.1:{port}", "--read-only",
+               "--auth-key", f"{store.access_key},{store.secret_key}", "--vfs-read-wait", "0"]  # fmt: skip
+    process = subprocess.Popen(command, env=rclone_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        read_only = Store(store.bucket, f"http://127.0.0.1:{port}", store.region, store.access_key, store.secret_key)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                read_only.head("refs-fetch/read-only.nwb")
+                break
+            except Exception:  # noqa: BLE001 - not answering yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield read_only
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def read_only_key(store, catalog):
+    key = "refs-fetch/read-only.nwb"
+    upload(store, catalog.assets["ophys/neuroconv-default"].local_path, key, progress=False)
+    return key
+
+
+def test_a_read_only_store_falls_back_to_the_local_cache(read_only_key, read_only_store, catalog, index_cache_dir,
+                                                         tmp_path):  # fmt: skip
+    local = catalog.assets["ophys/neuroconv-default"].local_path
+    where = nwb_index.prepare(read_only_store, read_only_key, local)
+    assert where.startswith(str(index_cache_dir)) and "refused the sidecar" in where
+    with open_nwb(read_only_store, read_only_key, "nwb-index") as opened, NWBHDF5IO(local, "r") as expected:
+        assert not compare_containers(expected.read(), opened.nwbfile)
+
+    elsewhere = IndexCache(tmp_path / "other-cache")
+    with pytest.raises(NoIndex, match=r"read-only\.nwb.*no reference index published.*none is cached.*index build"):
+        nwb_index.open_nwb_index(read_only_store, read_only_key, cache=elsewhere)
+    seen = []
+    opened = nwb_index.open_nwb_index(read_only_store, read_only_key, cache=elsewhere, build=True,
+                                      progress=lambda done, total: seen.append((done, total)))  # fmt: skip
+    with opened, NWBHDF5IO(local, "r") as expected:
+        assert not compare_containers(expected.read(), opened.nwbfile)
+    assert seen and seen[-1][0] == seen[-1][1] > 10
+    assert elsewhere.get(AssetIdentity.of(read_only_store, read_only_key)) is not None
+
+
+# -- what arrives at the proxy -------------------------------------------------------------------------------
+SHAPED = PROFILES["in-region"]
+
+
+def _series(catalog, name: str):
+    """(asset, path of its bulk array, the array as h5py reads it)"""
+    asset = catalog.assets[name]
+    with h5py.File(asset.local_path, "r") as file:
+        return asset, f"{asset.series.strip('/')}/data", file[f"{asset.series}/data"][:]
+
+
+def _read_through(proxy, store, asset, path: str, policy: Policy):
+    """The whole array ``path`` of ``asset`` read through ``proxy`` with ``policy``, and what it cost there."""
+    index = build_index(asset.local_path, url=store.s3_url(asset.key))
+    with IndexHandle(index, RangeReader(store.via(proxy.url), asset.key, policy)) as handle:
+        array = zarr.open(handle.store, mode="r")[path]
+        with proxy.traffic.measure() as cost:
+            values = array[:]
+    return values, cost
+
+
+def _chunk_refs(index: dict, path: str) -> list:
+    return [v for k, v in index["refs"].items() if k.startswith(path + "/") and k.rpartition("/")[2][0] != "."]
+
+
+def test_requests_in_flight_never_exceed_the_configured_concurrency(store, endpoint, catalog):
+    asset, path, expected = _series(catalog, "ecephys/workload-friendly")  # 32 one-channel chunks
+    policy = Policy(concurrency=3, max_gap=-1, warm_connections=0)  # no coalescing: one request per chunk
+    with ShapingProxy(endpoint.url, SHAPED) as proxy:
+        values, cost = _read_through(proxy, store, asset, path, policy)
+    assert np.array_equal(values, expected)
+    assert cost.requests_total == 32
+    assert cost.peak_connections == 3, cost.to_dict()  # in parallel, and no more than configured
+
+
+def test_adjacent_chunks_share_requests_and_a_large_chunk_is_split(store, endpoint, catalog):
+    asset, path, expected = _series(catalog, "ecephys/workload-friendly")  # 32 chunks, adjacent in the file
+    assert len(_chunk_refs(build_index(asset.local_path), path)) == 32
+    coalescing = Policy(max_gap=1 * MiB, min_part=64 * MiB, max_part=64 * MiB, warm_connections=0)
+    with ShapingProxy(endpoint.url, SHAPED) as proxy:
+        values, cost = _read_through(proxy, store, asset, path, coalescing)
+        assert np.array_equal(values, expected)
+        assert cost.requests_total == 1  # the whole run of chunks in one request
+
+        asset, path, expected = _series(catalog, "ophys/neuroconv-default")  # one whole-movie chunk
+        assert len(_chunk_refs(build_index(asset.local_path), path)) == 1
+        splitting = Policy(concurrency=3, min_part=1, warm_connections=0)  # a third of the bytes per request
+        values, cost = _read_through(proxy, store, asset, path, splitting)
+        assert np.array_equal(values, expected)
+        assert cost.requests_total == 3 and cost.peak_connections == 3  # three parts, side by side
+
+
+def test_a_body_that_breaks_off_is_fetched_again_and_the_data_are_exact(store, endpoint, catalog):
+    asset, path, expected = _series(catalog, "ecephys/neuroconv-default")  # one chunk: one request
+    faults = Faults(schedule={1: "reset", 2: "truncate"}, ranged_only=True)
+    with ShapingProxy(endpoint.url, PROFILES["loopback"], faults) as proxy:
+        values, cost = _read_through(proxy, store, asset, path, Policy(concurrency=2, warm_connections=0))
+    assert np.array_equal(values, expected)
+    assert cost.faults == {"reset": 1, "truncate": 1}
+
+
+def test_a_missing_asset_and_a_dead_endpoint_are_named(store, catalog):
+    asset = catalog.assets["ecephys/neuroconv-default"]
+    index = build_index(asset.local_path, url=store.s3_url("refs-fetch/gone.nwb"))
+    with IndexHandle(index, RangeReader(store, "refs-fetch/gone.nwb")) as handle:
+        data = zarr.open(handle.store, mode="r")[f"{asset.series}/data"]
+        with pytest.raises(FetchError, match=r"no such object: s3://nwb-cloud/refs-fetch/gone\.nwb"):
+            data[:10]
+    dead = Store(store.bucket, f"http://127.0.0.1:{free_port()}", store.region, store.access_key, store.secret_key)
+    with IndexHandle(index, RangeReader(dead, asset.key, Policy(retries=0))) as handle:
+        data = zarr.open(handle.store, mode="r")[f"{asset.series}/data"]
+        with pytest.raises(FetchError, match=r"cannot reach http://127\.0\.0\.1:\d+ for s3://nwb-cloud/"):
+            data[:10]
+    with pytest.raises(Exception, match=r"cannot reach"):
+        nwb_index.open_nwb_index(dead, asset.key, cache=IndexCache(Path("/nonexistent-nwb-index-cache")))
+
+
+# -- Parquet storage -----------------------------------------------------------------------------------------
+def test_a_parquet_index_holds_exactly_the_json_index(session_path, tmp_path):
+    from nwb_cloud.refs.storage import load_parquet, write_parquet
+
+    url = "s3://bucket/session.nwb"
+    index = build_index(session_path, url=url)
+    write_parquet(index, tmp_path / "index.parq", record_size=7)  # several records per array
+    loaded = load_parquet(tmp_path / "index.parq")
+    assert loaded["templates"] == index["templates"] and loaded["nwb_cloud"]["storage"] == "parquet"
+    refs = loaded["refs"]
+    for key, value in index["refs"].items():
+        if key.endswith((".zarray", ".zattrs", ".zgroup")):
+            assert json.loads(refs[key]) == json.loads(value), key
+        elif isinstance(value, list):
+            assert [str(refs[key][0]), int(refs[key][1]), int(refs[key][2])] == [url, *value[1:]], key
+        else:
+            assert refs[key] == value_bytes(value), key
