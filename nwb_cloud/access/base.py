@@ -8,6 +8,7 @@ copy) also give ``prepare(store, key, local_path)``, which the run preparation c
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -46,6 +47,12 @@ class Opened:
             closer = self.closers.pop()
             with contextlib.suppress(Exception):
                 closer()
+        # h5py holds its global lock while it calls a file object's read(); fsspec (and remfile's threads) serve
+        # that read on another thread. If the cyclic GC runs there and finalizes a dropped pynwb IO or h5py object,
+        # that finalizer waits for the lock: a deadlock (h5py issue #2019, seen here between two reads). So this
+        # handle's reference cycles are collected now, on the caller's thread, never later on a service thread.
+        self.nwbfile = None
+        gc.collect()
 
     def __enter__(self) -> Opened:
         return self
@@ -67,8 +74,20 @@ class Method:
         reason = self.unavailable()
         if reason:
             raise MethodUnavailable(f"method {self.name!r} is unavailable here: {reason}")
-        with translate_errors(store.s3_url(key), self.name):
+        with translate_errors(store.s3_url(key), self.name, missing=lambda: why_missing(store, key)):
             return self.open(store, key)
+
+
+def why_missing(store: Store, key: str) -> str:
+    """Some libraries report a dead endpoint as a missing object (fsspec's HTTP, zarr): one HEAD tells which."""
+    what = store.s3_url(key)
+    try:
+        store.client(retries={"max_attempts": 1}).head_object(Bucket=store.bucket, Key=key)
+    except botocore.exceptions.ClientError as error:
+        return describe_client_error(error, what)
+    except botocore.exceptions.BotoCoreError as error:
+        return f"cannot reach the store for {what}: {error}"
+    return f"the store has {what}, yet the reader found nothing there"
 
 
 _NOT_HDF5 = (
@@ -77,18 +96,22 @@ _NOT_HDF5 = (
     "unable to synchronously open file",
     "bad symbol",
 )
+_NOT_NWB = ("namespace", "neurodata_type", "nwb_version", "not a valid nwb file", "no data_type found")
 _UNREACHABLE = ("connect", "unreachable", "timed out", "connection refused", "name or service not known")
 
 
 @contextlib.contextmanager
-def translate_errors(what: str, method: str) -> Iterator[None]:
-    """Turn the many ways libraries fail on a missing object, a dead endpoint or a non-NWB file into one line."""
+def translate_errors(what: str, method: str, missing: Callable[[], str] | None = None) -> Iterator[None]:
+    """Turn the many ways libraries fail on a missing object, a dead endpoint or a non-NWB file into one line.
+
+    ``missing`` says why an object looks missing (see :func:`why_missing`); without it, "no such object".
+    """
     try:
         yield
     except NwbCloudError:
         raise
     except FileNotFoundError:
-        raise AccessError(f"{method}: no such object: {what}") from None
+        raise AccessError(f"{method}: {missing() if missing else f'no such object: {what}'}") from None
     except botocore.exceptions.ClientError as error:
         raise AccessError(f"{method}: {describe_client_error(error, what)}") from None
     except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError) as error:
@@ -102,7 +125,7 @@ def translate_errors(what: str, method: str) -> Iterator[None]:
         if any(marker in text for marker in _NOT_HDF5):
             raise NotNwbFile(f"{method}: {what} is not an HDF5/NWB file") from None
         if "404" in text or "not found" in text or "nosuchkey" in text:
-            raise AccessError(f"{method}: no such object: {what}") from None
-        if "namespace" in text or "neurodata_type" in text or "nwb_version" in text:
-            raise NotNwbFile(f"{method}: {what} is HDF5 but not NWB ({error})") from None
+            raise AccessError(f"{method}: {missing() if missing else f'no such object: {what}'}") from None
+        if any(marker in text for marker in _NOT_NWB):
+            raise NotNwbFile(f"{method}: {what} is not an NWB file ({error})") from None
         raise
