@@ -38,6 +38,8 @@ from nwb_cloud.access.obstore_h5py import ObstoreFile, s3_store
 from nwb_cloud.access.zarr_copy import zarr_io_settings
 from nwb_cloud.cloud import upload
 from nwb_cloud.cloud.endpoint import free_port
+from nwb_cloud.cloud.profiles import PROFILES
+from nwb_cloud.cloud.proxy import ShapingProxy
 from nwb_cloud.datasets.layouts import LAYOUTS, Layout
 from nwb_cloud.datasets.modalities import MODALITIES
 from nwb_cloud.datasets.writer import write_recording
@@ -47,7 +49,9 @@ ZSTD = Layout(
     description="NeuroConv's default chunks with the plain Zstd HDF5 filter (32015), for LINDI's known defect",
     compressors=("Zstd",),
 )
-TEST_LAYOUTS = {**LAYOUTS, ZSTD.name: ZSTD}
+# The two core layouts of the registry (the rest is the layout study's matrix) and the Zstd one.
+TEST_LAYOUTS = {**{name: LAYOUTS[name] for name in ("neuroconv-default", "workload-friendly")}, ZSTD.name: ZSTD}
+TEST_MODALITIES = {name: MODALITIES[name] for name in ("ecephys", "ophys")}
 # The methods of these modules (kerchunk_refs.py has its own tests).
 MODULES = ("fsspec_s3", "fsspec_http", "remfile_http", "lindi_h5py", "obstore_h5py", "zarr_copy", "ros3")
 OURS = [m.name for module in MODULES for m in importlib.import_module(f"nwb_cloud.access.{module}").METHODS]
@@ -81,7 +85,7 @@ def young_objects_only():
 def assets(store, data_dir):
     """(modality, layout) -> (key, local path, series name); written once, uploaded once."""
     found = {}
-    for modality in MODALITIES.values():
+    for modality in TEST_MODALITIES.values():
         for layout in TEST_LAYOUTS.values():
             written = write_recording(modality, layout, "tiny", 0, data_dir / "access-assets")
             key = f"access/{written.path.name}"
@@ -116,7 +120,7 @@ def read(store, key, method, series, wanted: dict) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("layout", list(TEST_LAYOUTS))
-@pytest.mark.parametrize("modality", list(MODALITIES))
+@pytest.mark.parametrize("modality", list(TEST_MODALITIES))
 @pytest.mark.parametrize("method", RUNNABLE)
 def test_every_method_reads_exactly(store, assets, prepared, method, modality, layout):
     key, path, series = assets[(modality, layout)]
@@ -143,7 +147,7 @@ def test_every_method_reads_exactly(store, assets, prepared, method, modality, l
 
 
 @pytest.mark.parametrize("layout", list(TEST_LAYOUTS))
-@pytest.mark.parametrize("modality", list(MODALITIES))
+@pytest.mark.parametrize("modality", list(TEST_MODALITIES))
 def test_obstore_file_object_reads_exactly(assets, modality, layout):
     """The h5py wrapper over obstore, on obstore's LocalStore (the endpoint cannot serve it, see above)."""
     from nwb_cloud.access._h5py import open_h5_fileobj
@@ -214,6 +218,25 @@ def test_zarr_copy_keeps_chunks_and_codec_and_is_complete(store, assets, prepare
     assert settings["compressor"].get_config() == {"id": "zlib", "level": 4}
     stored = client.get_object(Bucket=store.bucket, Key=f"{key}.zarr/acquisition/{series}/data/0.0.0")["Body"].read()
     assert stored == chunk, "gzip chunks should be byte-identical to the HDF5 file's"
+
+
+def test_a_filter_without_zarr_codec_fails_the_copy_instead_of_changing_the_codec(tmp_path):
+    with h5py.File(tmp_path / "lzf.h5", "w") as file:
+        dataset = file.create_dataset("x", data=np.arange(1000, dtype="int16"), chunks=(100,), compression="lzf")
+        with pytest.raises(AccessError, match="/x uses HDF5 filter.*lzf.*no equivalent Zarr copy"):
+            zarr_io_settings(dataset)
+
+
+def test_consolidated_metadata_saves_requests(endpoint, store, assets, prepared):
+    """hdmf-zarr 0.13: mode "r" reads ``.zmetadata`` once, "r-" fetches every group's and array's metadata."""
+    key, _, _ = assets[("ecephys", "workload-friendly")]
+    requests_by_mode = {}
+    with ShapingProxy(endpoint.url, PROFILES["loopback"]) as proxy:
+        for method in ("hdmf-zarr", "hdmf-zarr-unconsolidated"):
+            with proxy.traffic.measure() as cost:
+                open_nwb(store.via(proxy.url), key, method).close()
+            requests_by_mode[method] = cost.requests_total
+    assert requests_by_mode["hdmf-zarr"] < requests_by_mode["hdmf-zarr-unconsolidated"], requests_by_mode
 
 
 def test_lindi_json_stores_no_presigned_url(store, assets, prepared):

@@ -4,7 +4,8 @@
 it to ``key + ".zarr/"``. Chunking and codec are kept equivalent: every numeric dataset keeps its HDF5 chunk
 shape and fill value, and the HDF5 filter pipeline, translated by hdmf-zarr's own
 ``ZarrDataIO.hdf5_to_zarr_filters`` (gzip -> ``Zlib(level)``, 32015 -> ``Zstd(level)``, 32001 -> ``Blosc``,
-shuffle -> ``Shuffle``), becomes Zarr's ``compressor`` (the compressing codec) and ``filters`` (shuffle). Left
+shuffle -> ``Shuffle``), becomes Zarr's ``compressor`` (the compressing codec) and ``filters`` (shuffle); a
+filter it cannot translate (lzf, bitshuffle, lz4, szip, scaleoffset) fails the prepare of that asset. Left
 to itself, hdmf-zarr puts the whole translated pipeline into ``filters`` and then adds Zarr's default
 ``Blosc(lz4)`` compressor on top, compressing every chunk twice. With this mapping gzip chunks are
 byte-identical to the HDF5 ones, so the two formats are compared on equal bytes. Object arrays (references,
@@ -40,6 +41,9 @@ from nwb_cloud.access.base import AccessError, Method, Opened, translate_errors,
 from nwb_cloud.cloud.transfer import upload
 
 SUFFIX = ".zarr"
+# HDF5 filters hdmf-zarr translates (fletcher32 is a checksum: dropping it leaves the data as they are). It
+# ignores the others (lzf, bitshuffle, lz4, szip) with a warning, which would silently change the codec.
+TRANSLATED = {"gzip", "shuffle", "32001", "32015", "fletcher32"}
 MARKER = ".zmetadata"
 
 
@@ -77,6 +81,12 @@ def _why_not_found(store, key: str) -> str:
 
 def zarr_io_settings(dataset: h5py.Dataset) -> dict:
     """``ZarrDataIO`` arguments that store ``dataset``'s chunks with the same codec as in the HDF5 file."""
+    unmapped = [str(f) for f in dataset._filters if str(f) not in TRANSLATED]
+    if unmapped or dataset.scaleoffset:
+        raise AccessError(
+            f"hdmf-zarr prepare: {dataset.name} uses HDF5 filter(s) {', '.join(unmapped) or 'scaleoffset'} that "
+            "hdmf-zarr cannot translate to a Zarr codec: no equivalent Zarr copy"
+        )
     codecs = ZarrDataIO.hdf5_to_zarr_filters(dataset)
     compressor = codecs.pop() if codecs and not isinstance(codecs[-1], numcodecs.Shuffle) else False
     return dict(chunks=dataset.chunks, fillvalue=dataset.fillvalue, compressor=compressor, filters=codecs or None)
