@@ -246,6 +246,13 @@ def test_lindi_json_stores_no_presigned_url(store, assets, prepared):
     assert f'"asset": "s3://{store.bucket}/{key}"' in text and '"{{asset}}"' in text
 
 
+@pytest.mark.parametrize("method", [name for name in RUNNABLE if METHODS[name].prepare])
+def test_prepare_on_a_read_only_store_fails_before_any_work(store, method):
+    anonymous = type(store)(bucket=store.bucket, endpoint_url=store.endpoint_url)
+    with pytest.raises(AccessError, match=r"cannot store it beside s3://nwb-cloud/big\.nwb: the store is read-only"):
+        METHODS[method].prepare(anonymous, "big.nwb", None)
+
+
 @pytest.mark.parametrize("method", [name for name in OURS if METHODS[name].unavailable()])
 def test_an_unavailable_method_says_why(store, method):
     with pytest.raises(MethodUnavailable, match=f"'{method}' is unavailable here: .+"):

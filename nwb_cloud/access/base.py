@@ -78,6 +78,12 @@ class Method:
             return self.open(store, key)
 
 
+def require_writable(store: Store, key: str, what: str) -> None:
+    """``prepare`` stores things beside the asset: say so before any work when the store cannot take them."""
+    if store.anonymous:
+        raise AccessError(f"{what}: cannot store it beside {store.s3_url(key)}: the store is read-only (anonymous)")
+
+
 def why_missing(store: Store, key: str) -> str:
     """Some libraries report a dead endpoint as a missing object (fsspec's HTTP, zarr): one HEAD tells which."""
     what = store.s3_url(key)

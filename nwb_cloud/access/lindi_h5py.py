@@ -32,7 +32,7 @@ import lindi
 from lindi.LindiH5pyFile.LindiReferenceFileSystemStore import LindiReferenceFileSystemStore
 
 from nwb_cloud.access._h5py import read_nwb
-from nwb_cloud.access.base import AccessError, Method, translate_errors
+from nwb_cloud.access.base import AccessError, Method, require_writable, translate_errors
 from nwb_cloud.cloud.store import describe_client_error
 from nwb_cloud.cloud.transfer import upload
 
@@ -75,6 +75,7 @@ def _prepare_json(store, key, local_path):
     """Build the asset's reference file system (from the local copy when there is one) and put it beside it."""
     if key.endswith(".zarr"):
         return  # a Zarr asset: LINDI reads HDF5 only
+    require_writable(store, key, "lindi-json prepare: a LINDI JSON")
     with translate_errors(store.s3_url(key), "lindi-json"):
         rfs = reference_file_system(str(local_path) if local_path else store.http_url(key), store.s3_url(key))
         with tempfile.TemporaryDirectory(prefix="nwb-cloud-lindi-") as tmp:

@@ -37,7 +37,7 @@ from hdmf_zarr import ZarrDataIO, ZarrIO
 from hdmf_zarr.nwb import NWBZarrIO
 from pynwb import NWBHDF5IO
 
-from nwb_cloud.access.base import AccessError, Method, Opened, translate_errors, why_missing
+from nwb_cloud.access.base import AccessError, Method, Opened, require_writable, translate_errors, why_missing
 from nwb_cloud.cloud.transfer import upload
 
 SUFFIX = ".zarr"
@@ -113,8 +113,11 @@ def _numeric(value) -> bool:
 
 
 def _prepare_zarr(store, key, local_path):
+    if key.endswith(SUFFIX):
+        return  # a Zarr asset is read as it is
+    require_writable(store, key, "hdmf-zarr prepare: a Zarr copy")
     with translate_errors(store.s3_url(key), "hdmf-zarr prepare"):
-        if key.endswith(SUFFIX) or _exists(store, zarr_key(key) + "/" + MARKER):
+        if _exists(store, zarr_key(key) + "/" + MARKER):
             return
         with tempfile.TemporaryDirectory(
             prefix="nwb-cloud-zarr-", dir=Path(local_path).parent if local_path else None
