@@ -107,8 +107,8 @@ def _open_from_json(store, key):
 METHODS = [
     Method(
         name="lindi",
-        description="LINDI LindiH5pyFile.from_hdf5_file on the HTTPS URL (metadata via LINDI's remfile, chunks "
-        "via Zarr)",
+        description="LINDI LindiH5pyFile.from_hdf5_file on the HTTPS URL (metadata and chunks through LINDI's "
+        "remfile-like range reader, 128 KiB minimum)",
         open=_open_from_hdf5,
     ),
     Method(
