@@ -30,7 +30,7 @@ from nwb_cloud.refs import sidecar as sidecars
 from nwb_cloud.refs.cache import AssetIdentity, IndexCache
 from nwb_cloud.refs.fetch import RangeReader
 from nwb_cloud.refs.handle import IndexHandle
-from nwb_cloud.refs.locate import find_index
+from nwb_cloud.refs.locate import Found, find_index
 from nwb_cloud.refs.plan import Policy
 from nwb_cloud.settings import Settings
 
@@ -69,9 +69,7 @@ def open_nwb_index(store, key: str, cache=None, build=None, progress=None, polic
     ``cache`` defaults to :func:`index_cache`, ``build`` and ``policy`` to the configured ones;
     ``progress(done, total)`` follows a build.
     """
-    policy = policy or _config.policy
-    reader = RangeReader(store, key, policy)
-    opened = Opened(nwbfile=None, closers=[reader.close])
+    reader = RangeReader(store, key, policy or _config.policy)
     try:
         found = find_index(
             store,
@@ -81,8 +79,18 @@ def open_nwb_index(store, key: str, cache=None, build=None, progress=None, polic
             build=_config.build if build is None else build,
             progress=progress,
         )
-        reader.warm()
-        handle = IndexHandle(found.index, reader, policy)
+    except BaseException:
+        reader.close()
+        raise
+    return open_found(found, reader)
+
+
+def open_found(found: Found, reader: RangeReader) -> Opened:
+    """The ``NWBFile`` of an index found for the asset ``reader`` reads; closing it closes ``reader``."""
+    opened = Opened(nwbfile=None, closers=[reader.close])
+    try:
+        reader.warm()  # while pynwb builds its objects
+        handle = IndexHandle(found.index, reader)
         opened.closers.append(handle.close)
         opened.nwbfile = handle.nwb_io().read()
     except BaseException:

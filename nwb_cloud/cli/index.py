@@ -1,0 +1,125 @@
+"""``nwb-cloud index``: build, publish, open through and list the NWB reference indexes of S3 objects.
+
+The local cache is ``<data dir>/indexes`` (``--data-dir`` / ``NWB_CLOUD_DATA_DIR``); objects and credentials
+are found as ``nwb-cloud read`` finds them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from nwb_cloud.access.nwb_index import CACHE_FOLDER, open_found
+from nwb_cloud.cli._common import settings_from
+from nwb_cloud.cli.read import _store_for
+from nwb_cloud.refs import build_index
+from nwb_cloud.refs import sidecar as sidecars
+from nwb_cloud.refs.cache import IndexCache
+from nwb_cloud.refs.errors import RefsError
+from nwb_cloud.refs.fetch import RangeReader
+from nwb_cloud.refs.locate import find_index
+from nwb_cloud.refs.progress import progress_bar
+from nwb_cloud.refs.storage import FORMATS, chunk_references
+
+
+def _cache(args) -> IndexCache:
+    return IndexCache(settings_from(args).data_dir / CACHE_FOLDER)
+
+
+def build(args) -> int:
+    store, key = _store_for(args.url, args)
+    cache = _cache(args)
+    identity = sidecars.head(store.client(), store, key)
+    index = None if args.rebuild else cache.get(identity)
+    if index is None:
+        with progress_bar(f"indexing {args.url}") as progress:
+            index = build_index(identity.url, storage_options=store.s3fs_options(), progress=progress)
+        index = cache.put(identity, index, args.format)
+        cost = index["nwb_cloud"]["build"]
+        print(
+            f"built the index of {args.url} in {cost['seconds']:.1f} s: {cost['fetches']} requests, "
+            f"{cost['bytes_fetched'] / 1e6:.1f} MB ({cost['bytes_fetched'] / identity.size:.2%} of the file)"
+        )
+    else:
+        print(f"the cache already holds the index of {args.url} as it is now (--rebuild to build it again)")
+    print(f"{chunk_references(index)} chunk references, cached in {cache.directory}")
+    if args.publish:
+        print(f"published beside the asset: {store.s3_url(sidecars.publish(store, key, index, args.format))}")
+    return 0
+
+
+def open_(args) -> int:
+    store, key = _store_for(args.url, args)
+    started = time.perf_counter()
+    reader = RangeReader(store, key)
+    try:
+        if args.build:
+            with progress_bar(f"indexing {args.url}") as progress:
+                found = find_index(store, key, reader.client, cache=_cache(args), build=True, progress=progress)
+        else:
+            found = find_index(store, key, reader.client, cache=_cache(args))
+    except BaseException:
+        reader.close()
+        raise
+    with open_found(found, reader) as opened:
+        seconds = time.perf_counter() - started
+        nwbfile = opened.nwbfile
+        objects = len(nwbfile.objects)
+        print(f"opened {args.url} through its index ({found.origin}) in {seconds:.2f} s: {objects} objects")
+        for name, series in nwbfile.acquisition.items():
+            shape = getattr(getattr(series, "data", None), "shape", None)
+            print(f"  acquisition/{name}: {series.neurodata_type} {shape}")
+    return 0
+
+
+def info(args) -> int:
+    cache = _cache(args)
+    if args.url:
+        store, key = _store_for(args.url, args)
+        client = store.client()
+        identity = sidecars.head(client, store, key)
+        cached = cache.get(identity)
+        print(f"{args.url}: {identity.size} bytes, ETag {identity.etag}")
+        print(f"  cache:   {'current index in ' + str(cache.directory) if cached is not None else 'none'}")
+        try:
+            sidecars.resolve(client, store, key, *sidecars.fetch_document(client, store, key), parquet_cache=cache)
+            print(f"  sidecar: current ({store.s3_url(sidecars.sidecar_key(key))})")
+        except RefsError as error:
+            print(f"  sidecar: {error}")
+        return 0
+    entries = cache.entries()
+    print(f"{len(entries)} cached indexes in {cache.directory}")
+    for entry in entries:
+        what = f"{entry.url}  {entry.etag}" if entry.url else f"(unreadable) {entry.path}"
+        print(f"  {entry.storage:7} {entry.disk_bytes / 1e6:8.2f} MB  {what}")
+    return 0
+
+
+def _add_store_arguments(parser) -> None:
+    parser.add_argument("--endpoint-url", help="S3 endpoint (default: the prepared run's, or AWS)")
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--data-dir", type=Path, help="where the index cache lives (NWB_CLOUD_DATA_DIR)")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("index", help="build, publish, open through and list NWB reference indexes")
+    commands = parser.add_subparsers(dest="index_command", metavar="INDEX_COMMAND", required=True)
+
+    command = commands.add_parser("build", help="build the index of s3://bucket/key (reading only its metadata)")
+    command.add_argument("url", help="s3://bucket/key of an NWB HDF5 file")
+    command.add_argument("--publish", action="store_true", help="also upload it beside the asset as a sidecar")
+    command.add_argument("--format", choices=FORMATS, default="auto", help="json, parquet, or auto (by chunk count)")
+    command.add_argument("--rebuild", action="store_true", help="build again even if the cache has it")
+    _add_store_arguments(command)
+    command.set_defaults(handler=build)
+
+    command = commands.add_parser("open", help="open s3://bucket/key as an NWBFile through its index")
+    command.add_argument("url", help="s3://bucket/key of an NWB HDF5 file")
+    command.add_argument("--build", action="store_true", help="build a missing index into the cache (progress bar)")
+    _add_store_arguments(command)
+    command.set_defaults(handler=open_)
+
+    command = commands.add_parser("info", help="list the cached indexes (or the state of one object's index)")
+    command.add_argument("url", nargs="?", help="s3://bucket/key: its cache entry and sidecar")
+    _add_store_arguments(command)
+    command.set_defaults(handler=info)
