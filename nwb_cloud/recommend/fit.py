@@ -1,0 +1,231 @@
+"""Fitting the cost model to the measured matrix, in three small least-squares steps, with residuals per cell.
+
+1. Codecs, from the local decode measurements (each file's selection read from the page cache, and one
+   chunk of each codec decoded in memory): ``local_s = chunk_overhead * C + Bd / speed_codec``, non-negative
+   least squares on relative error. The compression ratio of a codec per modality is that of the whole
+   series in the layouts written with it (geometric mean), else of the chunks measured.
+2. Each method's traffic, from the requests and bytes the shaping proxy counted:
+   ``R = q + r C + u Bc``, ``W = o + a Bc + g C``, non-negative least squares on relative error.
+3. Each method's fixed time ``f`` and parallelism ``P``, from the times: least squares on log time.
+
+Steps 2 and 3 are pulled weakly toward a prior (the typical reader, fitted first to every method's cells at
+once; for that one, :class:`~nwb_cloud.recommend.model.MethodParams`' defaults) so that a method measured on
+few geometries still gets finite, explainable parameters. The fit's quality is the residual of every
+timed cell: predicted over measured time (:attr:`FitResult.residuals`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares, nnls
+
+from nwb_cloud.recommend.errors import NotEnoughMeasurements
+from nwb_cloud.recommend.measurements import CELL_KEY, Measurements
+from nwb_cloud.recommend.model import ANY, MB, CodecParams, CostModel, MethodParams, Network, price
+
+PRIOR_STRENGTH = 0.05  # weight of the prior against one measured cell (both in relative/log units)
+TOO_FAST = 1e12  # bytes/s of a codec whose decode is too fast to tell from the per-chunk overhead
+MIN_FIXED_S, MAX_PARALLELISM = 1e-6, 256.0
+
+
+@dataclass
+class FitResult:
+    model: CostModel
+    residuals: pd.DataFrame  # one row per timed cell: measured and predicted time and their parts
+    decode_residuals: pd.DataFrame  # one row per local decode measurement
+    left_out: dict  # why some cells were not fitted -> how many
+
+    def summary(self) -> dict:
+        return summarize(self.residuals, self.decode_residuals)
+
+
+def fit(measurements: Measurements) -> FitResult:
+    """The cost model of ``measurements`` and how well it reproduces each of them."""
+    codecs, overhead, decode_residuals = fit_codecs(measurements.decode, measurements.layouts)
+    cells = measurements.cells
+    unknown = ~cells["codec"].isin(codecs)
+    left_out = {
+        f"no decode measurement of codec {c}": int(n) for c, n in cells[unknown].groupby("codec").size().items()
+    }
+    cells = cells[~unknown].reset_index(drop=True)
+    if cells.empty:
+        raise NotEnoughMeasurements("no timed cell has a codec with a decode measurement")
+    model = CostModel(
+        methods={},
+        codecs=codecs,
+        chunk_overhead_s=overhead,
+        loopback_bandwidth=measurements.loopback_bandwidth,
+        source=f"fitted to {len(cells)} timed read cells of {measurements.source}",
+    )
+    networks = measurements.networks
+    typical = fit_method(cells, model, networks, MethodParams())
+    methods = {ANY: typical}
+    for name, group in cells.groupby("method", sort=True):
+        methods[str(name)] = fit_method(group, model, networks, typical)
+    model = model.model_copy(update={"methods": methods})
+    residuals = predict_cells(model, cells, networks)
+    model = model.model_copy(update={"quality": summarize(residuals, decode_residuals)})
+    return FitResult(model=model, residuals=residuals, decode_residuals=decode_residuals, left_out=left_out)
+
+
+# -- step 1: codecs -------------------------------------------------------------------------------------------
+def fit_codecs(
+    decode: pd.DataFrame, layouts: pd.DataFrame | None = None
+) -> tuple[dict[str, CodecParams], float, pd.DataFrame]:
+    if decode is None or decode.empty:
+        raise NotEnoughMeasurements("no local decode measurements (run info 'floors'): the codecs cannot be fitted")
+    codecs = sorted(decode["codec"].unique())
+    columns = [decode["chunks"].to_numpy(float)]
+    columns += [np.where(decode["codec"] == c, decode["decoded_bytes"].to_numpy(float), 0.0) for c in codecs]
+    design = np.column_stack(columns)
+    local = decode["local_s"].to_numpy(float)
+    coefficients = _nnls(design, local, weights=1 / local, prior=None)
+    overhead = float(coefficients[0])
+    params = {}
+    whole = {}
+    if layouts is not None and "ratio" in layouts:
+        known = layouts[np.isfinite(layouts["ratio"].astype(float)) & (layouts["ratio"].astype(float) > 0)]
+        for (codec, modality), group in known.groupby(["codec", "modality"]):
+            whole[(codec, modality)] = float(np.exp(np.log(group["ratio"].astype(float)).mean()))
+    for index, codec in enumerate(codecs, start=1):
+        rows = decode[decode["codec"] == codec]
+        sums = rows.groupby("modality")[["decoded_bytes", "compressed_bytes"]].sum()
+        ratios = {m: float(r["decoded_bytes"] / r["compressed_bytes"]) for m, r in sums.iterrows()}
+        ratios.update({m: r for (c, m), r in whole.items() if c == codec})
+        coefficient = coefficients[index]
+        params[codec] = CodecParams(
+            decode_bytes_per_s=1 / coefficient if coefficient > 1 / TOO_FAST else TOO_FAST,
+            ratio=ratios,
+            source=f"fitted to {len(rows)} local decode measurements",
+        )
+    predicted = design @ coefficients
+    residuals = decode.assign(predicted_s=predicted, ratio=predicted / local)
+    return params, overhead, residuals
+
+
+# -- steps 2 and 3: one method ----------------------------------------------------------------------------
+def fit_method(
+    cells: pd.DataFrame, model: CostModel, networks: dict[str, Network], prior: MethodParams
+) -> MethodParams:
+    chunks = cells["chunks"].to_numpy(float)
+    stored = cells["compressed_bytes"].to_numpy(float)
+    ones = np.ones_like(chunks)
+    values = prior.model_dump()
+
+    requests = cells["requests"].to_numpy(float)
+    measured = np.isfinite(requests)
+    if measured.any():
+        design = np.column_stack([ones, chunks, stored / MB])[measured]
+        start = [prior.requests_fixed, prior.requests_per_chunk, prior.requests_per_mb]
+        q, r, u = _nnls(design, requests[measured], 1 / np.maximum(requests[measured], 1), start)
+        values.update(requests_fixed=q, requests_per_chunk=r, requests_per_mb=u)
+    wire = cells["bytes_received"].to_numpy(float)
+    measured_wire = np.isfinite(wire)
+    if measured_wire.any():
+        design = np.column_stack([ones, stored, chunks])[measured_wire]
+        start = [prior.wire_fixed_bytes, prior.wire_per_byte, prior.wire_per_chunk_bytes]
+        o, a, g = _nnls(design, wire[measured_wire], 1 / np.maximum(wire[measured_wire], 1e3), start)
+        values.update(wire_fixed_bytes=o, wire_per_byte=a, wire_per_chunk_bytes=g)
+    values.update(cells=len(cells), traffic_cells=int(measured.sum()))
+
+    decode = _decode_s(model, cells)
+    nets = [networks[p] for p in cells["profile"]]
+    latency = np.array([n.latency_s for n in nets])
+    per_connection = np.array([n.connection_bandwidth for n in nets])
+    total = np.array([n.total_bandwidth for n in nets])
+    measured_s = cells["time_s"].to_numpy(float)
+    base = MethodParams(**values)
+    requests_hat = base.requests_fixed + base.requests_per_chunk * chunks + base.requests_per_mb * stored / MB
+    wire_hat = base.wire_fixed_bytes + base.wire_per_byte * stored + base.wire_per_chunk_bytes * chunks
+    prior_x = np.log([max(prior.fixed_s, MIN_FIXED_S), prior.parallelism])
+
+    def residuals(x):
+        fixed, parallelism = np.exp(x)
+        bandwidth = np.minimum(total, parallelism * per_connection)
+        seconds = fixed + latency * requests_hat / parallelism + wire_hat / bandwidth + decode
+        return np.concatenate([np.log(seconds / measured_s), np.sqrt(PRIOR_STRENGTH) * (x - prior_x)])
+
+    bounds = ([np.log(MIN_FIXED_S), 0.0], [np.log(1e3), np.log(MAX_PARALLELISM)])
+    start = np.clip(prior_x, bounds[0], bounds[1])
+    solution = least_squares(residuals, start, bounds=bounds)
+    fixed, parallelism = np.exp(solution.x)
+    values.update(fixed_s=float(fixed), parallelism=float(max(1.0, parallelism)))
+    return MethodParams(**values)
+
+
+def _decode_s(model: CostModel, cells: pd.DataFrame) -> np.ndarray:
+    return np.array(
+        [
+            model.decode_s(codec, c, d)
+            for codec, c, d in zip(cells["codec"], cells["chunks"], cells["decoded_bytes"], strict=True)
+        ],
+        dtype=float,
+    )
+
+
+def _nnls(design: np.ndarray, target: np.ndarray, weights: np.ndarray, prior) -> np.ndarray:
+    """Non-negative least squares on ``weights``-scaled rows, columns normalised, optionally pulled to ``prior``."""
+    scaled = design * weights[:, None]
+    norms = np.linalg.norm(scaled, axis=0)
+    norms[norms == 0] = 1.0
+    matrix, rhs = scaled / norms, target * weights
+    if prior is not None:
+        strength = np.sqrt(PRIOR_STRENGTH)
+        matrix = np.vstack([matrix, strength * np.eye(len(norms))])
+        rhs = np.concatenate([rhs, strength * np.asarray(prior, dtype=float) * norms])
+    solution, _ = nnls(matrix, rhs, maxiter=50 * len(norms))
+    return solution / norms
+
+
+# -- predictions and quality ----------------------------------------------------------------------------------
+def predict_cells(
+    model: CostModel, cells: pd.DataFrame, networks: dict[str, Network], method: str | None = None
+) -> pd.DataFrame:
+    """``cells`` with the model's predicted time and its parts (``method``: force one parameter set, e.g. ANY)."""
+    out = []
+    for (name, codec, profile), group in cells.groupby(["method", "codec", "profile"], sort=False):
+        params = model.method(method or (name if name in model.methods else ANY))
+        chunks = group["chunks"].to_numpy(float)
+        cost = price(params, networks[profile], chunks, group["compressed_bytes"].to_numpy(float),
+                     model.decode_s(codec, chunks, group["decoded_bytes"].to_numpy(float)))  # fmt: skip
+        out.append(
+            group.assign(
+                predicted_s=cost.seconds,
+                fixed_s=cost.fixed_s,
+                latency_s=cost.latency_s,
+                transfer_s=cost.transfer_s,
+                decode_s=cost.decode_s,
+                predicted_requests=cost.requests,
+                predicted_bytes=cost.wire_bytes,
+            )
+        )
+    frame = pd.concat(out).sort_index() if out else cells.assign(predicted_s=np.nan)
+    frame["ratio"] = frame["predicted_s"] / frame["time_s"]
+    frame["log_error"] = np.log(frame["ratio"])
+    return frame
+
+
+def summarize(residuals: pd.DataFrame, decode_residuals: pd.DataFrame | None = None) -> dict:
+    """The fit in a few numbers: error factors (exp of |log(predicted/measured)|) and the worst cell."""
+    errors = np.abs(residuals["log_error"].to_numpy(float))
+    if not len(errors):
+        return {"cells": 0}
+    worst = residuals.iloc[int(np.argmax(errors))]
+    summary = {
+        "cells": int(len(errors)),
+        "methods": int(residuals["method"].nunique()),
+        "median_error_factor": float(np.exp(np.median(errors))),
+        "p90_error_factor": float(np.exp(np.quantile(errors, 0.9))),
+        "within_1.5x": float(np.mean(errors <= np.log(1.5))),
+        "within_2x": float(np.mean(errors <= np.log(2.0))),
+        "worst_cell": " · ".join(str(worst[k]) for k in CELL_KEY[1:]),
+        "worst_predicted_s": float(worst["predicted_s"]),
+        "worst_measured_s": float(worst["time_s"]),
+    }
+    if decode_residuals is not None and len(decode_residuals):
+        decode_errors = np.abs(np.log(decode_residuals["ratio"].to_numpy(float)))
+        summary["decode_median_error_factor"] = float(np.exp(np.median(decode_errors)))
+    return summary
