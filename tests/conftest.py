@@ -6,6 +6,7 @@ import pytest
 
 from nwb_cloud.cloud import Endpoint
 from nwb_cloud.datasets.catalog import prepare_embedded
+from nwb_cloud.datasets.layouts import QUICK_LAYOUTS
 from nwb_cloud.settings import Settings
 
 
@@ -32,5 +33,6 @@ def settings(data_dir):
 
 @pytest.fixture(scope="session")
 def catalog(settings, store):
-    """Both modalities in both layouts, tiny, uploaded to the session's endpoint."""
-    return prepare_embedded(store, settings.data_dir, "tiny", 0, progress=False, log=lambda *_: None)
+    """Every modality in the representative layouts (quick mode's), tiny, uploaded to the session's endpoint."""
+    layouts = QUICK_LAYOUTS  # the whole study matrix is written and checked once, in test_study_layouts.py
+    return prepare_embedded(store, settings.data_dir, "tiny", 0, layouts=layouts, progress=False, log=lambda *_: None)

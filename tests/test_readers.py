@@ -5,7 +5,7 @@ import pytest
 
 from nwb_cloud.access import METHODS, AccessError, NotNwbFile, UnknownMethod, get_method, open_nwb
 from nwb_cloud.cloud import upload
-from nwb_cloud.datasets.layouts import LAYOUTS
+from nwb_cloud.datasets.layouts import QUICK_LAYOUTS, layouts_for
 from nwb_cloud.suite.cell import Cell, CellRun
 from nwb_cloud.workloads import WORKLOADS, Result, WrongRead
 
@@ -27,8 +27,23 @@ def test_the_skeleton_methods_are_registered():
     assert not missing, f"read methods missing from the registry: {missing}"
 
 
-@pytest.mark.parametrize("workload", list(WORKLOADS))
-@pytest.mark.parametrize("layout", list(LAYOUTS))
+# The seed's reads and opens on both core layouts; the opposing reads where they touch the most chunks; the
+# session open unpaged and paged; one Blosc and one paged bulk read (every study layout is written and read
+# by one method in test_study_layouts.py).
+SEED = ["ophys_patch", "ecephys_electrode", "open_ecephys", "open_ophys"]
+CELLS = [
+    *[(w, layout) for w in SEED for layout in ("neuroconv-default", "workload-friendly")],
+    ("ophys_clip", "workload-friendly"),
+    ("ecephys_window", "workload-friendly"),
+    ("open_session", "neuroconv-default"),
+    ("open_session", "neuroconv-default-paged"),
+    ("ophys_patch", "ophys-friendly-blosc-zstd-bitshuffle"),
+    ("ecephys_electrode", "neuroconv-default-paged"),
+]
+assert all(layout in layouts_for(WORKLOADS[w].modality, QUICK_LAYOUTS) for w, layout in CELLS)
+
+
+@pytest.mark.parametrize(("workload", "layout"), CELLS)
 @pytest.mark.parametrize("method", AVAILABLE)
 def test_every_method_reads_exactly(catalog, prepared, method, layout, workload):
     asset_name = f"{WORKLOADS[workload].modality}/{layout}"

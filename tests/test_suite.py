@@ -47,10 +47,14 @@ def _discover(state_file) -> dict:
 
 def test_grid_has_one_class_per_workload_with_every_other_axis(prepared_state):
     classes = _discover(prepared_state)
-    assert set(classes) == {"OphysPatch", "EcephysElectrode", "OpenEcephys", "OpenOphys"}
-    for params, names, repeat, number in classes.values():
+    assert set(classes) == {
+        "OphysPatch", "EcephysElectrode", "OpenEcephys", "OpenOphys", "OphysClip", "EcephysWindow", "OpenSession"
+    }  # fmt: skip
+    for name, (params, names, repeat, number) in classes.items():
         assert names == ["method", "layout", "profile"]
-        assert params == [["fsspec", "remfile"], ["neuroconv-default", "workload-friendly"], ["loopback"]]
+        # the layout axis holds the layouts that apply to the workload's modality
+        layouts = ["neuroconv-default"] if name == "OpenSession" else ["neuroconv-default", "workload-friendly"]
+        assert params == [["fsspec", "remfile"], layouts, ["loopback"]]
         assert (repeat, number) == (2, 1)
 
 
@@ -102,8 +106,8 @@ def test_default_grid_reads_the_registries():
     assert grid.workloads == list(WORKLOADS) and grid.methods == list(METHODS)
     assert "neuroconv-default" in grid.layouts and "workload-friendly" in grid.layouts
     # quick: every method under the main profile, the core methods under every profile
-    assert grid.main_profile in grid.profiles and "loopback" in grid.profiles
-    assert not grid.excludes("remfile", "loopback") and not grid.excludes("fsspec-none", grid.main_profile)
+    assert "in-region" in grid.profiles and "loopback" in grid.profiles
+    assert not grid.excludes("remfile", "loopback") and not grid.excludes("fsspec-none", "in-region")
     assert grid.excludes("fsspec-none", "loopback")
     full = default_grid(Settings(size="full"))
     assert full.profiles == list(PROFILES) and not full.excludes("fsspec-none", "lab")

@@ -48,3 +48,55 @@ def time_local_read(local_path: str | Path, dataset_path: str, selection, repeat
     finally:
         close()
     return min(times), len(times)
+
+
+# -- decode speed of each codec ---------------------------------------------------------------------------------
+DECODE_REPEATS = 3
+
+
+def codec_speeds(size: str, seed: int = 0, codecs=None, modalities=("ophys", "ecephys")) -> list[dict]:
+    """Compression ratio, encode and decode speed (MB/s of raw data, one core) of every codec on this machine.
+
+    One chunk of NeuroConv's default shape (~10 MB at the study's sizes) of each modality's signal at
+    ``size`` is written with the codec's HDF5 filter pipeline into an in-memory file and read back with
+    HDF5's chunk cache off (least of ``DECODE_REPEATS`` reads): the decode cost every reader pays per
+    chunk, whichever way its bytes arrive, which is what makes ~10 MB gzip chunks slow for small reads.
+    """
+    import io
+
+    from nwb_cloud.datasets.codecs import CODECS
+    from nwb_cloud.datasets.modalities import get_modality
+
+    rows = []
+    for name in modalities:
+        modality = get_modality(name)
+        source = modality.signal(modality.spec(size), seed)
+        chunk = modality.neuroconv_chunks(source.shape, source.dtype)
+        block = source.read(0, chunk[0])[(slice(None), *(slice(0, c) for c in chunk[1:]))]
+        for codec in (CODECS[c] for c in codecs or CODECS):
+            buffer = io.BytesIO()
+            with h5py.File(buffer, "w") as file:
+                started = time.perf_counter()
+                dataset = file.create_dataset("x", data=block, chunks=block.shape, **codec.h5py_kwargs())
+                file.flush()
+                encode_s = time.perf_counter() - started
+                stored = int(dataset.id.get_storage_size())
+            decode_s = float("inf")
+            with h5py.File(buffer, "r", rdcc_nbytes=0) as file:
+                for _ in range(DECODE_REPEATS):
+                    started = time.perf_counter()
+                    file["x"][...]
+                    decode_s = min(decode_s, time.perf_counter() - started)
+            rows.append(
+                {
+                    "modality": name,
+                    "codec": codec.name,
+                    "chunk_shape": list(block.shape),
+                    "raw_bytes": int(block.nbytes),
+                    "stored_bytes": stored,
+                    "ratio": block.nbytes / stored,
+                    "encode_mb_s": block.nbytes / 1e6 / encode_s,
+                    "decode_mb_s": block.nbytes / 1e6 / decode_s,
+                }
+            )
+    return rows

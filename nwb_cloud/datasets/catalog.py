@@ -19,7 +19,7 @@ import requests
 
 from nwb_cloud.cloud.store import Store, StoreError
 from nwb_cloud.cloud.transfer import upload
-from nwb_cloud.datasets.layouts import LAYOUTS, get_layout
+from nwb_cloud.datasets.layouts import get_layout, layouts_for
 from nwb_cloud.datasets.modalities import MODALITIES, get_modality
 from nwb_cloud.datasets.writer import write_recording
 from nwb_cloud.errors import NwbCloudError
@@ -39,11 +39,33 @@ class Asset:
     etag: str
     chunk_shape: tuple[int, ...] | None = None
     local_path: str | None = None  # the source copy; None for DANDI assets
-    write_seconds: float | None = None
+    write_seconds: float | None = None  # wall time of writing the file through NeuroConv (on this machine)
+    backend: str = "hdf5"
+    codec: str | None = None
+    raw_bytes: int | None = None  # the bulk series uncompressed
+    stored_bytes: int | None = None  # the bulk series' chunks as stored
 
     @property
     def name(self) -> str:
         return f"{self.modality}/{self.layout}"
+
+    @property
+    def compression_ratio(self) -> float | None:
+        """Raw bytes / stored bytes of the bulk series (None when unknown, e.g. a DANDI asset)."""
+        return self.raw_bytes / self.stored_bytes if self.raw_bytes and self.stored_bytes else None
+
+    def summary(self) -> dict:
+        """What a run records about the asset (no local paths, no store address)."""
+        return {
+            "size_bytes": self.size_bytes,
+            "chunk_shape": self.chunk_shape,
+            "backend": self.backend,
+            "codec": self.codec,
+            "write_seconds": self.write_seconds,
+            "raw_bytes": self.raw_bytes,
+            "stored_bytes": self.stored_bytes,
+            "compression_ratio": self.compression_ratio,
+        }
 
 
 @dataclass
@@ -100,11 +122,15 @@ def prepare_embedded(
     progress: bool = True,
     log=print,
 ) -> Catalog:
-    """Generate (or reuse) every modality x layout file and upload what the store does not already hold."""
+    """Generate (or reuse) every modality x layout file the layout applies to; upload what the store lacks.
+
+    A layout meant for other modalities (``Layout.modalities``) is not written for this one: that pair is
+    no asset of the catalog, and the grid does not measure it.
+    """
     catalog = Catalog(store=store, source="embedded", size=size, seed=seed)
     for modality_name in modalities or MODALITIES:
         modality = get_modality(modality_name)
-        for layout_name in layouts or LAYOUTS:
+        for layout_name in layouts_for(modality.name, layouts):
             layout = get_layout(layout_name)
             log(f"{modality.name}/{layout.name}: {'checking' if progress else 'writing'} the {size} file")
             written = write_recording(modality, layout, size, seed, Path(data_dir) / "assets", progress=progress)
@@ -124,7 +150,11 @@ def prepare_embedded(
                     etag=remote["etag"],
                     chunk_shape=written.chunk_shape,
                     local_path=str(written.path),
-                    write_seconds=written.seconds or None,
+                    write_seconds=written.write_seconds,
+                    backend=layout.backend,
+                    codec=layout.codec,
+                    raw_bytes=written.raw_bytes,
+                    stored_bytes=written.stored_bytes,
                 )
             )
     return catalog

@@ -1,4 +1,17 @@
-"""The two recording modalities of the suite: their signal, file builder, sizes and NeuroConv's default chunks."""
+"""The modalities of the suite: their signal, file builder, sizes and NeuroConv's default chunks.
+
+``ophys`` and ``ecephys`` are one bulk recording each; ``session`` is a rich session file (hundreds of small
+objects) beside a bulk AP-band series, for the open workloads where paged HDF5 acts.
+
+Sizes. ``tiny`` is for tests. ``quick`` is the smallest recording on which every read is the real one: whole
+512x512 frames, 384 channels at 30 kHz, the ophys patch's 500 frames, NeuroConv's default chunk shapes
+exactly as for a long recording. ``full`` is the layout study's size, bounded by this machine's disk: every
+study layout is written once here and once more into the embedded store (~30 layouts per modality). Every
+read except the per-electrode trace sees exactly what it would see in an hour-long recording (same chunk
+shapes, same chunks touched); the per-electrode trace is 30 s long instead of a session's minutes, and its
+time grows linearly with length for every layout alike, so the layout ratios are those of a longer
+recording (and the file's chunk index is smaller, which makes opening no slower than in a real file).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +22,7 @@ import numpy as np
 from neuroconv.tools.iterative_write import get_electrical_series_chunk_shape, get_image_series_chunk_shape
 
 from nwb_cloud.datasets.nwbfiles import ecephys_nwbfile, ophys_nwbfile
+from nwb_cloud.datasets.session_recording import BULK_SERIES, SessionSignal, SessionSpec, session_nwbfile
 from nwb_cloud.datasets.signals import EcephysSignal, EcephysSpec, OphysSignal, OphysSpec
 from nwb_cloud.errors import NwbCloudError
 
@@ -51,8 +65,8 @@ MODALITIES: dict[str, Modality] = {
         series_path="acquisition/ElectricalSeries",
         sizes={
             "tiny": EcephysSpec(n_samples=45_000, n_channels=32),
-            "quick": EcephysSpec(n_samples=30 * 30_000),  # 30 s of a 384-channel probe, 691 MB raw
-            "full": EcephysSpec(n_samples=300 * 30_000),  # 5 min, 6.9 GB raw
+            "quick": EcephysSpec(n_samples=10 * 30_000),  # 10 s of a 384-channel probe, 230 MB raw
+            "full": EcephysSpec(n_samples=30 * 30_000),  # 30 s, 691 MB raw (see the module docstring)
         },
         signal=EcephysSignal,
         build=ecephys_nwbfile,
@@ -63,12 +77,24 @@ MODALITIES: dict[str, Modality] = {
         series_path="acquisition/TwoPhotonSeries",
         sizes={
             "tiny": OphysSpec(n_frames=96, height=64, width=64),
-            "quick": OphysSpec(n_frames=1_200),  # 40 s at 30 Hz, 629 MB raw
-            "full": OphysSpec(n_frames=9_000),  # 5 min, 4.7 GB raw
+            "quick": OphysSpec(n_frames=600),  # 20 s at 30 Hz, 315 MB raw
+            "full": OphysSpec(n_frames=1_000),  # 33 s, 524 MB raw (see the module docstring)
         },
         signal=OphysSignal,
         build=ophys_nwbfile,
         neuroconv_chunks=_ophys_default_chunks,
+    ),
+    "session": Modality(
+        name="session",
+        series_path=f"acquisition/{BULK_SERIES}",
+        sizes={
+            "tiny": SessionSpec(n_small_series=8, n_samples=45_000, n_channels=32),
+            "quick": SessionSpec(n_small_series=50, n_samples=5 * 30_000),  # 100 small series, 115 MB bulk
+            "full": SessionSpec(n_small_series=200, n_samples=10 * 30_000),  # 400 small series, 230 MB bulk
+        },
+        signal=SessionSignal,
+        build=session_nwbfile,
+        neuroconv_chunks=_ecephys_default_chunks,
     ),
 }
 

@@ -3,6 +3,9 @@
 Files are written to a temporary name and renamed only when complete, so a crash or Ctrl-C never leaves a
 file that looks finished; the cache key covers everything that changes the bytes (generator version,
 modality, size, seed, layout definition), so a changed layout is never served from a stale file.
+
+What the layout study needs about each write (its wall time, the bulk series' raw and stored bytes) is kept
+in a small JSON beside the file, so a file served from the cache still reports the time its write took.
 """
 
 from __future__ import annotations
@@ -10,12 +13,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import h5py
+import hdf5plugin  # noqa: F401 - layouts may use plugin filters (Blosc, Zstd); reading them back needs it
+import numpy as np
 from neuroconv.tools.nwb_helpers import configure_backend, get_default_backend_configuration
 from pynwb import NWBHDF5IO
 
@@ -32,8 +38,15 @@ RAW = Layout(name="raw", description="the uncompressed signal, before any layout
 class Written:
     path: Path
     chunk_shape: tuple[int, ...]
-    seconds: float  # wall time of the write (0 when served from the cache)
+    seconds: float  # wall time of this call's write (0 when served from the cache)
     cached: bool
+    write_seconds: float | None = None  # wall time of the write that made the file (kept beside it)
+    raw_bytes: int | None = None  # the bulk series uncompressed
+    stored_bytes: int | None = None  # the bulk series' chunks as stored
+
+    @property
+    def compression_ratio(self) -> float | None:
+        return self.raw_bytes / self.stored_bytes if self.raw_bytes and self.stored_bytes else None
 
 
 def content_key(modality: Modality, size: str, seed: int, layout: Layout) -> str:
@@ -54,6 +67,11 @@ def write_recording(
     """The file of ``modality`` at ``size`` and ``seed`` in ``layout`` under ``directory`` (cached)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    if not layout.applies_to(modality.name):
+        raise BadLayout(
+            f"layout {layout.name!r} does not apply to {modality.name} data (it is meant for "
+            f"{', '.join(layout.modalities or ())})"
+        )
     path = directory / asset_filename(modality, size, seed, layout)
     source = modality.signal(modality.spec(size), seed)
     if size != "tiny" and not path.exists():  # generated once, then memory-mapped for every layout
@@ -61,7 +79,7 @@ def write_recording(
         source = materialize(source, directory / "raw" / raw_name, progress=progress)
     chunk_shape = layout.chunk_shape(modality, source.shape, source.dtype)
     if path.exists():
-        return Written(path=path, chunk_shape=chunk_shape, seconds=0.0, cached=True)
+        return Written(path=path, chunk_shape=chunk_shape, seconds=0.0, cached=True, **_facts(path, modality))
 
     data = SignalIterator(source, chunk_shape=chunk_shape, display_progress=progress)
     nwbfile = modality.build(source, data, identifier=f"nwb-cloud-{modality.name}-{size}-seed{seed}")
@@ -87,14 +105,57 @@ def write_recording(
     except BaseException:
         _remove(partial)
         raise
-    return Written(path=path, chunk_shape=chunk_shape, seconds=time.perf_counter() - started, cached=False)
+    seconds = time.perf_counter() - started
+    facts = _record_facts(path, modality, seconds)
+    return Written(path=path, chunk_shape=chunk_shape, seconds=seconds, cached=False, **facts)
+
+
+def _facts_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _record_facts(path: Path, modality: Modality, seconds: float) -> dict:
+    facts = {"write_seconds": seconds, **series_bytes(path, modality.series_path)}
+    target = _facts_path(path)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(json.dumps(facts))
+    partial.replace(target)
+    return facts
+
+
+def _facts(path: Path, modality: Modality) -> dict:
+    """The facts kept beside a cached file; its bytes are measured again when they are missing."""
+    try:
+        facts = json.loads(_facts_path(path).read_text())
+        return {k: facts.get(k) for k in ("write_seconds", "raw_bytes", "stored_bytes")}
+    except (OSError, ValueError):
+        return {"write_seconds": None, **series_bytes(path, modality.series_path)}
+
+
+def series_bytes(path: Path, series_path: str) -> dict:
+    """The bulk series' uncompressed bytes and the bytes its stored chunks take, in an HDF5 file or Zarr folder."""
+    dataset_path = f"{series_path.strip('/')}/data"
+    if Path(path).is_dir():
+        array_dir = Path(path) / dataset_path
+        meta = json.loads((array_dir / ".zarray").read_text())
+        raw = math.prod(meta["shape"]) * np.dtype(meta["dtype"]).itemsize
+        stored = sum(p.stat().st_size for p in array_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+        return {"raw_bytes": int(raw), "stored_bytes": int(stored)}
+    with h5py.File(path, "r") as file:
+        dataset = file[dataset_path]
+        raw = int(dataset.size * dataset.dtype.itemsize)
+        return {"raw_bytes": raw, "stored_bytes": int(dataset.id.get_storage_size())}
 
 
 def _write(nwbfile, path: Path, layout: Layout) -> None:
     if layout.backend == "zarr":
-        from hdmf_zarr.nwb import NWBZarrIO
+        # ZarrIO, not NWBZarrIO (hdmf-zarr 0.13's drops object_codec_class): object arrays (the electrodes
+        # table's references) in JSON, which numcodecs 0.15 decodes, not the default Pickle, which it refuses.
+        import numcodecs
+        from hdmf_zarr import ZarrIO
+        from pynwb import get_manager
 
-        with NWBZarrIO(str(path), mode="w") as io:
+        with ZarrIO(str(path), mode="w", manager=get_manager(), object_codec_class=numcodecs.JSON) as io:
             io.write(nwbfile)
         return
     file_options = {}

@@ -154,7 +154,7 @@ def _reason(row: dict, info: dict) -> str:
     recorded = info_unavailable(info).get(row["method"])  # the grid checks availability first, then the grid
     if recorded:
         return f"unavailable on {row['machine']}: {recorded}"
-    excluded = grid_excludes(info, row["method"], row["profile"])
+    excluded = grid_excludes(info, row["method"], row["profile"], row["workload"], row["layout"])
     if excluded:
         return excluded
     method = METHODS.get(row["method"])

@@ -88,16 +88,32 @@ def info_unavailable(info: dict) -> dict:
     return info.get("unavailable_methods") or info.get("unavailable") or {}
 
 
-def grid_excludes(info: dict, method: str, profile: str) -> str | None:
-    """Why a quick run's grid left this method out under this profile (see nwb_cloud.suite.state.Grid), or None."""
-    grid = info.get("grid") or {}
-    everywhere, main = grid.get("everywhere"), grid.get("main_profile")
-    if everywhere is None or method in everywhere or profile == main:
+def grid_excludes(
+    info: dict, method: str, profile: str, workload: str | None = None, layout: str | None = None
+) -> str | None:
+    """Why the run's grid left this cell out (see nwb_cloud.suite.state.Grid.exclusion), or None.
+
+    The grid's own rules decide: a layout for another modality or a backend the method cannot read ("does
+    not apply"), a quick run's method x profile subset, or the study's blocks.
+    """
+    grid = info.get("grid")
+    try:
+        return _grid(grid).exclusion(method, profile, workload, layout) if grid else None
+    except (TypeError, KeyError):  # a grid this version cannot read: no reason rather than a wrong one
         return None
-    return (
-        f"not in this run's grid: a quick run measures every method under {main} and only "
-        f"{', '.join(everywhere)} under the other profiles"
-    )
+
+
+_GRIDS: dict[int, tuple] = {}
+
+
+def _grid(payload: dict):
+    """The run's Grid, made once per run-info dict (the report asks for every cell)."""
+    from nwb_cloud.suite.state import Grid
+
+    cached = _GRIDS.get(id(payload))
+    if cached is None or cached[0] is not payload:
+        cached = _GRIDS[id(payload)] = (payload, Grid.from_dict(payload))
+    return cached[1]
 
 
 def _when(info: dict) -> tuple:

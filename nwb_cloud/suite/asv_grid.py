@@ -100,8 +100,9 @@ class StreamingBenchmark:
         reason = get_method(method).unavailable()
         if reason:
             raise NotImplementedError(f"{method} unavailable here: {reason}")
-        if state.grid.excludes(method, profile):
-            raise NotImplementedError(f"{method} under {profile} is not part of this run's grid")
+        excluded = state.grid.exclusion(method, profile, self.workload, layout)
+        if excluded:  # a layout for another modality, a method that cannot read the backend, or a grid rule
+            raise NotImplementedError(excluded)
         modality = get_workload(self.workload).modality
         failure = state.extra.get("prepare_failures", {}).get(f"{method}|{modality}/{layout}")
         if failure:
@@ -217,7 +218,7 @@ def benchmark_classes() -> dict[str, type]:
             {
                 "__doc__": get_workload(workload).description,
                 "workload": workload,
-                "params": [list(grid.methods), list(grid.layouts), list(grid.profiles)],
+                "params": [list(grid.methods), grid.layouts_of(workload), list(grid.profiles)],
                 "repeat": grid.repeat,
             },
         )

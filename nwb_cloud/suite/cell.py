@@ -14,10 +14,9 @@ import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
-from pynwb import NWBHDF5IO
-
 from nwb_cloud.access import AccessError, get_method
 from nwb_cloud.datasets.catalog import Catalog
+from nwb_cloud.datasets.local import open_local
 from nwb_cloud.workloads import Result, get_workload
 
 REFERENCE_METHOD = "remfile"  # checks DANDI assets, which have no local source copy
@@ -98,7 +97,7 @@ class CellRun:
 
     def _compute_expected(self) -> Result:
         if self.asset.local_path:
-            with NWBHDF5IO(self.asset.local_path, mode="r", load_namespaces=True) as io:
+            with open_local(self.asset.local_path) as io:  # an HDF5 file or a Zarr folder
                 return self.workload.run(io.read(), self.asset.series)
         with get_method(REFERENCE_METHOD)(self.catalog.store, self.asset.key) as opened:
             return self.workload.run(opened.nwbfile, self.asset.series)

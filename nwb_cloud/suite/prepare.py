@@ -7,17 +7,27 @@ import uuid
 
 from nwb_cloud.access import METHODS, get_method
 from nwb_cloud.analysis import floor_for, measure_loopback_throughput
+from nwb_cloud.analysis.decode import codec_speeds
 from nwb_cloud.cloud.profiles import PROFILES
-from nwb_cloud.datasets.catalog import prepare_dandi, prepare_embedded
-from nwb_cloud.datasets.layouts import LAYOUTS
+from nwb_cloud.datasets.catalog import DANDI_ASSETS, Catalog, prepare_dandi, prepare_embedded
+from nwb_cloud.datasets.layouts import (
+    CORE,
+    LAYOUTS,
+    QUICK_LAYOUTS,
+    SHAPES,
+    layouts_for,
+)
 from nwb_cloud.settings import Settings
-from nwb_cloud.suite.state import Grid, RunState
+from nwb_cloud.suite.state import Block, Grid, RunState
 from nwb_cloud.workloads import WORKLOADS, get_workload
 
-REPEATS = {"tiny": 2, "quick": 3, "full": 7}
-# Quick runs measure these methods under every profile and all the others under the main profile only.
+REPEATS = {"tiny": 2, "quick": 3, "full": 5}
+# Every method is measured under the main profile; these under every profile as well.
 EVERYWHERE = ["fsspec", "remfile", "kerchunk"]
+# The layout study's methods: the two that labs use most, and the reference-index reader when it exists.
+STUDY_METHODS = ["fsspec", "remfile", "nwb-index"]
 MAIN_PROFILE = "in-region"
+STUDY_PROFILES = ["in-region", "lab"]  # where the network binds least and most among realistic readers
 PROFILES_BY_SIZE = {
     "tiny": ["loopback", "in-region"],
     "quick": ["loopback", "in-region", "lab"],
@@ -26,39 +36,109 @@ PROFILES_BY_SIZE = {
 
 
 def default_grid(settings: Settings) -> Grid:
-    """Every registered row of every axis (quick runs: a representative subset of method x profile)."""
+    """The grid of a run: a union of named blocks (sub-grids), so that its cost is chosen, not a product.
+
+    quick (and tiny): every method on the two core layouts under the main profile, the ``EVERYWHERE``
+    methods under every profile, the ``STUDY_METHODS`` on the representative ``QUICK_LAYOUTS`` with every
+    workload, and every method opening the session file (default and paged).
+
+    full, the layout study: every method on the core layouts under the main profile and lab (the
+    ``EVERYWHERE`` ones under every profile); the ``STUDY_METHODS`` on the chunk-shape sweep (every
+    workload of the modality) and on the codec sweep (the reads only: opening does not depend on the
+    codec) under in-region and lab; the paged layouts with the study methods, the Zarr layouts with the
+    Zarr readers; the session file with every method. See :func:`estimate_seconds` for what it costs.
+    """
     if settings.source == "dandi":  # real S3: the network is what it is, and the layout is as published
-        return Grid(list(WORKLOADS), list(METHODS), ["as-published"], ["aws"], REPEATS[settings.size])
-    quick = settings.size != "full"
+        workloads = [w for w, row in WORKLOADS.items() if row.modality in DANDI_ASSETS]
+        return Grid(workloads, list(METHODS), ["as-published"], ["aws"], REPEATS[settings.size])
+    if settings.size == "full":
+        return study_grid()
+    profiles = PROFILES_BY_SIZE[settings.size]
+    methods = list(METHODS)
+    bulk = [w for w, row in WORKLOADS.items() if row.modality != "session"]
+    seed = [w for w in bulk if w in ("ophys_patch", "ecephys_electrode", "open_ophys", "open_ecephys")]
+    session = [w for w, row in WORKLOADS.items() if row.modality == "session"]
+    core = [layout.name for layout in CORE]
+    blocks = [
+        Block("methods", workloads=seed, layouts=core, profiles=[MAIN_PROFILE]),
+        Block("profiles", workloads=seed, methods=_known(EVERYWHERE), layouts=core),
+        Block("layouts", workloads=bulk, methods=_known(STUDY_METHODS), layouts=list(QUICK_LAYOUTS),
+              profiles=[MAIN_PROFILE]),
+        Block("session", workloads=session, layouts=layouts_for("session", QUICK_LAYOUTS), profiles=[MAIN_PROFILE]),
+    ]  # fmt: skip
+    return Grid(
+        workloads=list(WORKLOADS),
+        methods=methods,
+        layouts=_union(core, QUICK_LAYOUTS),
+        profiles=profiles,
+        repeat=REPEATS[settings.size],
+        blocks=blocks,
+    )
+
+
+def study_grid() -> Grid:
+    """The full-size layout study (see :func:`default_grid`)."""
+    bulk = [w for w, row in WORKLOADS.items() if row.modality != "session"]
+    reads = [w for w in bulk if WORKLOADS[w].select is not None]
+    session = [w for w, row in WORKLOADS.items() if row.modality == "session"]
+    core = [layout.name for layout in CORE]
+    shapes = [f"{modality}-{'x'.join(map(str, shape))}" for modality, rows in SHAPES.items() for shape, _ in rows]
+    codecs = [name for name in LAYOUTS if "-neuroconv-" in name or "-friendly-" in name]
+    paged = [name for name, layout in LAYOUTS.items() if layout.page_size and name not in core]
+    zarr = [name for name, layout in LAYOUTS.items() if layout.backend == "zarr"]
+    zarr_methods = [name for name, method in METHODS.items() if "zarr" in method.formats]
+    study = _known(STUDY_METHODS)
+    blocks = [
+        Block("methods", workloads=bulk, layouts=core, profiles=[MAIN_PROFILE, "lab"]),
+        Block("profiles", workloads=bulk, methods=_known(EVERYWHERE), layouts=core),
+        Block("shapes", workloads=bulk, methods=study, layouts=shapes, profiles=STUDY_PROFILES),
+        Block("codecs", workloads=reads, methods=study, layouts=codecs, profiles=STUDY_PROFILES),
+        Block("paged", workloads=bulk, methods=study, layouts=paged, profiles=STUDY_PROFILES),
+        Block("zarr", workloads=bulk, methods=zarr_methods, layouts=zarr, profiles=STUDY_PROFILES),
+        Block("session", workloads=session, layouts=layouts_for("session"), profiles=STUDY_PROFILES),
+    ]
     return Grid(
         workloads=list(WORKLOADS),
         methods=list(METHODS),
         layouts=list(LAYOUTS),
-        profiles=PROFILES_BY_SIZE[settings.size],
-        repeat=REPEATS[settings.size],
-        everywhere=[m for m in EVERYWHERE if m in METHODS] if quick else None,
-        main_profile=MAIN_PROFILE if quick else None,
+        profiles=PROFILES_BY_SIZE["full"],
+        repeat=REPEATS["full"],
+        blocks=blocks,
     )
+
+
+def _known(methods) -> list[str]:
+    return [m for m in methods if m in METHODS]
+
+
+def _union(*groups) -> list[str]:
+    return list(dict.fromkeys(name for group in groups for name in group))
 
 
 def prepare_run(settings: Settings, store, grid: Grid | None = None, progress: bool = True, log=print) -> RunState:
     grid = grid or default_grid(settings)
     for method in grid.methods:
         get_method(method)  # an unknown name fails here, before any work
+    extra = {}
     if settings.source == "dandi":
         catalog = prepare_dandi()
     else:
-        catalog = prepare_embedded(
-            store, settings.data_dir, settings.size, settings.seed, layouts=grid.layouts, progress=progress, log=log
-        )
-    failures = prepare_methods(catalog, grid.methods, log=log)
+        catalog = Catalog(store=store, source="embedded", size=settings.size, seed=settings.seed)
+        for modality, layouts in grid.assets().items():  # only the files some measured cell reads
+            written = prepare_embedded(
+                store, settings.data_dir, settings.size, settings.seed, [modality], layouts, progress, log
+            )
+            catalog.assets.update(written.assets)
+        log("decode speed of every codec on this machine (one NeuroConv-default chunk per modality)")
+        extra["codecs"] = codec_speeds(settings.size, settings.seed)
+    failures = prepare_methods(catalog, grid.methods, log=log, grid=grid)
     floors = prepare_floors(catalog, grid, settings.data_dir, log=log) if settings.source == "embedded" else []
     state = RunState(
         catalog=catalog,
         grid=grid,
         data_dir=str(settings.data_dir),
         run_id=f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}",
-        extra={"prepare_failures": failures, "floors": floors},
+        extra={"prepare_failures": failures, "floors": floors, **extra},
     )
     state.save(settings.state_path)
     return state
@@ -72,10 +152,15 @@ def prepare_floors(catalog, grid, data_dir, log=print) -> list[dict]:
     floors = []
     for workload_name in grid.workloads:
         workload = get_workload(workload_name)
-        for layout in grid.layouts:
+        for layout in grid.layouts_of(workload_name):
+            measured = [
+                p for p in grid.profiles if any(not grid.excludes(m, p, workload_name, layout) for m in grid.methods)
+            ]
+            if not measured:
+                continue
             asset = catalog.asset(workload.modality, layout)
             summary = []
-            for profile in grid.profiles:
+            for profile in measured:
                 floor = floor_for(asset, workload, profile, data_dir)
                 floors.append({**floor.to_dict(), "layout": layout, "modality": workload.modality})
                 summary.append(f"{profile} {floor.seconds * 1e3:.0f} ms ({floor.binding})")
@@ -83,14 +168,20 @@ def prepare_floors(catalog, grid, data_dir, log=print) -> list[dict]:
     return floors
 
 
-def prepare_methods(catalog, methods, log=print) -> dict[str, str]:
-    """Build what methods need beside each asset (indexes, JSON, copies); a failure is kept for its cells."""
+def prepare_methods(catalog, methods, log=print, grid: Grid | None = None) -> dict[str, str]:
+    """Build what methods need beside each asset (indexes, JSON, copies); a failure is kept for its cells.
+
+    With ``grid``, only for the assets the grid reads with that method (a Zarr copy of every study file
+    would cost more than the study).
+    """
     failures: dict[str, str] = {}
     for name in methods:
         method = get_method(name)
         if method.prepare is None or method.unavailable():
             continue
         for asset in catalog.assets.values():
+            if grid is not None and not grid.measures(name, asset.modality, asset.layout):
+                continue
             started = time.perf_counter()
             try:
                 method.prepare(catalog.store, asset.key, asset.local_path)

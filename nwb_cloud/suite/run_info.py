@@ -32,10 +32,8 @@ def run_info(state: RunState, overhead: dict | None = None, commit: str | None =
         "store": catalog.store.label if catalog.source != "embedded" else "embedded rclone serve s3 (loopback)",
         "grid": state.grid.to_dict(),
         "profiles": {name: PROFILES[name].to_dict() for name in state.grid.profiles if name in PROFILES},
-        "assets": {
-            name: {"size_bytes": a.size_bytes, "chunk_shape": a.chunk_shape, "write_seconds": a.write_seconds}
-            for name, a in catalog.assets.items()
-        },
+        "assets": {name: a.summary() for name, a in catalog.assets.items()},  # + write time, compression ratio
+        "codecs": state.extra.get("codecs", []),  # decode speed of each codec on this machine
         "unavailable_methods": {n: m.unavailable() for n, m in METHODS.items() if m.unavailable()},
         "prepare_failures": state.extra.get("prepare_failures", {}),
         "floors": state.extra.get("floors", []),

@@ -9,15 +9,60 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from nwb_cloud.datasets.catalog import Catalog, CatalogError
 
+NOT_IN_GRID = "not in this run's grid"  # every reason a cell is left out starts so (the report relies on it)
+
+
+@dataclass
+class Block:
+    """A named sub-grid: the product of its axes (None: every value of the grid's axis)."""
+
+    name: str
+    workloads: list[str] | None = None
+    methods: list[str] | None = None
+    layouts: list[str] | None = None
+    profiles: list[str] | None = None
+
+    def contains(self, workload: str, method: str, layout: str, profile: str) -> bool:
+        return all(
+            values is None or value in values
+            for values, value in (
+                (self.workloads, workload),
+                (self.methods, method),
+                (self.layouts, layout),
+                (self.profiles, profile),
+            )
+        )
+
+    def covers(self, workload: str, layout: str) -> bool:
+        return (self.workloads is None or workload in self.workloads) and (
+            self.layouts is None or layout in self.layouts
+        )
+
+    def describe(self) -> str:
+        methods = ", ".join(self.methods) if self.methods else "every method"
+        profiles = ", ".join(self.profiles) if self.profiles else "every profile"
+        return f"the {self.name} block measures {methods} under {profiles}"
+
 
 @dataclass
 class Grid:
-    """The values of each axis to measure, and how many cold samples per cell."""
+    """The values of each axis to measure, which of their combinations are measured, and cold samples per cell.
+
+    Which cells are measured is data, not code paths:
+
+    * a (workload, method, layout) combination must *apply*: the layout is meant for the workload's
+      modality (``Layout.modalities``), and the method reads the layout's backend (``Method.formats``);
+      the registry facts this needs are frozen into the grid (``facts``) when it is made, so a report
+      built later judges the run by the rules it ran with;
+    * ``everywhere``/``main_profile``: every method under ``main_profile``, only ``everywhere`` elsewhere;
+    * ``blocks``: when given, a cell is measured only if some :class:`Block` contains it (the layout study
+      is a union of such sub-grids: shapes, codecs, backends, methods, ...).
+    """
 
     workloads: list[str]
     methods: list[str]
@@ -28,12 +73,149 @@ class Grid:
     # other profiles; None measures every method everywhere.
     everywhere: list[str] | None = None
     main_profile: str | None = None
+    blocks: list[Block] | None = None
+    facts: dict = field(default_factory=dict)
 
-    def excludes(self, method: str, profile: str) -> bool:
-        return self.everywhere is not None and method not in self.everywhere and profile != self.main_profile
+    def __post_init__(self):
+        if self.blocks is not None:
+            self.blocks = [b if isinstance(b, Block) else Block(**b) for b in self.blocks]
+        self.facts = _complete_facts(self.facts, self.workloads, self.methods, self.layouts)
+
+    # -- the rules -------------------------------------------------------------------------------------------
+    def modality(self, workload: str) -> str | None:
+        return self.facts["workload_modality"].get(workload)
+
+    def applies(self, workload: str, method: str, layout: str) -> str | None:
+        """Why the combination cannot be measured at all (a layout or backend mismatch), or None."""
+        modality = self.modality(workload)
+        meant_for = self.facts["layout_modalities"].get(layout)
+        if modality is not None and meant_for is not None and modality not in meant_for:
+            return (
+                f"{NOT_IN_GRID}: layout {layout} does not apply to {modality} data (it is for {', '.join(meant_for)})"
+            )
+        backend = self.facts["layout_backend"].get(layout, "hdf5")
+        formats = self.facts["method_formats"].get(method)
+        if formats is not None and backend not in formats:
+            return (
+                f"{NOT_IN_GRID}: {method} reads {'/'.join(formats)} assets, layout {layout} is {backend}: "
+                "the method does not apply"
+            )
+        return None
+
+    def exclusion(
+        self, method: str, profile: str, workload: str | None = None, layout: str | None = None
+    ) -> str | None:
+        """Why the cell is not measured (a text starting with :data:`NOT_IN_GRID`), or None when it is.
+
+        Without ``workload``/``layout``: why ``method`` is never measured under ``profile``, or None.
+        """
+        if workload is None or layout is None:
+            reasons = [
+                self.exclusion(method, profile, w, lay)
+                for w in ([workload] if workload else self.workloads)
+                for lay in ([layout] if layout else self.layouts)
+            ]
+            if any(reason is None for reason in reasons):
+                return None
+            return reasons[0] if reasons else f"{NOT_IN_GRID}: no workload or layout"
+        reason = self.applies(workload, method, layout)
+        if reason:
+            return reason
+        if self.everywhere is not None and method not in self.everywhere and profile != self.main_profile:
+            return (
+                f"{NOT_IN_GRID}: a quick run measures every method under {self.main_profile} and only "
+                f"{', '.join(self.everywhere)} under the other profiles"
+            )
+        if self.blocks is not None and not any(b.contains(workload, method, layout, profile) for b in self.blocks):
+            covering = [b.describe() for b in self.blocks if b.covers(workload, layout)]
+            if covering:
+                return f"{NOT_IN_GRID}: " + "; ".join(covering)
+            return f"{NOT_IN_GRID}: no block of the grid measures {workload} on {layout}"
+        return None
+
+    def excludes(self, method: str, profile: str, workload: str | None = None, layout: str | None = None) -> bool:
+        return self.exclusion(method, profile, workload, layout) is not None
+
+    # -- what follows from the rules -------------------------------------------------------------------------
+    def layouts_of(self, workload: str) -> list[str]:
+        """The grid's layouts that apply to the workload's modality (the asv class's ``layout`` values)."""
+        modality = self.modality(workload)
+        meant = self.facts["layout_modalities"]
+        return [lay for lay in self.layouts if meant.get(lay) is None or modality is None or modality in meant[lay]]
+
+    def profiles_of(self, workload: str, layout: str) -> list[str]:
+        """The profiles under which some method reads ``layout`` for ``workload`` (where a bound is needed)."""
+        return [p for p in self.profiles if any(not self.excludes(m, p, workload, layout) for m in self.methods)]
+
+    def measures(self, method: str, modality: str, layout: str) -> bool:
+        """Whether any cell reads the asset ``modality/layout`` with ``method`` (else nothing need be prepared)."""
+        return any(
+            self.exclusion(method, profile, workload, layout) is None
+            for workload in self.workloads
+            if self.modality(workload) == modality
+            for profile in self.profiles
+        )
+
+    def assets(self) -> dict[str, list[str]]:
+        """modality -> the layouts some measured cell reads: the files the run must write."""
+        needed: dict[str, list[str]] = {}
+        for workload in self.workloads:
+            modality = self.modality(workload) or "?"
+            for layout in self.layouts_of(workload):
+                if layout in needed.get(modality, []):
+                    continue
+                if any(
+                    self.exclusion(method, profile, workload, layout) is None
+                    for method in self.methods
+                    for profile in self.profiles
+                ):
+                    needed.setdefault(modality, []).append(layout)
+        return {modality: [lay for lay in self.layouts if lay in chosen] for modality, chosen in needed.items()}
+
+    def cells(self) -> list[tuple[str, str, str, str]]:
+        """Every measured (workload, method, layout, profile)."""
+        return [
+            (workload, method, layout, profile)
+            for workload in self.workloads
+            for method in self.methods
+            for layout in self.layouts_of(workload)
+            for profile in self.profiles
+            if self.exclusion(method, profile, workload, layout) is None
+        ]
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        payload = {f.name: getattr(self, f.name) for f in fields(self)}
+        payload["blocks"] = None if self.blocks is None else [asdict(b) for b in self.blocks]
+        return payload
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> Grid:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in payload.items() if k in names})
+
+
+def _complete_facts(facts: dict, workloads, methods, layouts) -> dict:
+    """The registry facts the rules need, for every named value; facts already given (a past run's) win."""
+    from nwb_cloud.access import METHODS
+    from nwb_cloud.datasets.layouts import LAYOUTS
+    from nwb_cloud.workloads import WORKLOADS
+
+    facts = {key: dict(facts.get(key) or {}) for key in _FACT_KEYS}
+    for name in workloads:
+        if name not in facts["workload_modality"] and name in WORKLOADS:
+            facts["workload_modality"][name] = WORKLOADS[name].modality
+    for name in methods:
+        if name not in facts["method_formats"] and name in METHODS:
+            facts["method_formats"][name] = list(METHODS[name].formats)
+    for name in layouts:
+        if name in LAYOUTS:
+            layout = LAYOUTS[name]
+            facts["layout_modalities"].setdefault(name, None if layout.modalities is None else list(layout.modalities))
+            facts["layout_backend"].setdefault(name, layout.backend)
+    return facts
+
+
+_FACT_KEYS = ("workload_modality", "method_formats", "layout_modalities", "layout_backend")
 
 
 @dataclass
@@ -72,7 +254,7 @@ class RunState:
             payload = json.loads(path.read_text())
             return cls(
                 catalog=Catalog.from_dict(payload["catalog"]),
-                grid=Grid(**payload["grid"]),
+                grid=Grid.from_dict(payload["grid"]),
                 data_dir=payload["data_dir"],
                 run_id=payload["run_id"],
                 extra=payload.get("extra", {}),

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from nwb_cloud.workloads import reads
+from nwb_cloud.workloads import opposing, reads, session_open
 from nwb_cloud.workloads.base import Result, UnknownWorkload, Workload, WorkloadError, WrongRead
 
-WORKLOADS: dict[str, Workload] = {w.name: w for module in (reads,) for w in module.WORKLOADS}
+WORKLOADS: dict[str, Workload] = {w.name: w for module in (reads, opposing, session_open) for w in module.WORKLOADS}
 
 
 def get_workload(name: str) -> Workload:
