@@ -11,13 +11,20 @@ left like that deadlocks the interpreter's exit (observed with s3fs under a stal
 killed, never left behind. Fork (not spawn) lets the read be any callable, closures included; the proxy
 serves from the parent, where its counters are read.
 
-Error messages are kept for the report with URL query strings removed (a presigned URL is a credential).
+The child writes to fresh stdio objects (or to /dev/null with ``quiet``): a parent that runs other threads
+(the proxy's, a progress display) may hold the lock of ``sys.stderr`` at the fork, and the child's first
+warning would then wait for it forever, which the probe would file as a hang of the reader.
+
+Error messages are kept for the report with URL query strings and SigV4 credential/signature parameters
+removed (a presigned URL is a credential).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -57,6 +64,7 @@ class ProbeResult:
     seconds: float
     faults_injected: dict[str, int] = field(default_factory=dict)
     requests: int = 0
+    responses: dict[int, int] = field(default_factory=dict)  # by status code, as the reader saw them
     error: str | None = None  # exception type and first line of its message, URL queries removed
 
     @property
@@ -77,18 +85,20 @@ def probe(
     profile: Profile = PROFILES["loopback"],
     timeout_s: float = DEFAULT_TIMEOUT_S,
     same: Callable[[Any, Any], bool] | None = None,
+    quiet: bool = False,
 ) -> ProbeResult:
     """Call ``read(store_through_proxy)`` with ``faults`` injected and classify what it returns.
 
     ``store`` is the store as seen without the proxy (same bucket and credentials), ``upstream_url`` the
     endpoint the proxy forwards to. ``same`` compares the result with ``expected`` (default: exact
-    equality of arrays, bytes, and containers of them).
+    equality of arrays, bytes, and containers of them). ``quiet`` sends the reader's own output (library
+    warnings) to /dev/null.
     """
     same = same or equal
     context = multiprocessing.get_context("fork")
     with ShapingProxy(upstream_url, profile, faults) as proxy:
         receiver, sender = context.Pipe(duplex=False)
-        child = context.Process(target=_read_in_child, args=(read, store.via(proxy.url), sender), daemon=True)
+        child = context.Process(target=_read_in_child, args=(read, store.via(proxy.url), sender, quiet), daemon=True)
         start = time.perf_counter()
         child.start()
         sender.close()
@@ -100,7 +110,9 @@ def probe(
         child.join()
         receiver.close()
         counted = proxy.traffic.snapshot()
-    common = dict(seconds=seconds, faults_injected=counted.faults, requests=counted.requests_total)
+    common = dict(
+        seconds=seconds, faults_injected=counted.faults, requests=counted.requests_total, responses=counted.responses
+    )
     if not answered:
         return ProbeResult(HANG, **common)
     if answer is None:
@@ -115,7 +127,8 @@ def probe(
     return ProbeResult(EXACT if correct else WRONG_DATA, **common)
 
 
-def _read_in_child(read: Callable[[Store], Any], store: Store, sender) -> None:
+def _read_in_child(read: Callable[[Store], Any], store: Store, sender, quiet: bool = False) -> None:
+    _fresh_stdio(quiet)
     try:
         answer = ("value", read(store))
     except BaseException as error:  # noqa: BLE001 - every failure is an outcome to classify
@@ -124,6 +137,17 @@ def _read_in_child(read: Callable[[Store], Any], store: Store, sender) -> None:
         sender.send(answer)
     except Exception as error:  # noqa: BLE001 - e.g. a result that does not pickle
         sender.send(("error", f"result cannot be returned: {describe(error)}"))
+
+
+def _fresh_stdio(quiet: bool) -> None:
+    """New stdout/stderr objects over fds 1 and 2 (pointed at /dev/null when ``quiet``); see the module docstring."""
+    if quiet:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives as long as the child
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
 
 
 def _receive(receiver):
@@ -147,10 +171,12 @@ def equal(a: Any, b: Any) -> bool:
 
 
 _QUERY = re.compile(r"(https?://[^\s?'\"]*)\?[^\s'\")]*")
+_SIGV4 = re.compile(r"((?:X-Amz-)?(?:Credential|Signature|Security-Token|SignedHeaders)=)[^\s,&'\")]+", re.IGNORECASE)
 
 
 def describe(error: BaseException) -> str:
-    """``Type: first line of the message``, with the query of every URL removed (presigned signatures)."""
+    """``Type: first line of the message``, with the query of every URL and any SigV4 credential or signature
+    removed (a presigned URL, or an Authorization header quoted in a message)."""
     message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    message = _QUERY.sub(r"\1?…", message)
+    message = _SIGV4.sub(r"\1…", _QUERY.sub(r"\1?…", message))
     return f"{type(error).__module__}.{type(error).__qualname__}: {message[:300]}"

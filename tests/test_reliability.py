@@ -1,0 +1,133 @@
+"""The reliability table: read methods under injected faults, a reader that corrupts data, the file the report reads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nwb_cloud.cli import main
+from nwb_cloud.report.page import reliability_section
+from nwb_cloud.report.run_info import load_reliability
+from nwb_cloud.suite import reliability as table
+from nwb_cloud.suite.cell import Cell
+
+LIMIT_S = 60.0  # no stall here: every probe answers in seconds
+
+
+class AlteringRead(table.MethodRead):
+    """A "reader" that returns what remfile read with one sample changed: silent corruption."""
+
+    def __call__(self, store):
+        data = super().__call__(store).copy()
+        data.flat[len(data) // 2] += 1
+        return data
+
+
+@pytest.fixture(scope="module")
+def asset(catalog):
+    return catalog.asset("ecephys", table.LAYOUT)
+
+
+@pytest.fixture(scope="module")
+def expected(catalog, asset):
+    return table.expected_read(catalog, asset)
+
+
+def by_cell(rows):
+    return {(r["method"], r["fault"]): r for r in rows}
+
+
+def test_methods_under_faults_and_the_file_the_report_reads(endpoint, store, catalog, asset, expected, tmp_path):
+    scenarios = table.scenarios_named(["slowdown-once", "truncate-once"])
+    subjects = table.method_subjects(catalog, asset, ["remfile", "fsspec-https"], prepare_failures={})
+    seen = []
+    rows = table.run_table(
+        subjects, expected, store, endpoint.url, scenarios, "loopback", LIMIT_S, on_row=lambda *a: seen.append(a)
+    )
+    cells = by_cell(rows)
+    assert [(r["method"], r["fault"]) for r in rows] == [
+        (m, f) for m in ("remfile", "fsspec-https") for f in ("no-fault", "slowdown-once", "truncate-once")
+    ]
+    assert [done for _, done, _ in seen] == list(range(1, 7)) and {total for *_, total in seen} == {6}
+    for method in ("remfile", "fsspec-https"):  # the control: exact without any fault
+        control = cells[method, "no-fault"]
+        assert control["outcome"] == "exact" and control["faults_injected"] == {} and control["requests"] > 1
+    # remfile retries a 503 SlowDown and a truncated body and returns exact data
+    assert cells["remfile", "slowdown-once"]["faults_injected"] == {"slowdown": 1}
+    assert cells["remfile", "slowdown-once"]["responses"]["503"] == 1
+    assert cells["remfile", "truncate-once"]["faults_injected"] == {"truncate": 1}
+    assert all(cells["remfile", f]["outcome"] == "exact" and cells["remfile", f]["tested"] for f in scenarios)
+    # fsspec's HTTPS file system (aiohttp) retries nothing: a clear error naming the cause
+    truncated = cells["fsspec-https", "truncate-once"]
+    assert truncated["outcome"] == "error" and truncated["faults_injected"] == {"truncate": 1}
+    assert "ClientPayloadError" in truncated["error"] and "not completed" in truncated["error"]
+    slowed = cells["fsspec-https", "slowdown-once"]
+    assert slowed["outcome"] == "error" and "503" in slowed["error"]
+    assert all(cells[m, f]["eligible"] == "ranged GETs" for m in ("remfile", "fsspec-https") for f in scenarios)
+    assert not any("X-Amz-" in (r["error"] or "") or store.secret_key in json.dumps(r) for r in rows)
+
+    payload = table.table_payload(rows, catalog, scenarios, "loopback", LIMIT_S, 2, {"total": 1.0})
+    path = table.write_table(payload, tmp_path)
+    assert path.parent == tmp_path / "reliability" and not list(path.parent.glob("*.partial"))
+    assert json.loads(path.read_text())["rows"] == rows
+    frame = load_reliability(tmp_path)
+    assert set(frame["profile"]) == {"loopback"} and set(frame["workload"]) == {table.WORKLOAD}
+    reported = {(r.method, r.fault): r.outcome for r in frame.itertuples()}
+    assert reported["remfile", "truncate-once"] == "exact"
+    assert reported["fsspec-https", "truncate-once"] == "clear error"
+    html = reliability_section(frame)
+    assert "fsspec-https" in html and "ClientPayloadError" in html
+
+
+def test_a_reader_that_alters_data_is_wrong_data_and_skipped_methods_keep_their_reason(
+    endpoint, store, catalog, asset, expected
+):
+    cell = Cell(table.WORKLOAD, "remfile", asset.layout)
+    subjects = [
+        table.Subject("altering", AlteringRead(catalog, cell)),
+        table.Subject("no-driver", None, (table.UNAVAILABLE, "built without the driver")),
+    ]
+    scenarios = table.scenarios_named(["reset-once"])
+    rows = by_cell(table.run_table(subjects, expected, store, endpoint.url, scenarios, "loopback", LIMIT_S))
+    assert rows["altering", "no-fault"]["outcome"] == "wrong-data"
+    not_probed = rows["altering", "reset-once"]
+    assert not_probed["outcome"] == table.NOT_PROBED and "fails without faults (wrong-data)" in not_probed["error"]
+    assert "seconds" not in not_probed  # never run: no time, no traffic
+    assert {rows["no-driver", f]["outcome"] for f in ("no-fault", "reset-once")} == {table.UNAVAILABLE}
+    assert rows["no-driver", "reset-once"]["error"] == "built without the driver"
+    payload = table.table_payload(list(rows.values()), catalog, scenarios, "loopback", LIMIT_S, 2, {})
+    assert payload["wrong_data"] == ["altering"]
+
+
+def test_the_command_writes_the_table_and_fails_on_wrong_data(tmp_path, monkeypatch, capsys):
+    """End to end on the tiny file; remfile's reader is swapped for the altering one, so the run must fail."""
+    original = table.method_subjects
+
+    def altered(catalog, asset, methods, prepare_failures):
+        return [
+            table.Subject(s.name, AlteringRead(s.read.catalog, s.read.cell)) if s.name == "remfile" else s
+            for s in original(catalog, asset, methods, prepare_failures)
+        ]
+
+    monkeypatch.setattr(table, "method_subjects", altered)
+    code = main(
+        ["reliability", "--size", "tiny", "--methods", "remfile", "fsspec", "--scenarios", "slowdown-once",
+         "--profile", "loopback", "--limit", str(LIMIT_S), "--data-dir", str(tmp_path / "data"),
+         "--results", str(tmp_path / "results")]
+    )  # fmt: skip
+    assert code == 1
+    assert "WRONG DATA" in capsys.readouterr().err
+    (written,) = (tmp_path / "results" / "reliability").glob("*.json")
+    payload = json.loads(written.read_text())
+    assert payload["wrong_data"] == ["remfile"] and payload["size"] == "tiny"
+    assert set(payload["scenarios"]) == {"slowdown-once"} and payload["seconds"]["total"] > 0
+    cells = by_cell(payload["rows"])
+    assert cells["fsspec", "slowdown-once"]["outcome"] == "exact" and cells["fsspec", "slowdown-once"]["tested"]
+
+
+def test_unknown_scenarios_and_sizes_are_named(store, tmp_path):
+    with pytest.raises(table.ReliabilityError, match="unknown fault scenario 'stal'.*known: slowdown-once"):
+        table.scenarios_named(["stal"])
+    with pytest.raises(table.ReliabilityError, match="unknown reliability asset size 'huge'"):
+        table.reliability_catalog(store, tmp_path, "huge")
