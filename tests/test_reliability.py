@@ -131,3 +131,12 @@ def test_unknown_scenarios_and_sizes_are_named(store, tmp_path):
         table.scenarios_named(["stal"])
     with pytest.raises(table.ReliabilityError, match="unknown reliability asset size 'huge'"):
         table.reliability_catalog(store, tmp_path, "huge")
+
+
+def test_error_texts_lose_sigv4_parameters_outside_urls_too():
+    from nwb_cloud.cloud.reliability import describe
+
+    header = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/s3/aws4_request, Signature=0123abcd"
+    text = describe(RuntimeError(f"refused: {header}"))
+    assert "AKIDEXAMPLE" not in text and "0123abcd" not in text
+    assert "Credential=…" in text and "Signature=…" in text
