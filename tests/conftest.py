@@ -27,6 +27,17 @@ def store(endpoint):
 
 
 @pytest.fixture(scope="session")
+def reading_store(endpoint, store):
+    """The store as the benchmarks read it: through the (unshaped) loopback proxy, which also restores S3's
+    206 status for ranged GETs that rclone serve s3 answers with 200."""
+    from nwb_cloud.cloud.profiles import PROFILES
+    from nwb_cloud.cloud.proxy_process import ProxyProcess
+
+    with ProxyProcess(endpoint.url, PROFILES["loopback"]) as proxy:
+        yield store.via(proxy.url)
+
+
+@pytest.fixture(scope="session")
 def settings(data_dir):
     return Settings(data_dir=data_dir, size="tiny", seed=0)
 

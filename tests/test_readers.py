@@ -45,11 +45,11 @@ assert all(layout in layouts_for(WORKLOADS[w].modality, QUICK_LAYOUTS) for w, la
 
 @pytest.mark.parametrize(("workload", "layout"), CELLS)
 @pytest.mark.parametrize("method", AVAILABLE)
-def test_every_method_reads_exactly(catalog, prepared, method, layout, workload):
+def test_every_method_reads_exactly(catalog, prepared, reading_store, method, layout, workload):
     asset_name = f"{WORKLOADS[workload].modality}/{layout}"
     if f"{method}|{asset_name}" in prepared:
         pytest.fail(f"{method} could not be prepared for {asset_name}: {prepared[f'{method}|{asset_name}']}")
-    run = CellRun(catalog, Cell(workload, method, layout))
+    run = CellRun(catalog, Cell(workload, method, layout), store=reading_store)
     result = run.once()  # raises WrongRead on any difference from the local source file
     if isinstance(result.raw, np.ndarray):
         assert result.raw.size > 0

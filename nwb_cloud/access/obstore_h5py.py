@@ -14,21 +14,17 @@ first byte of a request, so a miss costs about one round trip while neighbouring
 
 Known limit of the embedded endpoint: rclone serve s3 (1.75; its gofakes3 never sends 206) answers a ranged
 GET with ``200 OK`` and a ``Content-Range`` where S3 answers ``206 Partial Content``; object_store rejects that
-("Received non-partial response when range requested") rather than guess. So on a machine whose embedded
-endpoint is such an rclone the row is ``unavailable()`` with that reason (shown in ``nwb-cloud methods`` and
-the report), and opening anyway fails with a one-line error saying so. gofakes3 fixed it upstream (PR 121);
-an rclone that ships the fix makes the row available again (tests/test_access_methods.py checks that the
-two stay consistent).
+("Received non-partial response when range requested") rather than guess. The benchmarks read through the
+shaping proxy, which restores S3's status line (``loopback`` included), so obstore reads the embedded cloud
+there; opened directly against rclone it fails with a one-line error saying why. gofakes3 fixed it upstream
+(PR 121); an rclone that ships the fix needs no proxy.
 """
 
 from __future__ import annotations
 
 import io
-import re
-import subprocess
 from collections import OrderedDict
 from datetime import timedelta
-from functools import cache
 
 import obstore
 import obstore.exceptions
@@ -36,7 +32,6 @@ from obstore.store import S3Store
 
 from nwb_cloud.access._h5py import open_h5_fileobj
 from nwb_cloud.access.base import AccessError, Method
-from nwb_cloud.cloud.endpoint import EndpointError, rclone_binary
 from nwb_cloud.cloud.store import CONNECT_TIMEOUT_S, MAX_ATTEMPTS, READ_TIMEOUT_S
 
 BLOCK = 512 * 1024
@@ -140,30 +135,11 @@ def _open_obstore(store, key):
         raise
 
 
-LAST_NONCONFORMANT_RCLONE = (1, 75)  # newest rclone known to answer ranged GETs with 200
-
-
-@cache
-def _unavailable() -> str | None:
-    try:
-        version = subprocess.run([rclone_binary(), "version"], capture_output=True, text=True, timeout=10).stdout
-    except (EndpointError, OSError, subprocess.SubprocessError):
-        return None  # no embedded endpoint here: nothing stands in the way
-    found = re.search(r"rclone v(\d+)\.(\d+)", version)
-    if found and (int(found[1]), int(found[2])) <= LAST_NONCONFORMANT_RCLONE:
-        return (
-            f"the embedded endpoint ({found[0]} serve s3) answers ranged GETs with 200 instead of S3's 206, "
-            "which object_store refuses"
-        )
-    return None
-
-
 METHODS = [
     Method(
         name="obstore",
         description=f"h5py + obstore get_range (chunk-sized reads exact; small reads via {BLOCK // 1024} KiB "
         "blocks, LRU)",
         open=_open_obstore,
-        unavailable=_unavailable,
     ),
 ]
