@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from nwb_cloud.analysis.chunks import touched
@@ -63,6 +64,7 @@ def _close(got: float, want: float, tolerance: float, absolute: float = 0.0) -> 
 def test_fit_recovers_the_parameters_that_made_the_matrix(matrix, exact, method):
     got, want = exact.model.methods[method], TRUTH.methods[method]
     assert _close(got.parallelism, want.parallelism, 0.05), (got.parallelism, want.parallelism)
+    assert _close(got.decode_parallelism, want.decode_parallelism, 0.1), (got.decode_parallelism, method)
     assert _close(got.fixed_s, want.fixed_s, 0.2, absolute=1e-3), (got.fixed_s, want.fixed_s)
     for name in ("requests_fixed", "requests_per_chunk", "wire_per_byte"):
         assert _close(getattr(got, name), getattr(want, name), 0.1, absolute=0.1), name
@@ -248,3 +250,35 @@ def test_method_params_are_non_negative():
         MethodParams(requests_per_chunk=-1)
     with pytest.raises(ValueError):
         MethodParams(parallelism=0.5)
+
+
+def test_storage_variants_get_their_own_parameters(matrix):
+    """A paged copy of a layout that one method reads much slower: its own parameters, its own check group."""
+    from dataclasses import replace
+
+    from nwb_cloud.recommend import check_recommendations
+
+    paged = matrix.cells[matrix.cells["layout"] == "neuroconv-default"].assign(
+        layout="neuroconv-default-paged", variant="hdf5-paged"
+    )
+    slow = paged["method"] == "blockcache"
+    paged.loc[slow, "time_s"] = paged.loc[slow, "time_s"] + 0.15  # a block cache re-reading metadata pages
+    layouts = matrix.layouts[matrix.layouts["layout"] == "neuroconv-default"].assign(
+        layout="neuroconv-default-paged", page_size=8 * 2**20
+    )
+    with_paged = replace(
+        matrix,
+        cells=pd.concat([matrix.cells, paged], ignore_index=True),
+        layouts=pd.concat([matrix.layouts, layouts], ignore_index=True),
+    )
+    result = fit(with_paged)
+    plain, variant = result.model.methods["blockcache"], result.model.methods["blockcache@hdf5-paged"]
+    assert _close(plain.fixed_s, TRUTH.methods["blockcache"].fixed_s, 0.2, absolute=1e-3)  # untouched by the variant
+    assert variant.fixed_s > plain.fixed_s + 0.1
+    assert _close(result.model.methods["sequential@hdf5-paged"].fixed_s, TRUTH.methods["sequential"].fixed_s, 0.3,
+                  absolute=2e-3)  # fmt: skip
+    paged_rows = result.residuals[result.residuals["variant"] == "hdf5-paged"]
+    assert len(paged_rows) == len(paged) and paged_rows["ratio"].between(0.8, 1.25).all()
+    table = check_recommendations(with_paged, held_out=False)
+    assert set(table["variant"]) == {"hdf5"}  # one paged layout: nothing to compare it with
+    assert "neuroconv-default-paged" not in set(table["best_layout"])

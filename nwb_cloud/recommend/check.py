@@ -1,7 +1,8 @@
 """Do the recommendations hold? The model's pick among the measured layouts against the measured best.
 
-For every group of measured cells (a workload mix, a network profile, a read method) with at least two
-layouts measured for every workload of the mix: the layout the model ranks first, and the layout that
+For every group of measured cells (a workload mix, a network profile, a read method, a storage variant:
+plain HDF5, paged HDF5 or Zarr, since the recommendations choose chunk shape and codec, not the variant)
+with at least two layouts measured for every workload of the mix: the layout the model ranks first, and the layout that
 measured fastest (weighted mean time of the mix). ``ratio`` = measured time of the model's pick / measured
 time of the best: 1.0 when the model picked the best, 1.2 when its pick is 20 % slower. The target is
 ``ratio <= 1.2`` for every group.
@@ -24,7 +25,7 @@ from nwb_cloud.recommend.fit import fit, predict_cells
 from nwb_cloud.recommend.measurements import Measurements, load
 
 TARGET = 1.2
-GROUP = ["modality", "profile", "method"]
+GROUP = ["modality", "profile", "method", "variant"]  # layouts compete within a storage variant
 
 
 def default_mixes(cells: pd.DataFrame) -> list[dict[str, float]]:

@@ -6,7 +6,11 @@
    series in the layouts written with it (geometric mean), else of the chunks measured.
 2. Each method's traffic, from the requests and bytes the shaping proxy counted:
    ``R = q + r C + u Bc``, ``W = o + a Bc + g C``, non-negative least squares on relative error.
-3. Each method's fixed time ``f`` and parallelism ``P``, from the times: least squares on log time.
+3. Each method's fixed time ``f``, parallelism ``P`` and decode parallelism ``D``, from the times: least
+   squares on log time (``D`` is bounded by the cores of the machine that measured).
+
+Parameters are fitted per read method on the plain HDF5 layouts, and again per storage variant (paged HDF5,
+Zarr) from that variant's cells, pulled toward the method's plain-HDF5 parameters.
 
 Steps 2 and 3 are pulled weakly toward a prior (the typical reader, fitted first to every method's cells at
 once; for that one, :class:`~nwb_cloud.recommend.model.MethodParams`' defaults) so that a method measured on
@@ -24,11 +28,21 @@ from scipy.optimize import least_squares, nnls
 
 from nwb_cloud.recommend.errors import NotEnoughMeasurements
 from nwb_cloud.recommend.measurements import CELL_KEY, Measurements
-from nwb_cloud.recommend.model import ANY, MB, CodecParams, CostModel, MethodParams, Network, price
+from nwb_cloud.recommend.model import (
+    ANY,
+    MB,
+    PLAIN,
+    CodecParams,
+    CostModel,
+    MethodParams,
+    Network,
+    params_key,
+    price,
+)
 
-PRIOR_STRENGTH = 0.05  # weight of the prior against one measured cell (both in relative/log units)
+PRIOR_STRENGTH = 0.01  # weight of the prior against one measured cell (both in relative/log units)
 TOO_FAST = 1e12  # bytes/s of a codec whose decode is too fast to tell from the per-chunk overhead
-MIN_FIXED_S, MAX_PARALLELISM = 1e-6, 256.0
+MIN_FIXED_S, MAX_PARALLELISM, MAX_DECODE_PARALLELISM = 1e-6, 256.0, 64.0
 
 
 @dataclass
@@ -60,11 +74,20 @@ def fit(measurements: Measurements) -> FitResult:
         loopback_bandwidth=measurements.loopback_bandwidth,
         source=f"fitted to {len(cells)} timed read cells of {measurements.source}",
     )
-    networks = measurements.networks
-    typical = fit_method(cells, model, networks, MethodParams())
+    networks, cores = measurements.networks, max(1.0 + 1e-9, float(measurements.cores or MAX_DECODE_PARALLELISM))
+    if "variant" not in cells:
+        cells = cells.assign(variant=PLAIN)
+    plain = cells[cells["variant"] == PLAIN]
+    base = plain if len(plain) else cells
+    typical = fit_method(base, model, networks, MethodParams(), cores)
     methods = {ANY: typical}
-    for name, group in cells.groupby("method", sort=True):
-        methods[str(name)] = fit_method(group, model, networks, typical)
+    for name, group in base.groupby("method", sort=True):
+        methods[str(name)] = fit_method(group, model, networks, typical, cores)
+    for variant, scope in cells[cells["variant"] != PLAIN].groupby("variant", sort=True):
+        methods[params_key(ANY, variant)] = fit_method(scope, model, networks, typical, cores)
+        for name, group in scope.groupby("method", sort=True):
+            prior = methods.get(str(name), typical)
+            methods[params_key(str(name), variant)] = fit_method(group, model, networks, prior, cores)
     model = model.model_copy(update={"methods": methods})
     residuals = predict_cells(model, cells, networks)
     model = model.model_copy(update={"quality": summarize(residuals, decode_residuals)})
@@ -108,7 +131,11 @@ def fit_codecs(
 
 # -- steps 2 and 3: one method ----------------------------------------------------------------------------
 def fit_method(
-    cells: pd.DataFrame, model: CostModel, networks: dict[str, Network], prior: MethodParams
+    cells: pd.DataFrame,
+    model: CostModel,
+    networks: dict[str, Network],
+    prior: MethodParams,
+    cores: float = MAX_DECODE_PARALLELISM,
 ) -> MethodParams:
     chunks = cells["chunks"].to_numpy(float)
     stored = cells["compressed_bytes"].to_numpy(float)
@@ -140,19 +167,20 @@ def fit_method(
     base = MethodParams(**values)
     requests_hat = base.requests_fixed + base.requests_per_chunk * chunks + base.requests_per_mb * stored / MB
     wire_hat = base.wire_fixed_bytes + base.wire_per_byte * stored + base.wire_per_chunk_bytes * chunks
-    prior_x = np.log([max(prior.fixed_s, MIN_FIXED_S), prior.parallelism])
+    prior_x = np.log([max(prior.fixed_s, MIN_FIXED_S), prior.parallelism, prior.decode_parallelism])
 
     def residuals(x):
-        fixed, parallelism = np.exp(x)
+        fixed, parallelism, decoders = np.exp(x)
         bandwidth = np.minimum(total, parallelism * per_connection)
-        seconds = fixed + latency * requests_hat / parallelism + wire_hat / bandwidth + decode
+        seconds = fixed + latency * requests_hat / parallelism + wire_hat / bandwidth + decode / decoders
         return np.concatenate([np.log(seconds / measured_s), np.sqrt(PRIOR_STRENGTH) * (x - prior_x)])
 
-    bounds = ([np.log(MIN_FIXED_S), 0.0], [np.log(1e3), np.log(MAX_PARALLELISM)])
+    bounds = ([np.log(MIN_FIXED_S), 0.0, 0.0], [np.log(1e3), np.log(MAX_PARALLELISM), np.log(cores)])
     start = np.clip(prior_x, bounds[0], bounds[1])
     solution = least_squares(residuals, start, bounds=bounds)
-    fixed, parallelism = np.exp(solution.x)
-    values.update(fixed_s=float(fixed), parallelism=float(max(1.0, parallelism)))
+    fixed, parallelism, decoders = np.exp(solution.x)
+    values.update(fixed_s=float(fixed), parallelism=float(max(1.0, parallelism)),
+                  decode_parallelism=float(max(1.0, decoders)))  # fmt: skip
     return MethodParams(**values)
 
 
@@ -186,8 +214,10 @@ def predict_cells(
 ) -> pd.DataFrame:
     """``cells`` with the model's predicted time and its parts (``method``: force one parameter set, e.g. ANY)."""
     out = []
-    for (name, codec, profile), group in cells.groupby(["method", "codec", "profile"], sort=False):
-        params = model.method(method or (name if name in model.methods else ANY))
+    if "variant" not in cells:
+        cells = cells.assign(variant=PLAIN)
+    for (name, codec, profile, variant), group in cells.groupby(["method", "codec", "profile", "variant"], sort=False):
+        params = model.methods[_fitted_key(model, method or name, variant)]
         chunks = group["chunks"].to_numpy(float)
         cost = price(params, networks[profile], chunks, group["compressed_bytes"].to_numpy(float),
                      model.decode_s(codec, chunks, group["decoded_bytes"].to_numpy(float)))  # fmt: skip
@@ -206,6 +236,14 @@ def predict_cells(
     frame["ratio"] = frame["predicted_s"] / frame["time_s"]
     frame["log_error"] = np.log(frame["ratio"])
     return frame
+
+
+def _fitted_key(model: CostModel, method: str, variant: str) -> str:
+    """The most specific parameters the model has: the method's for the variant, its plain ones, a typical reader's."""
+    for key in (params_key(method, variant), method, params_key(ANY, variant), ANY):
+        if key in model.methods:
+            return key
+    raise NotEnoughMeasurements(f"the model has no parameters for {method} ({variant})")
 
 
 def summarize(residuals: pd.DataFrame, decode_residuals: pd.DataFrame | None = None) -> dict:

@@ -27,7 +27,7 @@ from nwb_cloud.datasets.modalities import MODALITIES
 from nwb_cloud.recommend.codecs import HDF5, codec_name
 from nwb_cloud.recommend.errors import NotEnoughMeasurements
 from nwb_cloud.recommend.geometry import geometry
-from nwb_cloud.recommend.model import Network
+from nwb_cloud.recommend.model import Network, variant_of
 from nwb_cloud.workloads import WORKLOADS
 
 CELL_KEY = ["machine", "workload", "method", "layout", "profile"]
@@ -42,6 +42,7 @@ class Measurements:
     layouts: pd.DataFrame  # modality, layout, codec, backend, page_size, chunk_shape, shape, dtype, ratio, ...
     networks: dict[str, Network]
     loopback_bandwidth: float | None = None
+    cores: int | None = None  # of the machine that measured: the most chunks a reader can decode at once
     source: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -107,6 +108,7 @@ def from_cells(cells: pd.DataFrame, run_infos: dict, machine: str | None = None,
             {
                 **{k: cell[k] for k in CELL_KEY},
                 "modality": modality,
+                "variant": _variant(layouts, modality, cell["layout"]),
                 "codec": found["codec"],
                 "chunks": found["chunks"],
                 "chunk_bytes": found["chunk_bytes"],
@@ -133,9 +135,21 @@ def from_cells(cells: pd.DataFrame, run_infos: dict, machine: str | None = None,
         layouts=layouts,
         networks=networks,
         loopback_bandwidth=loopback,
+        cores=_cores(info),
         source=f"{origin + ': ' if origin else ''}machine {machine}, run {run}, size {info.get('size', '?')}",
         notes=notes,
     )
+
+
+def _variant(layouts: pd.DataFrame, modality: str, layout: str) -> str:
+    rows = layouts[(layouts["modality"] == modality) & (layouts["layout"] == layout)]
+    return variant_of(rows.iloc[0]["backend"], rows.iloc[0]["page_size"]) if len(rows) else variant_of(None)
+
+
+def _cores(info: dict) -> int | None:
+    machine = info.get("machine")
+    cores = info.get("cores") or (machine.get("cores") if isinstance(machine, dict) else None)
+    return int(cores) if cores else None
 
 
 def _is_read(workload: str) -> bool:

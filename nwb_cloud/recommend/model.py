@@ -5,15 +5,17 @@ For a read that touches ``C`` chunks of ``Bc`` compressed bytes decoding to ``Bd
 
     requests  R = q_m + r_m * C + u_m * Bc/MB          (metadata lookups, one per chunk, more for big chunks)
     wire      W = o_m + a_m * Bc + g_m * C             (over-fetch: block caches read past a chunk)
-    time      T = f_m + lat_p * R / P_m + W / min(total_p, P_m * per_connection_p) + decode_k(C, Bd)
-    decode    decode_k = C * chunk_overhead + Bd / speed_k  (serial: h5py decodes one chunk after another)
+    time      T = f_m + lat_p * R / P_m + W / min(total_p, P_m * per_connection_p) + decode_k(C, Bd) / D_m
+    decode    decode_k = C * chunk_overhead + Bd / speed_k  (one core; h5py decodes one chunk after another,
+              D_m = 1, a reader that decodes chunks in threads has D_m > 1)
 
 The network parameters come from the profile table (:mod:`nwb_cloud.cloud.profiles`), never fitted; on
 the unshaped loopback profile bytes move at the measured loopback throughput. The method parameters
-(``q, r, u`` from the measured request counts, ``o, a, g`` from the measured bytes, ``f`` and the effective
-parallelism ``P`` from the times) and the codec parameters (decode speed from the local decode
-measurements, compression ratio from the chunk index) are fitted by :mod:`nwb_cloud.recommend.fit`. Every
-parameter is non-negative, so touching more chunks or more bytes never costs less.
+(``q, r, u`` from the measured request counts, ``o, a, g`` from the measured bytes, ``f``, the effective
+parallelism ``P`` and the decode parallelism ``D`` from the times) and the codec parameters (decode speed
+from the local decode measurements, compression ratio from the chunk index) are fitted by
+:mod:`nwb_cloud.recommend.fit`. Every parameter is non-negative, so touching more chunks or more bytes
+never costs less.
 """
 
 from __future__ import annotations
@@ -29,6 +31,23 @@ from nwb_cloud.recommend.errors import NotEnoughMeasurements, RecommendError, Un
 
 MB = 1e6
 ANY = "any"  # the method parameters fitted to every method's cells at once: a typical reader
+# Storage variants a method's parameters are fitted per: the plain HDF5 file the recommendations choose chunk
+# shapes and codecs for, HDF5 with the paged file-space strategy, and Zarr (one object per chunk). A method
+# reads them differently (a block cache over paged metadata, one request per Zarr object), which chunk
+# geometry alone does not say.
+PLAIN, PAGED, ZARR_VARIANT = "hdf5", "hdf5-paged", "zarr"
+
+
+def variant_of(backend: str | None, page_size=None) -> str:
+    if backend == "zarr":
+        return ZARR_VARIANT
+    return PAGED if page_size and page_size == page_size else PLAIN  # NaN page size: none
+
+
+def params_key(method: str | None, variant: str = PLAIN) -> str:
+    """The key of a method's parameters for a storage variant: ``remfile``, ``remfile@zarr``, ``any@hdf5-paged``."""
+    method = method or ANY
+    return method if variant == PLAIN else f"{method}@{variant}"
 
 
 class Network(BaseModel):
@@ -67,6 +86,7 @@ class MethodParams(BaseModel):
     wire_per_byte: float = Field(1.0, ge=0, description="a: bytes moved per touched compressed byte")
     wire_per_chunk_bytes: float = Field(0.0, ge=0, description="g: extra bytes moved per touched chunk")
     parallelism: float = Field(1.0, ge=1, description="P: requests in flight (and connections) at once")
+    decode_parallelism: float = Field(1.0, ge=1, description="D: chunks decoded at once")
     cells: int = Field(0, description="timed cells the time parameters were fitted to (0: prior)")
     traffic_cells: int = Field(0, description="cells whose requests and bytes were measured")
 
@@ -108,10 +128,11 @@ class CostModel(BaseModel):
     quality: dict = Field(default_factory=dict, description="the fit's summary (see fit.FitResult.summary)")
 
     # -- lookups ----------------------------------------------------------------------------------------------
-    def method(self, name: str | None) -> MethodParams:
-        name = name or ANY
+    def method(self, name: str | None, variant: str = PLAIN) -> MethodParams:
+        """The parameters of read method ``name`` (None: a typical reader) for a storage variant."""
+        name = params_key(name, variant)
         if name not in self.methods:
-            fitted = ", ".join(sorted(m for m in self.methods if m != ANY)) or "none"
+            fitted = ", ".join(sorted(m for m in self.methods if m != ANY and "@" not in m)) or "none"
             raise RecommendError(
                 f"the model has no parameters for read method {name!r} (fitted: {fitted}); "
                 "leave the method out for a typical reader"
@@ -137,13 +158,14 @@ class CostModel(BaseModel):
         chunk_bytes,
         compressed_bytes=None,
         modality: str | None = None,
+        variant: str = PLAIN,
     ) -> Cost:
         """The cost of reads touching ``chunks`` chunks of ``chunk_bytes`` each (scalars or arrays).
 
         ``compressed_bytes`` (the touched chunks' stored bytes) defaults to the decoded bytes over the codec's
         ratio for ``modality``; a measured cell passes the figure its chunk index gives.
         """
-        params, codec_params = self.method(method), self.codec(codec)
+        params, codec_params = self.method(method, variant), self.codec(codec)
         chunks = np.asarray(chunks, dtype=float)
         decoded = chunks * np.asarray(chunk_bytes, dtype=float)
         if compressed_bytes is None:
@@ -190,13 +212,14 @@ def price(params: MethodParams, network: Network, chunks, compressed_bytes, deco
     requests, wire = traffic(params, chunks, compressed_bytes)
     latency = network.latency_s * requests / params.parallelism
     transfer = wire / network.bandwidth(params.parallelism)
-    seconds = params.fixed_s + latency + transfer + decode_s
+    decode = decode_s / params.decode_parallelism
+    seconds = params.fixed_s + latency + transfer + decode
     return Cost(
         seconds=seconds,
         fixed_s=params.fixed_s,
         latency_s=latency,
         transfer_s=transfer,
-        decode_s=decode_s,
+        decode_s=decode,
         requests=requests,
         wire_bytes=wire,
         compressed_bytes=compressed_bytes,

@@ -25,7 +25,7 @@ from nwb_cloud.recommend.configure import dataset_configuration, find_location
 from nwb_cloud.recommend.dataset import DatasetSpec, describe
 from nwb_cloud.recommend.errors import BadChunkShape, RecommendError, UnknownCodec, UnknownWorkloadName
 from nwb_cloud.recommend.geometry import check_chunk_shape, chunk_count, geometry
-from nwb_cloud.recommend.model import CodecParams, CostModel, prior_model
+from nwb_cloud.recommend.model import PLAIN, ZARR_VARIANT, CodecParams, CostModel, params_key, prior_model
 from nwb_cloud.workloads import WORKLOADS
 
 MODEL_PATH = Path(__file__).with_name("model.json")  # written by `nwb-cloud fit-model` from the study's results
@@ -211,13 +211,18 @@ def recommend(
     model = model or default_model()
     network = model.network(profile)
     model.method(method)  # an unknown method fails here, before any work
+    variant, notes = (ZARR_VARIANT if backend == ZARR else PLAIN), []
+    if params_key(method, variant) not in model.methods:
+        notes.append(f"no {variant} measurements of {method or 'any method'}: priced with its HDF5 parameters")
+        variant = PLAIN
     default_chunks = neuroconv_default_chunks(spec)
     default_codec = codec_name(["gzip"], None, backend)
     names = list(dict.fromkeys(codecs)) if codecs else [n for n in CODECS if writable(n, backend)]
     for name in names:
         if not writable(get_codec(name), backend):
             raise UnknownCodec(f"codec {name!r} cannot be written to {backend}")
-    table, notes = codec_parameters(model, spec, [*names, default_codec], default_chunks)
+    table, codec_notes = codec_parameters(model, spec, [*names, default_codec], default_chunks)
+    notes += codec_notes
     names = [n for n in names if n in table]
     if not names:
         raise RecommendError("no codec can be priced: " + "; ".join(notes))
@@ -238,7 +243,13 @@ def recommend(
         for workload in weights:
             geos = [touched[workload][i] for i in indices]
             per_workload[workload] = priced.predict(
-                method, codec, network, [g.chunks for g in geos], [g.chunk_bytes for g in geos], modality=ratio_key
+                method,
+                codec,
+                network,
+                [g.chunks for g in geos],
+                [g.chunk_bytes for g in geos],
+                modality=ratio_key,
+                variant=variant,
             )
         weighted = sum(weights[w] * np.asarray(c.seconds, dtype=float) for w, c in per_workload.items())
         return {"per_workload": per_workload, "weighted": np.atleast_1d(weighted)}
@@ -251,7 +262,7 @@ def recommend(
         near, key=lambda ci: (chunk_count(spec.shape, shapes[ci[1]]), -table[ci[0]].ratio_for(ratio_key))
     )
     chosen = price_all(codec, [index])
-    default = _price_one(priced, method, network, spec, default_chunks, default_codec, weights)
+    default = _price_one(priced, method, network, spec, default_chunks, default_codec, weights, variant)
     costs = []
     for workload, weight in weights.items():
         cost = chosen["per_workload"][workload]
@@ -319,13 +330,12 @@ def _choice(chunk_shape, codec: str, spec: DatasetSpec, table: dict, weighted: f
     )
 
 
-def _price_one(model: CostModel, method, network, spec: DatasetSpec, chunk_shape, codec: str, weights) -> dict:
+def _price_one(model: CostModel, method, network, spec: DatasetSpec, chunk_shape, codec: str, weights, variant) -> dict:
     per_workload = {}
     for workload in weights:
         g = geometry(spec.shape, chunk_shape, spec.itemsize, WORKLOADS[workload].select)
-        per_workload[workload] = float(
-            model.predict(method, codec, network, g.chunks, g.chunk_bytes, modality=spec.modality).seconds
-        )
+        cost = model.predict(method, codec, network, g.chunks, g.chunk_bytes, modality=spec.modality, variant=variant)
+        per_workload[workload] = float(cost.seconds)
     return {"per_workload": per_workload, "weighted": sum(weights[w] * s for w, s in per_workload.items())}
 
 

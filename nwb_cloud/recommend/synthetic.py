@@ -45,7 +45,8 @@ TRUTH = CostModel(
         "sequential": MethodParams(fixed_s=0.004, requests_fixed=3, requests_per_chunk=1.0, requests_per_mb=0.5,
                                    wire_fixed_bytes=2e5, wire_per_byte=1.0, wire_per_chunk_bytes=5e4, parallelism=1),
         "parallel": MethodParams(fixed_s=0.08, requests_fixed=1, requests_per_chunk=1.0, requests_per_mb=0.0,
-                                 wire_fixed_bytes=0, wire_per_byte=1.0, wire_per_chunk_bytes=0, parallelism=12),
+                                 wire_fixed_bytes=0, wire_per_byte=1.0, wire_per_chunk_bytes=0, parallelism=12,
+                                 decode_parallelism=2),
         "blockcache": MethodParams(fixed_s=0.01, requests_fixed=4, requests_per_chunk=1.0, requests_per_mb=0.2,
                                    wire_fixed_bytes=5e6, wire_per_byte=1.0, wire_per_chunk_bytes=2e6, parallelism=1),
     },
@@ -99,7 +100,8 @@ def synthetic_measurements(
                             float(cost.seconds) * float(np.exp(rng.normal(0, noise))) if noise else float(cost.seconds)
                         )
                         cells.append(dict(machine="synthetic", workload=workload, method=method, layout=layout,
-                                          profile=profile, modality=modality, codec=codec, chunks=touched.chunks,
+                                          profile=profile, modality=modality, variant="hdf5", codec=codec,
+                                          chunks=touched.chunks,
                                           chunk_bytes=touched.chunk_bytes, compressed_bytes=stored,
                                           decoded_bytes=touched.decoded_bytes, time_s=seconds,
                                           requests=float(requests) if traffic_measured else np.nan,
@@ -111,5 +113,6 @@ def synthetic_measurements(
         layouts=pd.DataFrame(layout_rows),
         networks=networks,
         loopback_bandwidth=truth.loopback_bandwidth,
+        cores=4,
         source=f"synthetic (noise {noise})",
     )
