@@ -130,3 +130,26 @@ def test_run_info_summarises_samples_and_failures(prepared_state):
     assert info["commit"] == "abc123"
     text = json.dumps(info, default=str)
     assert state.catalog.store.secret_key not in text and state.catalog.store.access_key not in text
+
+
+def test_index_build_benchmark_measures_both_tools(prepared_state, monkeypatch):
+    from nwb_cloud.suite import asv_grid, asv_index
+
+    monkeypatch.setenv("NWB_CLOUD_STATE", str(prepared_state))
+    asv_grid.load_state.cache_clear()
+    try:
+        cls = asv_index.index_build_class()
+        tools, assets, profiles = cls.params
+        assert tools == ["nwb-index", "lindi"] and "ophys/workload-friendly" in assets and len(profiles) == 1
+        cell = ("ophys/workload-friendly", profiles[0])
+        for tool in tools:
+            bench = cls()
+            bench.setup(tool, *cell)
+            assert bench.track_seconds(tool, *cell) > 0
+            assert bench.track_requests(tool, *cell) >= 1
+            assert bench.track_bytes_fetched(tool, *cell) > 0
+            assert bench.track_index_bytes(tool, *cell) > 0
+    finally:
+        asv_grid.load_state.cache_clear()
+        asv_grid.proxy_for(profiles[0]).stop()
+        asv_grid.proxy_for.cache_clear()
