@@ -1,10 +1,11 @@
 """nwb-index: pynwb over the NWB-complete reference index, chunks through nwb_cloud's own data path.
 
 Opening costs one round trip: a HEAD of the asset with, unless the local cache holds an index of the URL,
-the GET of the published sidecar (:func:`nwb_cloud.refs.locate.find_index`). No HDF5 metadata is read from
-the asset. Reads go through :class:`nwb_cloud.refs.zarr_store.IndexStore`: parallel, coalesced and split
-range requests on warm connections, decoded on every core while later chunks are still arriving. The
-``kerchunk`` method reads the same index through stock fsspec (s3fs) and stays as the baseline.
+the GET of the published sidecar (:func:`nwb_cloud.refs.locate.find_index`); from the cache, pynwb builds
+its objects while that HEAD is in flight, so the round trip hides behind pynwb's own work. No HDF5
+metadata is read from the asset. Reads go through :class:`nwb_cloud.refs.zarr_store.IndexStore`: parallel,
+coalesced and split range requests on warm connections, decoded on every core while later chunks are still
+arriving. The ``kerchunk`` method reads the same index through stock fsspec (s3fs) and stays as the baseline.
 
 Where the local cache lives
     ``access`` modules take no settings; the cache directory is a module default set by whoever holds the
@@ -67,22 +68,28 @@ def open_nwb_index(store, key: str, cache=None, build=None, progress=None, polic
     """Open ``key`` of ``store`` as an ``NWBFile`` through its index (see the module docstring).
 
     ``cache`` defaults to :func:`index_cache`, ``build`` and ``policy`` to the configured ones;
-    ``progress(done, total)`` follows a build.
+    ``progress(done, total)`` follows a build. A cached index is opened while the HEAD that checks it is
+    in flight; should the asset have changed, that open is dropped and the index found again.
     """
-    reader = RangeReader(store, key, policy or _config.policy)
-    try:
-        found = find_index(
-            store,
-            key,
-            reader.client,
-            cache=cache or index_cache(),
-            build=_config.build if build is None else build,
-            progress=progress,
-        )
-    except BaseException:
-        reader.close()
-        raise
-    return open_found(found, reader)
+    cache = cache or index_cache()
+    build = _config.build if build is None else build
+    for speculate in (True, False):
+        reader = RangeReader(store, key, policy or _config.policy)
+        try:
+            found = find_index(store, key, reader.client, cache, build, progress, speculate=speculate)
+        except BaseException:
+            reader.close()
+            raise
+        try:
+            opened = open_found(found, reader)
+        except Exception:
+            if found.confirmed():
+                raise
+            continue  # the cached index was of an older version: whatever failed, it read the wrong file
+        if found.confirmed():
+            return opened
+        opened.close()
+    raise AssertionError("unreachable: a non-speculative find is always confirmed")
 
 
 def open_found(found: Found, reader: RangeReader) -> Opened:

@@ -13,7 +13,11 @@ from nwb_cloud.refs.source import DEFAULT_BLOCK_SIZE, is_remote, open_source
 from nwb_cloud.refs.translate import NwbHdf5ToZarr
 
 INDEX_FORMAT = "nwb-cloud-refs/1"  # bump when the index layout changes: older indexes are then rebuilt
-DEFAULT_INLINE_THRESHOLD = 500  # bytes: smaller chunks are copied into the index (kerchunk's default)
+# Chunks of at most this many stored bytes are copied into the index (kerchunk's default is 500 bytes). 16 KiB
+# takes the small tables pynwb reads while opening (an electrodes table of 384 rows: 3 KB per column) out of
+# the asset: an open from the index then makes no request after the index's own, instead of one round trip
+# per small chunk; bulk chunks (hundreds of KB and up) stay byte ranges. The index grows by 4/3 of them.
+DEFAULT_INLINE_THRESHOLD = 16 * 2**10
 
 
 def build_index(

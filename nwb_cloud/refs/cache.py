@@ -81,27 +81,40 @@ class IndexCache:
     # -- reading --------------------------------------------------------------------------------------------
     def get(self, asset: AssetIdentity) -> dict | None:
         """The cached index of exactly this version of the asset, or None."""
-        folder = self.parquet_path(asset)
-        if folder.is_dir():
-            try:
-                index = load_parquet(folder)
-            except CorruptIndex as error:
-                raise CorruptIndex(f"cached index {folder} of {asset.url} is corrupt ({error}); {_REBUILD}") from None
-        else:
+        path = self.parquet_path(asset)
+        if not path.is_dir():
             path = self.path(asset)
-            try:
-                text = path.read_text()
-            except FileNotFoundError:
+            if not path.exists():
                 return None
-            try:
-                index = json.loads(text)
-                check_index(index)
-            except (ValueError, CorruptIndex) as error:
-                raise CorruptIndex(f"cached index {path} of {asset.url} is corrupt ({error}); {_REBUILD}") from None
-            folder = path
+        try:
+            index = _load(path)
+        except FileNotFoundError:
+            return None
+        except CorruptIndex as error:
+            raise CorruptIndex(f"cached index {path} of {asset.url} is corrupt ({error}); {_REBUILD}") from None
         if index.get("nwb_cloud", {}).get("cached_for") != asset.as_dict():
-            raise CorruptIndex(f"cached index {folder} was not written for {asset.url} as it is now; {_REBUILD}")
+            raise CorruptIndex(f"cached index {path} was not written for {asset.url} as it is now; {_REBUILD}")
         return index
+
+    def latest(self, url: str) -> tuple[AssetIdentity, dict] | None:
+        """The entry of ``url`` (the cache keeps one version per URL) and the identity it was written for.
+
+        Whether that is still the asset's version takes a HEAD; :func:`nwb_cloud.refs.locate.find_index`
+        sends it while the entry is being opened. An entry that cannot be read is passed over here
+        (:meth:`get` names it when the asset's identity is known).
+        """
+        if not self.directory.is_dir():
+            return None
+        candidates = sorted(self.directory.glob(f"{_digest(url)}-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for path in candidates:
+            try:
+                index = _load(path)
+            except (CorruptIndex, FileNotFoundError):
+                continue
+            stamp = index.get("nwb_cloud", {}).get("cached_for") or {}
+            if stamp.get("url") == url and {"etag", "size"} <= set(stamp):
+                return AssetIdentity(url, stamp["etag"], int(stamp["size"])), index
+        return None
 
     def holds_url(self, url: str) -> bool:
         """Whether some version of ``url`` has an entry (a directory listing, no parsing)."""
@@ -112,11 +125,7 @@ class IndexCache:
         found = []
         for path in sorted(self.directory.glob(f"*{SUFFIX}")) + sorted(self.directory.glob(f"*{PARQUET_SUFFIX}")):
             is_folder = path.is_dir()
-            meta_path = path / ZMETADATA if is_folder else path
-            try:
-                stamp = json.loads(meta_path.read_text()).get("nwb_cloud", {}).get("cached_for", {})
-            except (OSError, ValueError):
-                stamp = {}
+            stamp = _stamp(path)
             size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if is_folder else path.stat().st_size
             found.append(Entry(path, stamp.get("url"), stamp.get("etag"), PARQUET if is_folder else "json", size))
         return found
@@ -205,6 +214,29 @@ def cached_index(
         return build_index(asset.url, storage_options=store.s3fs_options(), progress=progress)
 
     return cache.get_or_build(asset, build, rebuild=rebuild, storage=storage)
+
+
+def _load(path: Path) -> dict:
+    """The index stored at ``path`` (a JSON file or a Parquet folder); :class:`CorruptIndex` if unreadable."""
+    if path.is_dir():
+        return load_parquet(path)
+    try:
+        index = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise  # replaced by a newer version in between: the caller's "no entry"
+    except (OSError, ValueError) as error:
+        raise CorruptIndex(str(error)) from None
+    check_index(index)
+    return index
+
+
+def _stamp(path: Path) -> dict:
+    """The ``cached_for`` record of an entry (empty if it cannot be read: :meth:`IndexCache.get` says why)."""
+    try:
+        text = (path / ZMETADATA if path.is_dir() else path).read_text()
+        return json.loads(text).get("nwb_cloud", {}).get("cached_for", {}) or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 _REBUILD = "rebuild it (rebuild=True, or `nwb-cloud index build --rebuild`) or delete it"

@@ -1,20 +1,23 @@
 """Finding the index of an asset as it is now: the local cache, the published sidecar, or a build.
 
-One round trip in the common cases: a HEAD of the asset (its identity: ETag and size) goes out together
-with the GET of the sidecar - or alone, when the cache holds an entry for the URL, since the HEAD is all
-it takes to know whether that entry is current. Then:
+What identifies the asset's version is a HEAD (ETag and size); everything else is arranged around that one
+round trip:
 
-1. the cache's entry for exactly this identity, if any;
-2. else the sidecar, if it describes this identity (a copy goes into the cache for the next open);
+1. the cache holds an entry for the URL: with ``speculate``, it is returned at once together with the HEAD
+   still in flight (:attr:`Found.confirmation`), so that the caller opens the file while the round trip
+   runs and checks :meth:`Found.confirmed` before handing anything out; without, after the HEAD;
+2. else the sidecar, fetched by a GET sent together with the HEAD, if it describes this identity (a copy
+   goes into the cache for the next open);
 3. else, when ``build`` is set and there is a cache, a build from the store (reading only metadata,
    with a progress callback) into the cache - the way to read a bucket one cannot write to, e.g. DANDI's;
-4. else :class:`NoIndex`, which says how to make one. A stale sidecar is never used.
+4. else :class:`NoIndex`, which says how to make one. A stale entry or sidecar is never used.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from nwb_cloud.refs import sidecar as sidecars
@@ -33,8 +36,13 @@ class NoIndex(RefsError):
 @dataclass(frozen=True)
 class Found:
     index: dict
-    identity: AssetIdentity
+    identity: AssetIdentity  # the version of the asset the index describes
     origin: str  # CACHE, SIDECAR or BUILT
+    confirmation: Future | None = None  # a speculative cache hit: the HEAD that says what the asset is now
+
+    def confirmed(self) -> bool:
+        """Whether the asset is still the version the index describes (waits for the HEAD if one is out)."""
+        return self.confirmation is None or self.confirmation.result() == self.identity
 
 
 def find_index(
@@ -45,14 +53,20 @@ def find_index(
     build: bool = False,
     progress: Callable[[int, int], None] | None = None,
     storage: str = AUTO,
+    speculate: bool = False,
 ) -> Found:
-    """The index of ``key`` (see the module docstring for the order); ``client`` is a botocore S3 client."""
+    """The index of ``key`` (see the module docstring); ``client`` is a botocore S3 client."""
     url = store.s3_url(key)
+    if speculate and cache is not None:
+        latest = cache.latest(url)
+        if latest is not None:
+            identity, index = latest
+            return Found(index, identity, CACHE, _background().submit(sidecars.head, client, store, key))
     with ThreadPoolExecutor(2) as pool:
         identity_future = pool.submit(sidecars.head, client, store, key)
-        document_future = (
-            None if _has_url(cache, url) else pool.submit(sidecars.fetch_document_body, client, store, key)
-        )
+        document_future = None
+        if not (cache is not None and cache.holds_url(url)):  # a cached entry needs only the HEAD to be checked
+            document_future = pool.submit(sidecars.fetch_document_body, client, store, key)
         identity = identity_future.result()
         if cache is not None:
             cached = cache.get(identity)
@@ -79,5 +93,14 @@ def find_index(
     return Found(cache.put(identity, index, storage), identity, BUILT)
 
 
-def _has_url(cache: IndexCache | None, url: str) -> bool:
-    return cache is not None and cache.holds_url(url)
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _background() -> ThreadPoolExecutor:
+    """Threads for the HEADs of speculative opens (shared by the process; idle threads cost nothing)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(4, thread_name_prefix="nwb-index-head")
+        return _pool

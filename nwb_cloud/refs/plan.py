@@ -32,7 +32,10 @@ class Policy:
     min_part: int = 1 * MiB
     max_part: int = 16 * MiB
     budget: int = 256 * MiB  # compressed bytes fetched or decoded ahead of the reader, at most
-    warm_connections: int = 4  # connections opened (by a HEAD each) in the background at open
+    # connections opened (a HEAD each) in the background while pynwb reads the index: a new connection costs
+    # 2 round trips (TCP + TLS), ~60 ms on a campus link; 2 (with the open's own HEAD: 3 warm) takes that off
+    # the first reads for ~2 ms of CPU in the open
+    warm_connections: int = 2
     retries: int = 3  # extra attempts of a request whose body broke off
 
     def part_size(self, total: int) -> int:
