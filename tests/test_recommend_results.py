@@ -149,6 +149,16 @@ def test_recommendations_hold_on_the_synthetic_run(synthetic):
     assert summary["in_sample_within_target"] == 1.0 and summary["in_sample_worst_ratio"] <= TARGET
     # the model's pick is the measured best in most groups: 5 % noise only swaps near-ties
     assert (table["in_sample_layout"] == table["best_layout"]).mean() > 0.8
+    assert summary["in_sample_misses"] == 0
+
+
+def test_ties_within_the_sample_spread_are_marked(results_dir):
+    table = check_recommendations(load_measurements(results_dir), held_out=False)
+    assert table["in_sample_tie"].notna().all()  # asv kept the samples: every pick has a spread
+    exact = table[table["in_sample_layout"] == table["best_layout"]]
+    assert exact["in_sample_tie"].all()  # the best overlaps itself
+    apart = table[table["in_sample_ratio"] > 1.1]  # samples spread 0.97..1.04: 10 % apart cannot overlap
+    assert not apart["in_sample_tie"].any()
 
 
 def test_a_model_that_ranks_wrongly_is_caught(synthetic):

@@ -283,6 +283,10 @@ def _trust(fitted, check: pd.DataFrame, out_dir: Path) -> str:
     )  # fmt: skip
     missed = check[check["in_sample_ratio"] > TARGET]
     if len(missed):
+        text += _p(
+            f"{checked['in_sample_misses_within_noise']} of the {checked['in_sample_misses']} misses are ties "
+            "within the measurement's own spread (the pick's interquartile range of samples reaches the best's)."
+        )
         text += "<h3>Groups where the pick missed the target</h3>" + missed.to_html(index=False, border=0)
     return text
 
