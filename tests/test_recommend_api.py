@@ -266,3 +266,21 @@ def test_cli_recommend_prints_json_and_names_bad_input(model, tmp_path, capsys):
     assert "workload 'ophys_patch' cannot read this dataset" in capsys.readouterr().err
     assert cli.main(["recommend", "--workload", "ophys_patch"]) == 2
     assert "give an NWB file with --series, or --shape and --dtype" in capsys.readouterr().err
+
+
+def test_cli_recommend_for_an_nwb_file(model, tmp_path, capsys):
+    nwbfile, data = _tiny_nwbfile("ecephys")
+    path = tmp_path / "ecephys.nwb"
+    configure_backend(nwbfile, get_default_backend_configuration(nwbfile, backend="hdf5"))
+    _write(nwbfile, "hdf5", path)
+    model_path = model.save(tmp_path / "model.json")
+    argv = ["recommend", str(path), "--series", "acquisition/ElectricalSeries", "--workload", "ecephys_electrode",
+            "--profile", "lab", "--model", str(model_path), "--json"]  # fmt: skip
+    assert cli.main(argv) == 0
+    payload = Recommendation.model_validate_json(capsys.readouterr().out)
+    assert payload.dataset.source_file == str(path) and payload.dataset.shape == data.shape
+    assert payload.dataset.current_codec == "gzip-4" and payload.profile == "lab"
+    assert cli.main(["recommend", str(path), "--workload", "ecephys_electrode", "--model", str(model_path)]) == 2
+    assert "needs --series" in capsys.readouterr().err
+    assert cli.main([*argv[:2], "--series", "acquisition/Nope", *argv[4:]]) == 2
+    assert "has no series 'acquisition/Nope'" in capsys.readouterr().err

@@ -86,7 +86,8 @@ def write_asv_results(measurements: Measurements, root: Path) -> Path:
                            "chunk_bytes": int(row.decoded_bytes), "selection_bytes": 1, "local_s": float(row.local_s),
                            "bandwidth": network.total_bandwidth if profile == "loopback" else None})  # fmt: skip
     assets = {f"{r.modality}/{r.layout}": {"size_bytes": int(r.size_bytes), "chunk_shape": list(r.chunk_shape),
-                                            "backend": "hdf5", "codec": r.codec, "compression_ratio": None}
+                                            "backend": "hdf5", "codec": r.codec, "compression_ratio": None,
+                                            "shape": list(r.shape), "dtype": r.dtype}
               for r in measurements.layouts.itertuples()}  # fmt: skip
     codecs = [{"modality": m, "codec": name, "chunk_shape": [1], "raw_bytes": 10_000_000,
                "stored_bytes": int(10_000_000 / c.ratio[m]),
@@ -122,6 +123,7 @@ def test_asv_results_load_as_the_matrix_they_were_made_from(synthetic, results_d
     assert ((merged["time_s"] / merged["time_s_made"]) - 1).abs().max() < 1e-9  # asv's median of the samples
     assert (merged["requests"] == merged["requests_made"]).all()
     assert set(loaded.decode["source"]) == {"read", "chunk"}
+    assert set(loaded.layouts["shape"]) == set(synthetic.layouts["shape"])  # as the run info records them
     assert loaded.loopback_bandwidth == TRUTH.loopback_bandwidth
 
 

@@ -7,6 +7,7 @@ source object by object (:func:`nwb_cloud.refs.compare.compare_ios`) and the ser
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 
@@ -185,3 +186,20 @@ def test_cli_rewrite(ophys, tmp_path, capsys):
         == 2
     )
     assert "--chunks goes with exactly one --codec" in capsys.readouterr().err
+
+
+def test_cli_rewrite_into_the_recommended_layout(ophys, tmp_path, capsys):
+    from nwb_cloud.recommend import fit
+    from nwb_cloud.recommend.synthetic import synthetic_measurements
+
+    model_path = fit(synthetic_measurements()).model.save(tmp_path / "model.json")
+    out = tmp_path / "recommended.nwb"
+    argv = ["rewrite", str(ophys), str(out), "--series", "acquisition/TwoPhotonSeries", "--recommend",
+            "--workload", "ophys_patch", "--profile", "in-region", "--model", str(model_path), "--json"]  # fmt: skip
+    assert cli.main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verified"] and _same(ophys, out) == []
+    with h5py.File(out, "r") as file:
+        assert file["acquisition/TwoPhotonSeries/data"].chunks == tuple(report["chunk_shape"])
+    assert cli.main([*argv[:5], "--recommend", "--chunks", "96,32,32", "--codec", "gzip-4"]) == 2
+    assert "either --recommend" in capsys.readouterr().err
