@@ -465,3 +465,29 @@ def test_build_costs_are_measured_for_the_index_and_for_lindi(store, endpoint, c
     assert ours["index_bytes"] > 0 and theirs["index_bytes"] > 0 and theirs["wire_requests"] > 0
     assert ours["seconds"] > 0 and theirs["seconds"] > 0
     assert "X-Amz-Signature" not in json.dumps(theirs)  # the presigned URL is never returned
+
+
+def test_a_parquet_sidecar_is_fetched_into_the_cache_and_read_by_both_methods(
+    store, session_path, session_key, index_cache_dir, monkeypatch
+):
+    import nwb_cloud.refs.storage as storage
+
+    monkeypatch.setattr(storage, "PARQUET_THRESHOLD", 5)  # "very many chunks", for a small file
+    index = build_index(session_path, url=store.s3_url(session_key))
+    assert storage.choose(index) == storage.PARQUET
+    sidecars.publish(store, session_key, index)  # auto: Parquet files beside the asset, then the pointer
+    listed = store.client().list_objects_v2(Bucket=store.bucket, Prefix=sidecars.parquet_prefix(session_key))
+    assert any(item["Key"].endswith(".parq") for item in listed["Contents"])
+
+    with open_nwb(store, session_key, "nwb-index") as opened, NWBHDF5IO(str(session_path), "r") as expected:
+        assert not compare_containers(expected.read(), opened.nwbfile)
+    identity = AssetIdentity.of(store, session_key)
+    folder = IndexCache(index_cache_dir).parquet_path(identity)
+    assert folder.is_dir() and storage.is_parquet(IndexCache(index_cache_dir).get(identity))
+    with open_nwb(store, session_key, "kerchunk") as opened, NWBHDF5IO(str(session_path), "r") as expected:
+        assert not compare_containers(expected.read(), opened.nwbfile)  # stock fsspec over the same Parquet
+
+    victim = next(folder.rglob("*.parq"))
+    victim.write_bytes(victim.read_bytes()[:10])  # a truncated download
+    with pytest.raises(CorruptIndex, match=rf"{folder.name}.*is 10 bytes.*rebuild"):
+        open_nwb(store, session_key, "nwb-index")

@@ -3,7 +3,9 @@
 ``prepare`` builds the index (from the local source copy when there is one, reading only its metadata) and
 publishes it as the sidecar ``key + ".refs.json"``; ``open`` fetches the sidecar (one GET, checked against
 the asset's ETag by a HEAD sent at the same time) and opens it: no HDF5 metadata is read from the asset.
-The index and its conventions are :mod:`nwb_cloud.refs`' (a lower layer than this package).
+The index and its conventions are :mod:`nwb_cloud.refs`' (a lower layer than this package). This is the
+stock-fsspec baseline (s3fs through fsspec's reference file system, which merges adjacent chunks into one
+request on one connection); ``nwb-index`` reads the same index through nwb_cloud's own data path.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def _open(store, key: str) -> Opened:
 METHODS = [
     Method(
         name="kerchunk",
-        description="pynwb + hdmf-zarr over an NWB-complete kerchunk reference index (sidecar JSON), s3fs chunks",
+        description="pynwb + hdmf-zarr over the NWB-complete kerchunk index (sidecar), chunks via stock fsspec/s3fs",
         open=_open,
         prepare=prepare,
     ),

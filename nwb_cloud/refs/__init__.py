@@ -27,10 +27,23 @@ Design call: read it with hdmf-zarr, not an h5py look-alike
       importing this package registers;
     * no ``_ARRAY_DIMENSIONS`` attributes (kerchunk adds them for xarray; they are not in the file).
 
+Where it is kept (:mod:`~nwb_cloud.refs.storage`, :mod:`~nwb_cloud.refs.cache`, :mod:`~nwb_cloud.refs.sidecar`)
+    JSON, or Parquet (fsspec's ``LazyReferenceMapper``) above a chunk-count threshold; in a local cache keyed
+    by the asset's URL + ETag + size, and optionally published beside the asset. :mod:`~nwb_cloud.refs.locate`
+    finds the one that describes the asset as it is now, or builds it; a stale index is never used.
+
+The data path (:mod:`~nwb_cloud.refs.plan`, :mod:`~nwb_cloud.refs.fetch`, :mod:`~nwb_cloud.refs.pipeline`,
+:mod:`~nwb_cloud.refs.zarr_store`, :mod:`~nwb_cloud.refs.handle`)
+    zarr asks the store for all chunks of a selection at once; the store plans range requests (coalescing
+    neighbours, splitting large ones), sends them on a pooled botocore client, decodes each chunk on a pool of
+    threads as it arrives, and hands the chunks to zarr in order within a memory budget. The ``.zarray`` it
+    serves has no codecs, because the store has already applied them (see :mod:`~nwb_cloud.refs.zarr_store`).
+
 Layering
     ``refs`` sits below ``access`` (cloud < datasets < refs < access): it never imports a read method. The
-    ``kerchunk`` read method (:mod:`nwb_cloud.access.kerchunk_refs`) imports :func:`build_index`,
-    :func:`open_zarr_io` and :mod:`~nwb_cloud.refs.sidecar` from here and wraps the result in ``Opened``.
+    ``kerchunk`` method (:mod:`nwb_cloud.access.kerchunk_refs`: stock fsspec, the baseline) and the
+    ``nwb-index`` method (:mod:`nwb_cloud.access.nwb_index`: this package's data path) wrap what is here.
+    :mod:`~nwb_cloud.refs.measure` gives build costs (ours and LINDI's) for the benchmarks.
 """
 
 import nwb_cloud.refs.codecs  # noqa: F401 - registers TableJSON with numcodecs

@@ -15,12 +15,16 @@ from nwb_cloud.refs.errors import CorruptIndex
 
 
 def reference_options(refs: dict, remote_options: dict | None = None) -> dict:
-    """fsspec ``storage_options`` of the ``reference://`` file system that serves ``refs``."""
+    """fsspec ``storage_options`` of the ``reference://`` file system that serves ``refs``.
+
+    A Parquet index is handed over as its ``LazyReferenceMapper`` (opened with pyarrow): fsspec would open
+    the folder itself with fastparquet, which is not a dependency here.
+    """
     check_index(refs)
     url = refs.get("templates", {}).get("u", "")
     protocol = url.split("://", 1)[0] if "://" in url else "file"
     return {
-        "fo": refs,
+        "fo": refs if isinstance(refs["refs"], dict) else refs["refs"],
         "remote_protocol": protocol,
         "remote_options": dict(remote_options or {}),
         "skip_instance_cache": True,

@@ -96,7 +96,7 @@ def fetch(store: Store, key: str, client=None, parquet_cache: IndexCache | None 
     ``client`` is a botocore S3 client to use (its connections stay warm for the reads that follow);
     a Parquet index is fetched into ``parquet_cache`` (default: a temporary cache of this process).
     """
-    client = client or s3_client(store, 2)
+    client = client or s3_client(store, DOWNLOADS + 2)
     document, identity = fetch_document(client, store, key)
     return resolve(client, store, key, document, identity, parquet_cache)
 

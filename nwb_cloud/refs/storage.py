@@ -4,8 +4,8 @@ JSON (kerchunk "version 1") is one object: one request fetches it, ``json.loads`
 ``PARQUET_THRESHOLD`` chunk references (~100 bytes of JSON each) that becomes seconds of download and
 parse for every open, most of it for chunks a reader never touches. Then the index is stored the way
 fsspec reads lazily (kerchunk's Parquet references, ``LazyReferenceMapper``): a folder with ``.zmetadata``
-(all Zarr metadata, read at open) and, per array, ``refs.<n>.parq`` files of ``record_size`` chunk
-references each, loaded on the first read of one of their chunks.
+(all Zarr metadata, read at open; also valid consolidated metadata for zarr) and, per array,
+``refs.<n>.parq`` files of ``record_size`` chunk references each, loaded on the first read of one of them.
 
 The folder's ``.zmetadata`` also carries what the JSON form carries beside ``refs`` (``version``,
 ``templates``, the ``nwb_cloud`` record), plus the name and size of every Parquet file, so a copy can be
@@ -81,6 +81,7 @@ def write_parquet(index: dict, directory: Path, record_size: int = RECORD_SIZE) 
     zmetadata = json.loads((directory / ZMETADATA).read_text())
     zmetadata.update(
         {
+            "zarr_consolidated_format": 1,  # zarr (via hdmf-zarr over fsspec) reads the folder as consolidated
             "version": 1,
             "templates": index.get("templates", {}),
             "nwb_cloud": {**index.get("nwb_cloud", {}), "storage": PARQUET, "chunk_references": chunks,

@@ -47,6 +47,7 @@ from nwb_cloud.refs.pipeline import Batch, Wanted
 from nwb_cloud.refs.plan import Policy
 
 METADATA = (".zarray", ".zgroup", ".zattrs")
+CONSOLIDATED = ".zmetadata"
 TEMPLATE = "{{u}}"
 
 
@@ -88,6 +89,8 @@ class IndexStore(DirectoryStore):
 
     # -- reading ---------------------------------------------------------------------------------------------
     def __getitem__(self, key: str):
+        if key == CONSOLIDATED:
+            raise KeyError(key)  # see __contains__
         if key.endswith(".zarray"):
             return self._array(key.rpartition("/")[0] if "/" in key else "").metadata
         if key.endswith(METADATA):
@@ -98,6 +101,8 @@ class IndexStore(DirectoryStore):
         """The chunks among ``keys`` that the index has, as a :class:`Batch` (missing ones are left out)."""
         wanted = []
         for key in keys:
+            if key == CONSOLIDATED:
+                continue
             try:
                 wanted.append(self._wanted(key))
             except KeyError:
@@ -105,6 +110,8 @@ class IndexStore(DirectoryStore):
         return Batch(wanted, self._reader, self._decoders, self._policy)
 
     def __contains__(self, key) -> bool:
+        if key == CONSOLIDATED:  # a Parquet index has one; zarr would then list groups by scanning all keys
+            return False
         try:
             self._refs[key]
         except KeyError:
