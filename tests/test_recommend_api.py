@@ -109,7 +109,9 @@ def test_the_pick_is_the_cheapest_candidate_within_the_tie_margin(model, codecs)
             )
     assert r.weighted_seconds <= min(weighted) * (1 + TIE) + 1e-12
     assert r.weighted_seconds == pytest.approx(sum(c.weight * c.seconds for c in r.costs))
-    assert r.best_per_codec[0].weighted_seconds == pytest.approx(min(weighted))
+    assert r.best_per_codec[0].weighted_seconds <= min(weighted) * (1 + TIE)
+    mine = next(c for c in r.best_per_codec if c.codec == r.codec)
+    assert mine.chunk_shape == r.chunk_shape  # the same tie-break for the pick and the per-codec table
     assert r.candidates_priced == len(chunk_candidates(ECEPHYS[0], 2, include=[r.default.chunk_shape])) * len(codecs)
 
 
@@ -164,6 +166,8 @@ def test_other_bad_input_is_named(model, codecs):
         recommend(OPHYS, ["ophys_patch"], "mars", model=model)
     with pytest.raises(RecommendError, match="no parameters for read method 'remfle'"):
         recommend(OPHYS, ["ophys_patch"], "in-region", method="remfle", model=model)
+    with pytest.raises(RecommendError, match="no fitted model knows read method 'remfile'.*fit-model"):
+        recommend(OPHYS, ["ophys_patch"], "in-region", method="remfile", model=prior_model())
     with pytest.raises(BadChunkShape, match="larger than the data"):
         recommend(OPHYS, ["ophys_patch"], "in-region", model=model, codecs=codecs, candidates=[(10, 1024, 32)])
     with pytest.raises(BadChunkShape, match="rank 2"):

@@ -212,6 +212,10 @@ def test_guidance_page_from_results(results_dir, tmp_path):
                        "guidance-ophys-layouts.png"]  # fmt: skip
     for name in figures:
         assert f"figures/{name}" in text
+    check = pd.read_csv(tmp_path / "reports" / "tables" / "guidance-check.csv")
+    residuals = pd.read_csv(tmp_path / "reports" / "tables" / "guidance-residuals.csv")
+    assert len(residuals) == len(load_measurements(results_dir).cells) and {"time_s", "predicted_s"} <= set(residuals)
+    assert len(check) > 0 and "tables/guidance-check.csv" in text
     loaded = load_measurements(results_dir)
     best = loaded.cells.loc[loaded.cells.groupby(["workload", "profile", "method"])["time_s"].idxmin()]
     assert best["layout"].mode().iloc[0] in text  # the measured winners are named from the results

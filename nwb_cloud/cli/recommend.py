@@ -71,7 +71,7 @@ def recommend_command(args) -> int:
     print(recommendation.summary())
     print("  best chunk shape per codec:")
     for choice in recommendation.best_per_codec:
-        print(f"    {choice.codec:<16} {str(choice.chunk_shape):<20} {choice.weighted_seconds:.3g} s"
+        print(f"    {choice.codec:<22} {str(choice.chunk_shape):<20} {choice.weighted_seconds:.3g} s"
               f"  (ratio ~{choice.compression_ratio:.2f})")  # fmt: skip
     print(f"  model: {recommendation.model_source}")
     for note in recommendation.notes:

@@ -33,7 +33,7 @@ TITLE = "Choosing chunk shape and codec for NWB data read from the cloud"
 
 
 def write_guidance(results, out_dir: str | Path) -> Path:
-    """Write ``out_dir/guidance.html`` (and ``figures/guidance-*.png``) from a results folder or measurements."""
+    """Write ``out_dir/guidance.html`` (with ``figures/guidance-*.png`` and ``tables/guidance-*.csv``)."""
     measurements = results if isinstance(results, Measurements) else load(Path(results))
     out_dir = Path(out_dir)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
@@ -54,6 +54,13 @@ def write_guidance(results, out_dir: str | Path) -> Path:
         _section("How far to trust the recommendations", _trust(fitted, check, out_dir)),
         _section("Caveats", _caveats(measurements, fitted)),
     ]  # fmt: skip
+    tables = out_dir / "tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    fitted.residuals.to_csv(tables / "guidance-residuals.csv", index=False)  # the fit, cell by cell
+    check.to_csv(tables / "guidance-check.csv", index=False)  # the model's pick vs the measured best, per group
+    parts.insert(2, _p('Tables behind this page: <a href="tables/guidance-check.csv">guidance-check.csv</a> (the '
+                       'recommendations check, group by group), <a href="tables/guidance-residuals.csv">'
+                       "guidance-residuals.csv</a> (measured and predicted time of every read)."))  # fmt: skip
     page = out_dir / "guidance.html"
     partial = page.with_name(page.name + ".partial")
     partial.write_text(_page("\n".join(parts)), encoding="utf-8")

@@ -132,7 +132,12 @@ class CostModel(BaseModel):
         """The parameters of read method ``name`` (None: a typical reader) for a storage variant."""
         name = params_key(name, variant)
         if name not in self.methods:
-            fitted = ", ".join(sorted(m for m in self.methods if m != ANY and "@" not in m)) or "none"
+            fitted = ", ".join(sorted(m for m in self.methods if m != ANY and "@" not in m))
+            if not fitted:
+                raise RecommendError(
+                    f"no fitted model knows read method {name!r} ({self.source}): leave the method out for a "
+                    "typical reader, or fit one to results (`nwb-cloud fit-model`, or --results)"
+                )
             raise RecommendError(
                 f"the model has no parameters for read method {name!r} (fitted: {fitted}); "
                 "leave the method out for a typical reader"

@@ -256,11 +256,14 @@ def recommend(
 
     everything = list(range(len(shapes)))
     totals = {codec: price_all(codec, everything)["weighted"] for codec in names}
-    best_cost = min(float(t.min()) for t in totals.values())
-    near = [(codec, i) for codec, t in totals.items() for i in np.flatnonzero(t <= best_cost * (1 + TIE))]
-    codec, index = min(
-        near, key=lambda ci: (chunk_count(spec.shape, shapes[ci[1]]), -table[ci[0]].ratio_for(ratio_key))
-    )
+
+    def pick(scope: dict) -> tuple[str, int]:
+        """The cheapest (codec, shape) of ``scope``; within TIE of it, the fewest chunks, then the best ratio."""
+        least = min(float(t.min()) for t in scope.values())
+        near = [(c, int(i)) for c, t in scope.items() for i in np.flatnonzero(t <= least * (1 + TIE))]
+        return min(near, key=lambda ci: (chunk_count(spec.shape, shapes[ci[1]]), -table[ci[0]].ratio_for(ratio_key)))
+
+    codec, index = pick(totals)
     chosen = price_all(codec, [index])
     default = _price_one(priced, method, network, spec, default_chunks, default_codec, weights, variant)
     costs = []
@@ -288,7 +291,7 @@ def recommend(
     compressors, options = neuroconv_compressors(codec, backend, spec.dtype)
     per_codec = []
     for name in names:
-        i = int(np.argmin(totals[name]))
+        _, i = pick({name: totals[name]})
         per_codec.append(_choice(shapes[i], name, spec, table, float(totals[name][i])))
     return Recommendation(
         dataset=spec,
