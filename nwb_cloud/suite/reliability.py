@@ -25,10 +25,13 @@ Choices, and why:
 * **Concurrency.** Each probe runs in a worker process of its own (spawned: no thread or socket of
   another probe is inherited by a reader forked from it; an inherited socket would keep a reset or
   truncated connection open). A new probe starts when the probes' processes (and the endpoint) use less
-  than ``jobs`` cores (2: this machine's), measured from their CPU times: a probe that waits out a stall
-  or a retry backoff uses none, so those waits overlap with the other probes instead of adding up. The
-  controls run first, the scenarios that can stall next (their waits are the long ones). Outcomes do not
-  depend on this; the ``seconds`` of a probe are wall times on a shared machine (indicative only).
+  than ``jobs`` cores (2: this machine's) and the machine has half a core free, measured from CPU times
+  (:class:`_CpuLoad`); and always when none of ours computes. A probe that waits out a stall or a retry
+  backoff uses no CPU, so those waits overlap with the other probes instead of adding up. The controls
+  run first, the scenarios that can stall next (their waits are the long ones). Outcomes do not depend
+  on this; the ``seconds`` of a probe are wall times on a shared machine (indicative only). Spawned
+  workers re-import the caller's main module: a script that calls :func:`run_table` needs the usual
+  ``if __name__ == "__main__":`` guard (the ``nwb-cloud`` command and notebooks need nothing).
 """
 
 from __future__ import annotations
@@ -221,34 +224,56 @@ class _Task:
 
 
 class _CpuLoad:
-    """Cores used lately by this process's descendants: probe workers, their readers, the endpoint."""
+    """Cores in use lately: by this process's descendants (probe workers, their readers, the endpoint), and by
+    the whole machine (other work shares it: our probes must not be started into a saturated machine)."""
 
     def __init__(self, window_s: float = LOAD_WINDOW_S):
         self.window_s = window_s
         self._me = psutil.Process()
         self._cpu: dict[int, float] = {}
-        self._samples: deque[tuple[float, float]] = deque()  # (when, CPU seconds used since the previous)
+        self._machine = _machine_busy_seconds()
+        self._samples: deque[tuple[float, float, float]] = deque()  # (when, ours, machine) CPU s since the last
         self._read()
+        self._samples.append((time.monotonic(), 0.0, 0.0))
 
-    def _read(self) -> float:
-        used, current = 0.0, {}
+    def _read(self) -> tuple[float, float]:
+        ours, current = 0.0, {}
         for process in self._me.children(recursive=True):
             try:
                 times = process.cpu_times()
             except psutil.Error:  # ended meanwhile
                 continue
             current[process.pid] = times.user + times.system
-            used += max(0.0, current[process.pid] - self._cpu.get(process.pid, 0.0))
+            ours += max(0.0, current[process.pid] - self._cpu.get(process.pid, 0.0))
         self._cpu = current
-        return used
+        machine, self._machine = self._machine, _machine_busy_seconds()
+        return ours, max(0.0, self._machine - machine)
 
-    def cores(self) -> float:
+    def cores(self) -> tuple[float, float]:
+        """(ours, the machine's), averaged over the last ``window_s`` or so."""
         now = time.monotonic()
-        self._samples.append((now, self._read()))
+        self._samples.append((now, *self._read()))
         while len(self._samples) > 2 and now - self._samples[1][0] >= self.window_s:
             self._samples.popleft()
         span = now - self._samples[0][0]
-        return sum(used for _, used in list(self._samples)[1:]) / span if span > 0 else 0.0
+        recent = list(self._samples)[1:]
+        if span <= 0:
+            return 0.0, 0.0
+        return sum(s[1] for s in recent) / span, sum(s[2] for s in recent) / span
+
+
+def _machine_busy_seconds() -> float:
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _may_start(ours: float, machine: float, ramping: int, jobs: int) -> bool:
+    """Start another probe? While ours use under ``jobs`` cores and the machine has half a core free; and
+    always when none of ours is computing (all wait on a stall or a backoff), so that the table progresses
+    on a machine others keep busy."""
+    if ours + ramping < 0.25:
+        return True
+    return ours + ramping + 0.5 <= jobs and (psutil.cpu_count() or 1) - machine - ramping >= 0.5
 
 
 def can_stall(faults: Faults) -> bool:
@@ -318,12 +343,13 @@ def run_table(
     try:
         while pending or running:
             now = time.monotonic()
-            busy = load.cores() + sum(1 for _, started in running.values() if now - started < RAMP_S)
-            while pending and busy + 0.5 <= jobs and len(running) < workers:
+            ours, machine = load.cores()
+            ramping = sum(1 for _, started in running.values() if now - started < RAMP_S)
+            while pending and len(running) < workers and _may_start(ours, machine, ramping, jobs):
                 task = heapq.heappop(pending)
                 job = _Job(task.subject.read, expected, store, upstream_url, task.faults, profile, limit_s)
                 running[executor.submit(_probe_in_worker, job)] = (task, time.monotonic())
-                busy += 1
+                ramping += 1
             done, _ = wait(list(running), timeout=POLL_S, return_when=FIRST_COMPLETED)
             for future in done:
                 task, _ = running.pop(future)
