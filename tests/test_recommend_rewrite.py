@@ -203,3 +203,20 @@ def test_cli_rewrite_into_the_recommended_layout(ophys, tmp_path, capsys):
         assert file["acquisition/TwoPhotonSeries/data"].chunks == tuple(report["chunk_shape"])
     assert cli.main([*argv[:5], "--recommend", "--chunks", "96,32,32", "--codec", "gzip-4"]) == 2
     assert "either --recommend" in capsys.readouterr().err
+
+
+def test_rewrite_of_a_zarr_file(tmp_path):
+    import zarr
+
+    layout = next(name for name, row in LAYOUTS.items() if row.backend == "zarr" and row.applies_to("ophys"))
+    source = write_recording(MODALITIES["ophys"], LAYOUTS[layout], "tiny", 0, tmp_path / "assets").path
+    out = tmp_path / "out.nwb.zarr"
+    report = rewrite(
+        source, out, "acquisition/TwoPhotonSeries", chunk_shape=(96, 16, 16), codec="blosc-zstd-bitshuffle"
+    )
+    assert report.verified and report.codec_before == "gzip-4"
+    new = zarr.open_group(str(out), mode="r")["acquisition/TwoPhotonSeries/data"]
+    old = zarr.open_group(str(source), mode="r")["acquisition/TwoPhotonSeries/data"]
+    assert new.chunks == (96, 16, 16) and new.compressor.get_config()["cname"] == "zstd"
+    np.testing.assert_array_equal(new[()], old[()])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["assets", "out.nwb.zarr"]

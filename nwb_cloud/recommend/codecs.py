@@ -31,7 +31,11 @@ _ZARR_NAMES = {
 # Option defaults of each library, so that an omitted option and its default value name the same codec.
 _DEFAULTS = {
     HDF5: {"gzip": {"level": 4}, "Blosc": {"cname": "lz4", "clevel": 5, "shuffle": 1}, "Zstd": {"clevel": 3}},
-    ZARR: {"gzip": {"level": 1}, "blosc": {"cname": "lz4", "clevel": 5, "shuffle": 1}, "zstd": {"level": 0}},
+    ZARR: {
+        "gzip": {"level": 1},
+        "blosc": {"cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 0},
+        "zstd": {"level": 0, "checksum": False},
+    },
 }
 _OPTION_ALIASES = {"compression_opts": "level"}  # how NeuroConv reads a gzip level back from an existing file
 
