@@ -11,22 +11,20 @@ import datetime
 import html
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from nwb_cloud.analysis import cost as network_cost  # noqa: E402
-from nwb_cloud.cloud.profiles import PROFILES  # noqa: E402
-from nwb_cloud.recommend.check import TARGET, check_recommendations, check_summary, mix_name  # noqa: E402
-from nwb_cloud.recommend.codecs import CODECS, caveat  # noqa: E402
-from nwb_cloud.recommend.errors import RecommendError  # noqa: E402
-from nwb_cloud.recommend.fit import fit  # noqa: E402
-from nwb_cloud.recommend.measurements import Measurements, load  # noqa: E402
-from nwb_cloud.recommend.recommendation import recommend  # noqa: E402
-from nwb_cloud.workloads import WORKLOADS  # noqa: E402
+from nwb_cloud.analysis import cost as network_cost
+from nwb_cloud.cloud.profiles import PROFILES
+from nwb_cloud.recommend.check import TARGET, check_recommendations, check_summary, mix_name
+from nwb_cloud.recommend.codecs import CODECS, caveat
+from nwb_cloud.recommend.errors import RecommendError
+from nwb_cloud.recommend.fit import fit
+from nwb_cloud.recommend.measurements import Measurements, load
+from nwb_cloud.recommend.recommendation import recommend
+from nwb_cloud.workloads import WORKLOADS
 
 BASELINE = "neuroconv-default"
 TITLE = "Choosing chunk shape and codec for NWB data read from the cloud"
@@ -191,7 +189,8 @@ def _relative_figure(cells: pd.DataFrame, modality: str, path: Path) -> Path | N
     layouts = sorted(relative["layout"].unique(), key=lambda name: (name != BASELINE, name))
     workloads = sorted(relative["workload"].unique())
     width_in = max(6.0, 0.38 * len(layouts) * max(1, len(workloads)) / 2 + 2)
-    fig, axes = plt.subplots(len(profiles), 1, figsize=(width_in, 3.2 * len(profiles)), squeeze=False, sharex=True)
+    fig = Figure(figsize=(width_in, 3.2 * len(profiles)))
+    axes = fig.subplots(len(profiles), 1, squeeze=False, sharex=True)
     width = 0.8 / max(1, len(workloads))
     for ax, profile in zip(axes[:, 0], profiles, strict=True):
         for j, workload in enumerate(workloads):
@@ -206,9 +205,7 @@ def _relative_figure(cells: pd.DataFrame, modality: str, path: Path) -> Path | N
         ax.set_title(f"{modality} · {profile}", fontsize=10)
         ax.set_ylabel("time / default time", fontsize=8)
     axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -221,7 +218,8 @@ def _decode(measurements: Measurements, fitted, out_dir: Path) -> str:
                                     for b in decode["compressed_bytes"]])  # fmt: skip
     decode = decode.assign(decode_over_fetch=decode["local_s"] / decode["fetch_s"])
     path = out_dir / "figures" / "guidance-decode.png"
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.subplots()
     for codec, group in decode.groupby("codec"):
         ax.scatter(group["fetch_s"], group["local_s"], label=codec, s=30, alpha=0.8)
     low = float(min(decode["fetch_s"].min(), decode["local_s"].min())) / 2
@@ -230,9 +228,7 @@ def _decode(measurements: Measurements, fitted, out_dir: Path) -> str:
     ax.set(xscale="log", yscale="log", xlabel=f"fetching the touched chunks, ideal {profile} (s)",
            ylabel="decoding them on one core, measured (s)")  # fmt: skip
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     worst = decode.loc[decode["decode_over_fetch"].idxmax()]
     codecs = pd.DataFrame([
         {"codec": name, "decode MB/s (one core)": f"{c.decode_bytes_per_s / 1e6:.0f}",
@@ -258,7 +254,8 @@ def _trust(fitted, check: pd.DataFrame, out_dir: Path) -> str:
     summary, checked = fitted.summary(), check_summary(check)
     residuals = fitted.residuals
     path = out_dir / "figures" / "guidance-fit.png"
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.subplots()
     for profile, group in residuals.groupby("profile"):
         ax.scatter(group["time_s"], group["predicted_s"], s=14, label=profile, alpha=0.7)
     low, high = (
@@ -272,9 +269,7 @@ def _trust(fitted, check: pd.DataFrame, out_dir: Path) -> str:
         ax.plot(line, line / factor, color="grey", linewidth=0.5, linestyle="--")
     ax.set(xscale="log", yscale="log", xlabel="measured time (s)", ylabel="predicted time (s)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     text = (
         _p(
             f"The cost model (requests x latency + bytes / bandwidth + decode, a few parameters per read method and "
@@ -323,6 +318,13 @@ def _caveats(measurements: Measurements, fitted) -> str:
     items += [_e(note) for note in measurements.notes]
     items += [f"{n} cell(s) not fitted: {_e(why)}" for why, n in fitted.left_out.items()]
     return "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
+
+
+def _save(fig: Figure, path: Path) -> None:
+    """Draw with the Agg canvas (matplotlib's object API: no pyplot, no global backend touched)."""
+    FigureCanvasAgg(fig)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 # -- html -----------------------------------------------------------------------------------------------------

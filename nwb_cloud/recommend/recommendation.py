@@ -236,7 +236,6 @@ def recommend(
     if not shapes:
         raise RecommendError("no candidate chunk shape to price")
     touched = {w: [geometry(spec.shape, s, spec.itemsize, WORKLOADS[w].select) for s in shapes] for w in weights}
-    ratio_key = modality
 
     def price_all(codec: str, indices) -> dict:
         per_workload = {}
@@ -248,7 +247,7 @@ def recommend(
                 network,
                 [g.chunks for g in geos],
                 [g.chunk_bytes for g in geos],
-                modality=ratio_key,
+                modality=modality,
                 variant=variant,
             )
         weighted = sum(weights[w] * np.asarray(c.seconds, dtype=float) for w, c in per_workload.items())
@@ -261,7 +260,7 @@ def recommend(
         """The cheapest (codec, shape) of ``scope``; within TIE of it, the fewest chunks, then the best ratio."""
         least = min(float(t.min()) for t in scope.values())
         near = [(c, int(i)) for c, t in scope.items() for i in np.flatnonzero(t <= least * (1 + TIE))]
-        return min(near, key=lambda ci: (chunk_count(spec.shape, shapes[ci[1]]), -table[ci[0]].ratio_for(ratio_key)))
+        return min(near, key=lambda ci: (chunk_count(spec.shape, shapes[ci[1]]), -table[ci[0]].ratio_for(modality)))
 
     codec, index = pick(totals)
     chosen = price_all(codec, [index])
@@ -287,7 +286,7 @@ def recommend(
             )
         )
     weighted = float(chosen["weighted"][0])
-    ratio = table[codec].ratio_for(ratio_key)
+    ratio = table[codec].ratio_for(modality)
     compressors, options = neuroconv_compressors(codec, backend, spec.dtype)
     per_codec = []
     for name in names:
