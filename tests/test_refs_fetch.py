@@ -491,3 +491,19 @@ def test_a_parquet_sidecar_is_fetched_into_the_cache_and_read_by_both_methods(
     victim.write_bytes(victim.read_bytes()[:10])  # a truncated download
     with pytest.raises(CorruptIndex, match=rf"{folder.name}.*is 10 bytes.*rebuild"):
         open_nwb(store, session_key, "nwb-index")
+
+
+def test_every_chunk_request_carries_the_indexed_etag_and_a_replaced_asset_fails_the_read(store):
+    """S3 answers If-Match with 412 when the object changed (rclone ignores the header: a stubbed client)."""
+    from botocore.stub import Stubber
+
+    reader = RangeReader(store, "refs-fetch/replaced.nwb", Policy(retries=0))
+    reader.expected_etag = "abc123"
+    with Stubber(reader.client) as stub:
+        expected = {"Bucket": store.bucket, "Key": "refs-fetch/replaced.nwb", "Range": "bytes=10-19"}
+        expected["IfMatch"] = '"abc123"'
+        stub.add_client_error("get_object", "PreconditionFailed", http_status_code=412, expected_params=expected)
+        with pytest.raises(FetchError, match=r"replaced\.nwb changed since its index was read.*abc123.*open it again"):
+            reader.read(10, 20)
+        stub.assert_no_pending_responses()
+    reader.close()

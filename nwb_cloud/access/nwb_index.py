@@ -95,6 +95,7 @@ def open_nwb_index(store, key: str, cache=None, build=None, progress=None, polic
 def open_found(found: Found, reader: RangeReader) -> Opened:
     """The ``NWBFile`` of an index found for the asset ``reader`` reads; closing it closes ``reader``."""
     opened = Opened(nwbfile=None, closers=[reader.close])
+    reader.expected_etag = found.identity.etag  # no chunk of another version of the asset is ever read
     try:
         reader.warm()  # while pynwb builds its objects
         handle = IndexHandle(found.index, reader)

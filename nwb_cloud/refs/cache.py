@@ -105,7 +105,7 @@ class IndexCache:
         """
         if not self.directory.is_dir():
             return None
-        candidates = sorted(self.directory.glob(f"{_digest(url)}-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+        candidates = sorted(self.directory.glob(f"{_digest(url)}-*"), key=_modified, reverse=True)
         for path in candidates:
             try:
                 index = _load(path)
@@ -214,6 +214,13 @@ def cached_index(
         return build_index(asset.url, storage_options=store.s3fs_options(), progress=progress)
 
     return cache.get_or_build(asset, build, rebuild=rebuild, storage=storage)
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # removed by a writer in between
+        return 0.0
 
 
 def _load(path: Path) -> dict:

@@ -14,7 +14,10 @@ What this module adds to botocore:
 * a body that breaks off (connection reset, truncation, read timeout) is requested again, up to
   ``Policy.retries`` times with exponential backoff: botocore retries a request, not a body read;
 * the answer's length is checked against the range asked for: a server that ignores ``Range`` is an error,
-  never wrong data.
+  never wrong data;
+* once the version of the asset the index describes is known (``expected_etag``), every GET carries
+  ``If-Match``: S3 answers 412 if the object was replaced since, and the read fails instead of decoding
+  another file's bytes at the old offsets. (``rclone serve s3`` ignores the header.)
 
 Credentials come from the :class:`~nwb_cloud.cloud.store.Store` when the reader is made; no URL is signed
 ahead of time and none is stored.
@@ -80,6 +83,7 @@ class RangeReader:
         self.client = client or s3_client(store, self.policy.concurrency + 2)
         self._pool = ThreadPoolExecutor(self.policy.concurrency, thread_name_prefix="nwb-index-fetch")
         self.url = store.s3_url(key)
+        self.expected_etag: str | None = None  # set when the index's version of the asset is known
 
     # -- requests --------------------------------------------------------------------------------------------
     def read_into(self, start: int, view: memoryview) -> None:
@@ -109,9 +113,17 @@ class RangeReader:
         return buffer
 
     def _get_into(self, start: int, end: int, view: memoryview) -> None:
+        request = {"Bucket": self.store.bucket, "Key": self.key, "Range": f"bytes={start}-{end - 1}"}
+        if self.expected_etag:
+            request["IfMatch"] = f'"{self.expected_etag}"'
         try:
-            response = self.client.get_object(Bucket=self.store.bucket, Key=self.key, Range=f"bytes={start}-{end - 1}")
+            response = self.client.get_object(**request)
         except botocore.exceptions.ClientError as error:
+            if str(error.response.get("Error", {}).get("Code")) in ("PreconditionFailed", "412"):
+                raise FetchError(
+                    f"{self.url} changed since its index was read (its ETag is no longer {self.expected_etag}): "
+                    "open it again"
+                ) from None
             raise FetchError(describe_client_error(error, self.url)) from None
         except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError) as error:
             raise FetchError(f"cannot reach {self.store.label} for {self.url}: {error}") from None

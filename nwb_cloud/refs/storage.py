@@ -19,7 +19,6 @@ here); this module makes the same ``LazyReferenceMapper`` calls with the pyarrow
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import fsspec
@@ -126,14 +125,3 @@ def load_parquet(directory: Path, zmetadata: dict | None = None) -> dict:
         "refs": refs,
         "nwb_cloud": zmetadata.get("nwb_cloud", {}),
     }
-
-
-def record_files(zmetadata: dict) -> list[str]:
-    """The Parquet files a folder's ``.zmetadata`` lists (relative names)."""
-    return list(zmetadata.get("nwb_cloud", {}).get("parquet_files", {}))
-
-
-def expected_records(zarray: dict, record_size: int) -> int:
-    """Parquet files an array of this ``.zarray`` needs (all of its chunks, present or not)."""
-    chunks = math.prod(math.ceil(s / c) for s, c in zip(zarray["shape"], zarray["chunks"], strict=True))
-    return max(1, math.ceil(chunks / record_size))
