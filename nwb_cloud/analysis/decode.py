@@ -100,3 +100,51 @@ def codec_speeds(size: str, seed: int = 0, codecs=None, modalities=("ophys", "ec
                 }
             )
     return rows
+
+
+# -- why a layout ratio is what it is ----------------------------------------------------------------------------
+SEED_PATCH_RATIO = 14.0  # the seed talk's gain for the ophys patch read, best layout vs NeuroConv's default
+
+
+def explain_ratio(baseline: dict, best: dict, measured: float | None = None, claimed: float | None = None) -> str:
+    """Why best-vs-baseline is the ratio it is, from the two cells' floors (``Floor.to_dict()``, as run-info keeps).
+
+    The physics of the two cells: chunks touched, bytes fetched and decoded, which term of the bound binds.
+    A small read on ~10 MB gzip chunks is decode-bound (every touched chunk is inflated whole), the same read
+    on small chunks is bound by one request's latency, so the bound ratio is roughly decoded bytes x decode
+    time per byte over one round trip: it grows with decode cost and shrinks with latency, which is why it
+    differs by profile. A measured ratio above the bound ratio means the reader pays more on the baseline
+    than the bound does (serial fetch-then-decode on one connection and one core, as h5py readers do);
+    below it, the reader pays fixed costs (requests for the chunk index, its own latency) on the small read.
+    """
+    bound_ratio = baseline["seconds"] / best["seconds"] if best.get("seconds") else float("nan")
+
+    def side(name: str, floor: dict) -> str:
+        return (
+            f"{name} touches {floor['chunks']} chunk(s), {floor['compressed_bytes'] / 1e6:.1f} MB stored and "
+            f"{floor['chunk_bytes'] / 1e6:.1f} MB decoded for {floor['selection_bytes'] / 1e6:.1f} MB asked; "
+            f"its bound {floor['seconds'] * 1e3:.0f} ms is set by {floor['binding']} "
+            f"(network {floor['network_s'] * 1e3:.0f} ms, decode {floor['decode_s'] * 1e3:.0f} ms on "
+            f"{floor['decode_cores']} core(s))"
+        )
+
+    text = [
+        f"{baseline['workload']} under {baseline['profile']}: bound ratio {bound_ratio:.1f}x.",
+        side("The baseline", baseline) + ";",
+        side("The best layout", best) + ".",
+    ]
+    if measured is not None:
+        if measured > bound_ratio:
+            how = "above the bound ratio: the reader pays more than the bound on the baseline (fetch and decode "
+            how += "one chunk after the other, on one connection and one core)"
+        else:
+            how = "at or below the bound ratio: the reader's fixed costs (chunk-index and metadata requests, "
+            how += "per-request latency) weigh on the small read"
+        text.append(f"Measured {measured:.1f}x, {how}.")
+    if claimed is not None and measured is not None:
+        text.append(
+            f"The seed reports {claimed:.0f}x; the ratio scales with the decoded bytes the baseline touches (its "
+            f"chunk shape and the codec's decode speed on the machine) over the latency of the small read, so a "
+            f"different machine, codec speed or network gives a different multiple: here {measured:.1f}x."
+        )
+    return " ".join(text)

@@ -3,14 +3,17 @@
 ``ophys`` and ``ecephys`` are one bulk recording each; ``session`` is a rich session file (hundreds of small
 objects) beside a bulk AP-band series, for the open workloads where paged HDF5 acts.
 
-Sizes. ``tiny`` is for tests. ``quick`` is the smallest recording on which every read is the real one: whole
-512x512 frames, 384 channels at 30 kHz, the ophys patch's 500 frames, NeuroConv's default chunk shapes
-exactly as for a long recording. ``full`` is the layout study's size, bounded by this machine's disk: every
-study layout is written once here and once more into the embedded store (~30 layouts per modality). Every
-read except the per-electrode trace sees exactly what it would see in an hour-long recording (same chunk
-shapes, same chunks touched); the per-electrode trace is 30 s long instead of a session's minutes, and its
-time grows linearly with length for every layout alike, so the layout ratios are those of a longer
-recording (and the file's chunk index is smaller, which makes opening no slower than in a real file).
+Sizes. ``tiny`` is for tests. ``quick`` and ``full`` are real in everything a read sees: whole 512x512
+frames, 384 channels at 30 kHz, the ophys patch's 500 frames, and NeuroConv's default chunk shapes exactly as
+for an hour-long recording, so the patch, the clip, the window and the opens touch the same chunks as in a
+real file. What is short is the recording's length, which only the per-electrode trace reads whole: its time
+grows linearly with length for every layout alike (it touches every time chunk of one channel), so layout
+ratios are those of a longer recording; a longer file would only have a larger chunk index.
+
+``full`` is the layout study's size, bounded by this machine's disk (~60 GB free, shared): the study writes
+~29 layouts per modality, each once here and once more into the embedded store, ~17 GB of files plus their
+~17 GB copy at these sizes (5-minute recordings would need ~10 times that). The per-electrode trace is 20 s
+(600,000 samples: 8 of NeuroConv's 78,125-sample chunks, 3 of the workload-friendly 2^18).
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ MODALITIES: dict[str, Modality] = {
         sizes={
             "tiny": EcephysSpec(n_samples=45_000, n_channels=32),
             "quick": EcephysSpec(n_samples=10 * 30_000),  # 10 s of a 384-channel probe, 230 MB raw
-            "full": EcephysSpec(n_samples=30 * 30_000),  # 30 s, 691 MB raw (see the module docstring)
+            "full": EcephysSpec(n_samples=20 * 30_000),  # 20 s, 461 MB raw (see the module docstring)
         },
         signal=EcephysSignal,
         build=ecephys_nwbfile,

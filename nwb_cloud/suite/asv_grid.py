@@ -123,8 +123,9 @@ class StreamingBenchmark:
 
     def time_workload(self, method: str, layout: str, profile: str) -> None:
         with CLOCK.paused(), self._failures("open"):
+            cell_run = self._cell_run()  # made first: it sets ``self.traffic`` (the profile's proxy counters)
             opening = self.traffic.mark() if self.traffic else None
-            self._cell_run().setup()  # a fresh handle, unless opening is the workload itself
+            cell_run.setup()  # a fresh handle, unless opening is the workload itself
             # what the untimed open cost on the wire (a read-ahead cache may fetch the selection here)
             self.open_cost = (self.traffic.snapshot() - opening).to_dict() if self.traffic else {}
             self.before = self.traffic.mark() if self.traffic else None
@@ -212,13 +213,16 @@ def benchmark_classes() -> dict[str, type]:
     grid = state.grid
     classes = {}
     for workload in grid.workloads:
+        methods, layouts, profiles = grid.axes_of(workload)  # the values some measured cell needs
+        if not methods:
+            continue
         classes[_class_name(workload)] = type(
             _class_name(workload),
             (StreamingBenchmark,),
             {
                 "__doc__": get_workload(workload).description,
                 "workload": workload,
-                "params": [list(grid.methods), grid.layouts_of(workload), list(grid.profiles)],
+                "params": [methods, layouts, profiles],
                 "repeat": grid.repeat,
             },
         )

@@ -26,7 +26,11 @@ REPEATS = {"tiny": 2, "quick": 3, "full": 5}
 EVERYWHERE = ["fsspec", "remfile", "kerchunk"]
 # The layout study's methods: the two that labs use most, and the reference-index reader when it exists.
 STUDY_METHODS = ["fsspec", "remfile", "nwb-index"]
+QUICK_METHODS = ["fsspec", "remfile"]  # a quick run's layout block: the two h5py readers labs use most
 MAIN_PROFILE = "in-region"
+# The seed's two reads and the opens: what every method is measured on (the opposing reads and the session
+# open are measured by fewer methods, see the blocks below).
+SEED_WORKLOADS = ("ophys_patch", "ecephys_electrode", "open_ophys", "open_ecephys")
 STUDY_PROFILES = ["in-region", "lab"]  # where the network binds least and most among realistic readers
 PROFILES_BY_SIZE = {
     "tiny": ["loopback", "in-region"],
@@ -39,14 +43,27 @@ def default_grid(settings: Settings) -> Grid:
     """The grid of a run: a union of named blocks (sub-grids), so that its cost is chosen, not a product.
 
     quick (and tiny): every method on the two core layouts under the main profile, the ``EVERYWHERE``
-    methods under every profile, the ``STUDY_METHODS`` on the representative ``QUICK_LAYOUTS`` with every
-    workload, and every method opening the session file (default and paged).
+    methods under every profile, the ``QUICK_METHODS`` on the representative ``QUICK_LAYOUTS`` with every
+    workload, and the everywhere and study methods opening the session file (default and paged).
 
-    full, the layout study: every method on the core layouts under the main profile and lab (the
-    ``EVERYWHERE`` ones under every profile); the ``STUDY_METHODS`` on the chunk-shape sweep (every
-    workload of the modality) and on the codec sweep (the reads only: opening does not depend on the
-    codec) under in-region and lab; the paged layouts with the study methods, the Zarr layouts with the
-    Zarr readers; the session file with every method. See :func:`estimate_seconds` for what it costs.
+    full, the layout study: every method on the seed's reads and the opens of the core layouts under
+    in-region and lab (the ``EVERYWHERE`` ones under every profile); the ``STUDY_METHODS`` on the core
+    layouts and the chunk-shape sweep with every workload (the opposing reads included), on the codec sweep
+    with the seed's two reads (opening does not depend on the codec, and the opposing reads on small chunks
+    are bound by requests, not decode), and on the paged layouts; the Zarr readers on the Zarr layouts;
+    every method opening the session file (default and paged). All of it under in-region and lab.
+
+    What it costs on this 2-core machine, estimated from the codec speeds measured here, the profiles'
+    latency and per-connection bandwidth, one request per chunk for every reader (pessimistic for
+    nwb-index, which coalesces them) and ~30 ms of asv per parameter combination (one process each, even
+    when skipped):
+
+    * quick: 208 cells x 3 samples, ~18 min of samples + ~3 min of asv + ~5 min of writing the first time;
+      the seed's patch on NeuroConv's default (27 chunks of 10 MB gzip to decode per sample, every method)
+      is a third of it;
+    * full: 870 cells x 5 samples, ~5.5 h of samples + ~15 min of asv + ~1 h of writing 57 files (~17 GB,
+      twice that with the store's copy). The longest cells are the opposing reads on small chunks (a
+      30-frame clip touches 256-1,024 chunks: one request each) and the lab profile.
     """
     if settings.source == "dandi":  # real S3: the network is what it is, and the layout is as published
         workloads = [w for w, row in WORKLOADS.items() if row.modality in DANDI_ASSETS]
@@ -56,15 +73,16 @@ def default_grid(settings: Settings) -> Grid:
     profiles = PROFILES_BY_SIZE[settings.size]
     methods = list(METHODS)
     bulk = [w for w, row in WORKLOADS.items() if row.modality != "session"]
-    seed = [w for w in bulk if w in ("ophys_patch", "ecephys_electrode", "open_ophys", "open_ecephys")]
+    seed = [w for w in bulk if w in SEED_WORKLOADS]
     session = [w for w, row in WORKLOADS.items() if row.modality == "session"]
     core = [layout.name for layout in CORE]
     blocks = [
         Block("methods", workloads=seed, layouts=core, profiles=[MAIN_PROFILE]),
         Block("profiles", workloads=seed, methods=_known(EVERYWHERE), layouts=core),
-        Block("layouts", workloads=bulk, methods=_known(STUDY_METHODS), layouts=list(QUICK_LAYOUTS),
+        Block("layouts", workloads=bulk, methods=_known(QUICK_METHODS), layouts=list(QUICK_LAYOUTS),
               profiles=[MAIN_PROFILE]),
-        Block("session", workloads=session, layouts=layouts_for("session", QUICK_LAYOUTS), profiles=[MAIN_PROFILE]),
+        Block("session", workloads=session, methods=_known([*EVERYWHERE, *STUDY_METHODS]),
+              layouts=layouts_for("session", QUICK_LAYOUTS), profiles=[MAIN_PROFILE]),
     ]  # fmt: skip
     return Grid(
         workloads=list(WORKLOADS),
@@ -79,7 +97,8 @@ def default_grid(settings: Settings) -> Grid:
 def study_grid() -> Grid:
     """The full-size layout study (see :func:`default_grid`)."""
     bulk = [w for w, row in WORKLOADS.items() if row.modality != "session"]
-    reads = [w for w in bulk if WORKLOADS[w].select is not None]
+    seed = [w for w in bulk if w in SEED_WORKLOADS]
+    seed_reads = [w for w in seed if WORKLOADS[w].select is not None]
     session = [w for w, row in WORKLOADS.items() if row.modality == "session"]
     core = [layout.name for layout in CORE]
     shapes = [f"{modality}-{'x'.join(map(str, shape))}" for modality, rows in SHAPES.items() for shape, _ in rows]
@@ -89,10 +108,10 @@ def study_grid() -> Grid:
     zarr_methods = [name for name, method in METHODS.items() if "zarr" in method.formats]
     study = _known(STUDY_METHODS)
     blocks = [
-        Block("methods", workloads=bulk, layouts=core, profiles=[MAIN_PROFILE, "lab"]),
-        Block("profiles", workloads=bulk, methods=_known(EVERYWHERE), layouts=core),
-        Block("shapes", workloads=bulk, methods=study, layouts=shapes, profiles=STUDY_PROFILES),
-        Block("codecs", workloads=reads, methods=study, layouts=codecs, profiles=STUDY_PROFILES),
+        Block("methods", workloads=seed, layouts=core, profiles=[MAIN_PROFILE, "lab"]),
+        Block("profiles", workloads=seed, methods=_known(EVERYWHERE), layouts=core),
+        Block("shapes", workloads=bulk, methods=study, layouts=[*core, *shapes], profiles=STUDY_PROFILES),
+        Block("codecs", workloads=seed_reads, methods=study, layouts=codecs, profiles=STUDY_PROFILES),
         Block("paged", workloads=bulk, methods=study, layouts=paged, profiles=STUDY_PROFILES),
         Block("zarr", workloads=bulk, methods=zarr_methods, layouts=zarr, profiles=STUDY_PROFILES),
         Block("session", workloads=session, layouts=layouts_for("session"), profiles=STUDY_PROFILES),

@@ -143,6 +143,20 @@ class Grid:
         meant = self.facts["layout_modalities"]
         return [lay for lay in self.layouts if meant.get(lay) is None or modality is None or modality in meant[lay]]
 
+    def axes_of(self, workload: str) -> tuple[list[str], list[str], list[str]]:
+        """(methods, layouts, profiles) with at least one measured cell of ``workload``, in the grid's order.
+
+        asv runs every combination of a class's params in its own process (~30 ms even when ``setup`` skips
+        it), so the generated classes list only these values: the product still holds cells that are not
+        measured, but not the values no cell of the workload needs.
+        """
+        cells = [cell for cell in self.cells() if cell[0] == workload]
+        return (
+            [m for m in self.methods if any(c[1] == m for c in cells)],
+            [lay for lay in self.layouts if any(c[2] == lay for c in cells)],
+            [p for p in self.profiles if any(c[3] == p for c in cells)],
+        )
+
     def profiles_of(self, workload: str, layout: str) -> list[str]:
         """The profiles under which some method reads ``layout`` for ``workload`` (where a bound is needed)."""
         return [p for p in self.profiles if any(not self.excludes(m, p, workload, layout) for m in self.methods)]
