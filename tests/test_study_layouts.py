@@ -241,3 +241,16 @@ def test_the_ratio_explanation_names_what_binds_each_side():
     ratio = default["seconds"] / friendly["seconds"]
     assert f"bound ratio {ratio:.1f}x" in text and "seed reports 14x" in text
     assert ("above the bound ratio" in text) == (ratio < 20.0)
+
+
+def test_the_storage_check_sees_a_different_codec_level_shape_or_page(study_catalog):
+    asset = study_catalog.asset("ophys", "ophys-neuroconv-blosc-zstd-bitshuffle")
+    on_disk = stored(asset.local_path, "acquisition/TwoPhotonSeries/data")
+    layout = get_layout("ophys-neuroconv-blosc-zstd-bitshuffle")
+    assert on_disk == requested(layout, asset.chunk_shape)
+    other_shuffle = Layout("x", "x", compressors=("Blosc",), compressor_options=({"cname": "zstd", "clevel": 5},))
+    assert on_disk != requested(other_shuffle, asset.chunk_shape)  # hdf5plugin's default shuffle is byte shuffle
+    assert on_disk != requested(layout, (asset.chunk_shape[0] - 1, *asset.chunk_shape[1:]))
+    paged = Layout("y", "y", compressors=layout.compressors, compressor_options=layout.compressor_options,
+                   page_size=2**20)  # fmt: skip
+    assert on_disk != requested(paged, asset.chunk_shape)

@@ -18,10 +18,10 @@ from nwb_cloud.datasets.layouts import Layout
 # HDF5 filter ids (h5py's own, and the registered plugin ids hdf5plugin uses)
 _HDF5_FILTERS = {1: "gzip", 2: "shuffle", 3: "fletcher32", 32000: "lzf", 32001: "Blosc", 32015: "Zstd"}
 _BLOSC_CODES = {0: "blosclz", 1: "lz4", 2: "lz4hc", 3: "snappy", 4: "zlib", 5: "zstd"}
+# Options a codec gets when a layout names none: h5py's / hdf5plugin's defaults, and numcodecs' for Zarr.
 _DEFAULT_OPTIONS = {
-    "gzip": {"level": 4},
-    "Zstd": {"clevel": 3},
-    "Blosc": {"cname": "blosclz", "clevel": 5, "shuffle": 1},
+    "hdf5": {"gzip": {"level": 4}, "Zstd": {"clevel": 3}, "Blosc": {"cname": "lz4", "clevel": 5, "shuffle": 1}},
+    "zarr": {"gzip": {"level": 1}, "Zstd": {"clevel": 1}, "Blosc": {"cname": "lz4", "clevel": 5, "shuffle": 1}},
 }
 
 
@@ -33,15 +33,16 @@ class Storage:
     page_size: int | None = None
 
 
-def _codec(name: str, options: dict | None) -> tuple[str, tuple]:
-    merged = {**_DEFAULT_OPTIONS.get(name, {}), **(options or {})}
+def _codec(name: str, options: dict | None, backend: str = "hdf5") -> tuple[str, tuple]:
+    merged = {**_DEFAULT_OPTIONS[backend].get(name, {}), **(options or {})}
     return name, tuple(sorted(merged.items()))
 
 
 def requested(layout: Layout, chunk_shape: tuple[int, ...]) -> Storage:
     """The storage ``layout`` asks for, for a series chunked as ``chunk_shape``."""
     options = layout.compressor_options or (None,) * len(layout.compressors)
-    codecs = tuple(_codec(name, option) for name, option in zip(layout.compressors, options, strict=True))
+    pairs = zip(layout.compressors, options, strict=True)
+    codecs = tuple(_codec(name, option, layout.backend) for name, option in pairs)
     return Storage(layout.backend, tuple(chunk_shape), codecs, layout.page_size)
 
 
@@ -83,9 +84,10 @@ def _hdf5_codec(code: int, values: tuple[int, ...]) -> tuple[str, tuple]:
 def _zarr_codec(config: dict) -> tuple[str, tuple]:
     kind = config["id"]
     if kind == "gzip":
-        return _codec("gzip", {"level": config.get("level", 4)})
+        return _codec("gzip", {"level": config["level"]}, "zarr")
     if kind == "blosc":
-        return _codec("Blosc", {"cname": config["cname"], "clevel": config["clevel"], "shuffle": config["shuffle"]})
+        options = {"cname": config["cname"], "clevel": config["clevel"], "shuffle": config["shuffle"]}
+        return _codec("Blosc", options, "zarr")
     if kind == "zstd":
-        return _codec("Zstd", {"clevel": config.get("level", 3)})
+        return _codec("Zstd", {"clevel": config["level"]}, "zarr")
     return kind, tuple(sorted((k, v) for k, v in config.items() if k != "id"))
