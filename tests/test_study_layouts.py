@@ -254,3 +254,10 @@ def test_the_storage_check_sees_a_different_codec_level_shape_or_page(study_cata
     paged = Layout("y", "y", compressors=layout.compressors, compressor_options=layout.compressor_options,
                    page_size=2**20)  # fmt: skip
     assert on_disk != requested(paged, asset.chunk_shape)
+
+
+@pytest.mark.parametrize("method", [name for name, m in METHODS.items() if "zarr" in m.formats])
+@pytest.mark.parametrize("workload", ["ophys_clip", "open_ecephys"])
+def test_every_zarr_reader_reads_the_native_zarr_assets(study_catalog, data_dir, method, workload):
+    run = CellRun(study_catalog, Cell(workload, method, "workload-friendly-zarr"), expected_dir=data_dir / "expected")
+    run.once()
