@@ -115,3 +115,10 @@ def test_the_cli_starts_without_importing_the_heavy_stack():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_index_formats_offered_are_the_ones_storage_knows():
+    from nwb_cloud.cli.index import FORMATS
+    from nwb_cloud.refs.storage import FORMATS as STORED
+
+    assert FORMATS == STORED

@@ -9,24 +9,27 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from nwb_cloud.access.nwb_index import CACHE_FOLDER, open_found
 from nwb_cloud.cli._common import settings_from
 from nwb_cloud.cli.read import _store_for
-from nwb_cloud.refs import build_index
-from nwb_cloud.refs import sidecar as sidecars
-from nwb_cloud.refs.cache import IndexCache
-from nwb_cloud.refs.errors import RefsError
-from nwb_cloud.refs.fetch import RangeReader
-from nwb_cloud.refs.locate import find_index
-from nwb_cloud.refs.progress import progress_bar
-from nwb_cloud.refs.storage import FORMATS, chunk_references
+
+# the storage formats of nwb_cloud.refs.storage, spelled out: importing nwb_cloud.refs loads pynwb and zarr,
+# which every `nwb-cloud` start (one per batch job step) would then pay for
+FORMATS = ("json", "parquet", "auto")
 
 
-def _cache(args) -> IndexCache:
+def _cache(args):
+    from nwb_cloud.access.nwb_index import CACHE_FOLDER
+    from nwb_cloud.refs.cache import IndexCache
+
     return IndexCache(settings_from(args).data_dir / CACHE_FOLDER)
 
 
 def build(args) -> int:
+    from nwb_cloud.refs import build_index
+    from nwb_cloud.refs import sidecar as sidecars
+    from nwb_cloud.refs.progress import progress_bar
+    from nwb_cloud.refs.storage import chunk_references
+
     store, key = _store_for(args.url, args)
     cache = _cache(args)
     identity = sidecars.head(store.client(), store, key)
@@ -49,6 +52,11 @@ def build(args) -> int:
 
 
 def open_(args) -> int:
+    from nwb_cloud.access.nwb_index import open_found
+    from nwb_cloud.refs.fetch import RangeReader
+    from nwb_cloud.refs.locate import find_index
+    from nwb_cloud.refs.progress import progress_bar
+
     store, key = _store_for(args.url, args)
     started = time.perf_counter()
     reader = RangeReader(store, key)
@@ -73,6 +81,9 @@ def open_(args) -> int:
 
 
 def info(args) -> int:
+    from nwb_cloud.refs import sidecar as sidecars
+    from nwb_cloud.refs.errors import RefsError
+
     cache = _cache(args)
     if args.url:
         store, key = _store_for(args.url, args)

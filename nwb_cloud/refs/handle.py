@@ -7,23 +7,15 @@ decoder per usable core, and the :class:`~nwb_cloud.refs.zarr_store.IndexStore` 
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 from hdmf_zarr.nwb import NWBZarrIO
 
 import nwb_cloud.refs.codecs  # noqa: F401 - registers the codec of compound datasets before zarr reads one
 from nwb_cloud.refs.fetch import RangeReader
-from nwb_cloud.refs.plan import Policy
+from nwb_cloud.refs.plan import Policy, usable_cores
 from nwb_cloud.refs.reader import check_index
 from nwb_cloud.refs.zarr_store import METADATA, IndexStore
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 class IndexHandle:

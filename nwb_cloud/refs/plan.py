@@ -17,8 +17,9 @@ so each chunk can be decoded as soon as the requests holding it have arrived.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MiB = 2**20
 
@@ -27,10 +28,15 @@ MiB = 2**20
 class Policy:
     """How a reader fetches chunks: the knobs of the plan and of the fetcher that carries it out."""
 
-    concurrency: int = 16  # requests (hence connections) in flight at most
+    # requests (hence connections) in flight at most: 16 carry ~1.4 GB/s at S3's ~88 MB/s per connection, but
+    # every request costs CPU and its bytes must be decoded by the same cores: on 2 cores, 8 read the
+    # decode-bound quick cells ~10% faster than 16 (in-region, 5 samples each), so 4 per core up to 16
+    concurrency: int = field(default_factory=lambda: min(16, 4 * usable_cores()))
     max_gap: int = 1 * MiB  # bytes between two chunks that one request still reads through (-1: none)
     min_part: int = 1 * MiB
-    max_part: int = 16 * MiB
+    # 8 MiB, the low end of AWS's 8-16 MB: a chunk is decoded only once its request has arrived, so smaller
+    # requests start the decoding sooner (lab, 150 MB patch read: 1.14x of the bound against 1.49x at 16 MiB)
+    max_part: int = 8 * MiB
     budget: int = 256 * MiB  # compressed bytes fetched or decoded ahead of the reader, at most
     # connections opened (a HEAD each) in the background while pynwb reads the index: a new connection costs
     # 2 round trips (TCP + TLS), ~60 ms on a campus link; 2 (with the open's own HEAD: 3 warm) takes that off
@@ -41,6 +47,13 @@ class Policy:
     def part_size(self, total: int) -> int:
         """The largest request for ``total`` bytes: enough requests to keep ``concurrency`` connections busy."""
         return max(self.min_part, min(self.max_part, math.ceil(total / max(1, self.concurrency))))
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
