@@ -5,6 +5,7 @@ No other module reads environment variables: they take a :class:`Settings` (or t
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -66,3 +67,27 @@ class Settings:
 
     def with_(self, **changes) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def usable_cores() -> int:
+    """Cores this process may use: the affinity mask, lowered by a container's CPU quota if it has one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    return max(1, min(cores, math.ceil(quota))) if quota else cores
+
+
+def _cgroup_cpu_quota() -> float | None:
+    """CPUs allowed by the cgroup (v2 ``cpu.max`` or v1 ``cfs_quota_us``), or None when unlimited/unknown."""
+    try:
+        v2 = Path("/sys/fs/cgroup/cpu.max")
+        if v2.exists():
+            quota, period = v2.read_text().split()[:2]
+            return None if quota == "max" else int(quota) / int(period)
+        v1 = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+        if v1.exists():
+            quota = int(v1.read_text())
+            period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+            return None if quota <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+    return None

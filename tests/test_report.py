@@ -430,3 +430,20 @@ def test_run_info_matched_by_commit_then_by_machine(tmp_path):
     matched = run_info_for(infos, "m", "fff")
     assert matched["run_id"] == "20261102T000000-b" and matched["_matched"] == "machine"
     assert run_info_for(infos, "nowhere", "fff") is None
+
+
+def test_a_run_of_another_size_is_shown_beside_the_latest_not_instead(results_dir, tmp_path):
+    """The full-size study and a later quick run are different experiments: the page keeps both."""
+    root = tmp_path / "results"
+    shutil.copytree(results_dir, root)
+    study = "5tudy000" + "0" * 32
+    _write_synthetic(root, study, datetime.datetime(2026, 11, 10, tzinfo=datetime.UTC), scale=2.0)
+    info = json.loads((DATA / "report" / "run-info-synth.json").read_text())
+    info.update(run_id="20261110T000000-study", commit=study[:8], size="full")
+    (root / "run-info" / "20261110T000000-study.json").write_text(json.dumps(info))
+    cells = load_cells(root)
+    synth = cells[cells["machine"] == MACHINE]
+    assert set(zip(synth["size"], synth["commit"])) == {("quick", COMMIT), ("full", study)}
+    assert OLD_COMMIT not in set(cells["commit"])  # an older run without run info still gives way
+    page = build(root, tmp_path / "reports").read_text()
+    assert f"{MACHINE}, full" in page and f"{MACHINE}, quick" in page

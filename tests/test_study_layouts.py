@@ -27,6 +27,7 @@ from nwb_cloud.settings import Settings
 from nwb_cloud.suite.cell import Cell, CellRun
 from nwb_cloud.suite.prepare import STUDY_METHODS, default_grid
 from nwb_cloud.suite.state import NOT_IN_GRID, Grid, RunState
+from nwb_cloud.workloads import WORKLOADS
 
 PAIRS = [(m, name) for m in MODALITIES for name in layouts_for(m)]
 READ = {"ophys": "ophys_patch", "ecephys": "ecephys_electrode", "session": "open_session"}
@@ -34,8 +35,9 @@ READ = {"ophys": "ophys_patch", "ecephys": "ecephys_electrode", "session": "open
 
 @pytest.fixture(scope="module")
 def study_catalog(store, data_dir):
-    """Every (modality, layout) pair of the matrix, tiny, uploaded (the quick layouts come from the cache)."""
-    return prepare_embedded(store, data_dir, "tiny", 0, progress=False, log=lambda *_: None)
+    """Every (modality, layout) pair of the matrix, tiny, uploaded (written two at a time; the quick layouts come
+    from the cache)."""
+    return prepare_embedded(store, data_dir, "tiny", 0, progress=False, log=lambda *_: None, workers=2)
 
 
 # -- the matrix ------------------------------------------------------------------------------------------------
@@ -192,11 +194,11 @@ def test_the_report_counts_inapplicable_and_unmeasured_cells_as_not_in_the_grid(
     from nwb_cloud.report.run_info import grid_excludes
 
     info = {"grid": default_grid(Settings(size="full")).to_dict()}
-    inapplicable = grid_excludes(info, "remfile", "lab", "ophys_patch", "ecephys-1300x384")
+    inapplicable = grid_excludes(info, "remfile", "in-region", "ophys_patch", "ecephys-1300x384")
     assert inapplicable.startswith(NOT_IN_GRID) and "does not apply" in inapplicable
-    unmeasured = grid_excludes(info, "lindi", "lab", "ophys_patch", "ophys-neuroconv-zstd")
+    unmeasured = grid_excludes(info, "lindi", "in-region", "ophys_patch", "ophys-neuroconv-zstd")
     assert unmeasured.startswith(NOT_IN_GRID) and "codecs block measures fsspec, remfile" in unmeasured
-    assert grid_excludes(info, "remfile", "lab", "ophys_patch", "ophys-neuroconv-zstd") is None
+    assert grid_excludes(info, "remfile", "in-region", "ophys_patch", "ophys-neuroconv-zstd") is None
 
 
 # -- the grids ------------------------------------------------------------------------------------------------
@@ -211,7 +213,21 @@ def test_the_full_grid_is_the_study():
     assert not grid.measures("hdmf-zarr", "ophys", "ophys-neuroconv-zstd")
     # opening does not depend on the codec: the codec sweep times the reads only
     assert not any(w.startswith("open") for w, _, layout, _ in grid.cells() if layout == "ecephys-neuroconv-lzf")
-    assert {p for w, *_, p in grid.cells() if w == "open_session"} == {"in-region", "lab"}
+    assert {p for w, *_, p in grid.cells() if w == "open_session"} == {"in-region"}
+    # the shape sweep is read under lab too (where the network binds): the recommendation depends on it
+    lab = {(w, layout) for w, _, layout, p in grid.cells() if p == "lab"}
+    assert ("ophys_patch", "ophys-200x16x16") in lab and ("ecephys_electrode", "ecephys-65536x1") in lab
+    assert len(grid.cells()) <= 450  # ~1.5 h on 2 cores with the files written (see default_grid)
+
+
+@pytest.mark.parametrize("size", ["quick", "full"])
+def test_open_only_variants_are_measured_on_opens_only(size):
+    grid = default_grid(Settings(size=size))
+    variants = {name for name, method in METHODS.items() if method.variant_of}
+    assert variants, "the registry names the variants that differ only in how they open"
+    measured = {(w, m) for w, m, *_ in grid.cells() if m in variants}
+    assert measured and all(WORKLOADS[w].select is None for w, _ in measured)
+    assert all(METHODS[m].variant_of in {c[1] for c in grid.cells()} for m in variants)
 
 
 def test_the_quick_grid_keeps_a_representative_subset():

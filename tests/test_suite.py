@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from nwb_cloud.access import METHODS
-from nwb_cloud.cloud.profiles import PROFILES
 from nwb_cloud.datasets.catalog import CatalogError
 from nwb_cloud.settings import Settings
 from nwb_cloud.suite.prepare import default_grid, prepare_run
@@ -110,7 +109,9 @@ def test_default_grid_reads_the_registries():
     assert not grid.excludes("remfile", "loopback") and not grid.excludes("fsspec-none", "in-region")
     assert grid.excludes("fsspec-none", "loopback")
     full = default_grid(Settings(size="full"))
-    assert full.profiles == list(PROFILES) and not full.excludes("fsspec-none", "lab")
+    # full (the study): every method under the main profile; the network-bound contrast (lab) on the seed reads
+    assert full.profiles == ["in-region", "lab"] and not full.excludes("fsspec-none", "in-region")
+    assert full.excludes("fsspec-none", "lab") and not full.excludes("remfile", "lab", "ophys_patch", "ophys-200x16x16")
     assert default_grid(Settings(source="dandi")).layouts == ["as-published"]
 
 

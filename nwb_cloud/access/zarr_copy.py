@@ -156,5 +156,6 @@ METHODS = [
         open=_opener("hdmf-zarr-unconsolidated", "r-"),
         formats=("hdf5", "zarr"),
         prepare=_prepare_zarr,
+        variant_of="hdmf-zarr",
     ),
 ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from pathlib import Path
 
@@ -22,34 +21,11 @@ from nwb_cloud.analysis.loopback import stored_loopback_throughput
 from nwb_cloud.analysis.metadata import count_open_reads, time_local_open
 from nwb_cloud.cloud.profiles import Profile, get_profile
 from nwb_cloud.datasets.catalog import Asset
+from nwb_cloud.settings import usable_cores
 from nwb_cloud.workloads import Workload, get_workload
 
 MEASURE_VERSION = 1  # bump when what is measured, or how, changes
 REPEATS = 3
-
-
-def machine_cores() -> int:
-    """Cores this process may use: the affinity mask, lowered by a container's CPU quota if it has one."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    quota = _cgroup_cpu_quota()
-    return max(1, min(cores, math.ceil(quota))) if quota else cores
-
-
-def _cgroup_cpu_quota() -> float | None:
-    """CPUs allowed by the cgroup (v2 ``cpu.max`` or v1 ``cfs_quota_us``), or None when unlimited/unknown."""
-    try:
-        v2 = Path("/sys/fs/cgroup/cpu.max")
-        if v2.exists():
-            quota, period = v2.read_text().split()[:2]
-            return None if quota == "max" else int(quota) / int(period)
-        v1 = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
-        if v1.exists():
-            quota = int(v1.read_text())
-            period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
-            return None if quota <= 0 else quota / period
-    except (OSError, ValueError):
-        return None
-    return None
 
 
 def dataset_path(asset: Asset) -> str:
@@ -59,7 +35,7 @@ def dataset_path(asset: Asset) -> str:
 def measure(asset: Asset, workload: Workload, repeats: int = REPEATS) -> Measured:
     """Index and time ``workload`` on ``asset``'s local copy (no cache; see :func:`measured`)."""
     local = _local_copy(asset)
-    cores = machine_cores()
+    cores = usable_cores()
     if workload.select is None:
         reads, _ = count_open_reads(local, lambda nwbfile: workload.run(nwbfile, asset.series))
         local_s = time_local_open(local, lambda nwbfile: workload.run(nwbfile, asset.series), repeats=repeats)
@@ -101,7 +77,7 @@ def measured(asset: Asset, workload: Workload, data_dir: str | Path, repeats: in
         "etag": asset.etag,
         "local_size": local.stat().st_size if local.is_file() else None,
         "workload": workload.name,
-        "cores": machine_cores(),
+        "cores": usable_cores(),
         "version": MEASURE_VERSION,
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]

@@ -20,7 +20,7 @@ from nwb_cloud.batch.estimate import GIB, Estimator, StepEstimate
 from nwb_cloud.batch.prices import INSTANCE_TYPES, PriceTable
 from nwb_cloud.cloud.transfer import TRANSFER
 from nwb_cloud.convert.pipeline import SessionSize, preflight
-from nwb_cloud.convert.records import Record, available_cores
+from nwb_cloud.convert.records import Record
 from nwb_cloud.convert.spec import ConversionSpec
 from nwb_cloud.convert.steps import STEPS, done_record
 
@@ -132,7 +132,7 @@ def make_plan(
     finished = tuple(s.session.name for s in sizes if s not in pending)
     assumptions = [f"memory per conversion: {memory_need / GIB:.1f} GiB ({memory_basis})"]
     if executor == "local":
-        machine = Machine("local", available_cores(), 0.0, 0.0)
+        machine = Machine("local"(), 0.0, 0.0)
         planned = [_plan_session(s, estimator, machine) for s in pending]
         disk_gib, cost, alternatives = 0, Cost(0, 0, 0, 0, 0, 0), ()
         assumptions.append("local run: no charges")

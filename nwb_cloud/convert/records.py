@@ -8,7 +8,6 @@ JSON lines, easy to inspect, merge and share between machines.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -43,10 +42,6 @@ class Record:
     def from_dict(cls, data: dict) -> Record:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def peak_memory_bytes() -> int:

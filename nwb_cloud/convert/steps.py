@@ -23,8 +23,9 @@ from nwb_cloud.convert.digests import Digests
 from nwb_cloud.convert.errors import ConvertError, SourceError
 from nwb_cloud.convert.places import LocalPlace, place_from_dict
 from nwb_cloud.convert.rclone import Rclone, include_rules
-from nwb_cloud.convert.records import Record, available_cores, peak_memory_bytes
+from nwb_cloud.convert.records import Record, peak_memory_bytes
 from nwb_cloud.convert.spec import ConversionSpec, Session
+from nwb_cloud.settings import usable_cores
 
 STEPS = ("transfer", "convert", "upload")
 TRANSFERRED, CONVERTED = "transferred.json", "converted.json"
@@ -106,7 +107,7 @@ class StepResult:
             step=self.step,
             interface=job.session.interface_key,
             bytes=self.source_bytes,
-            cores=job.cores.get(self.step) or available_cores(),
+            cores=job.cores.get(self.step) or usable_cores(),
             seconds=round(seconds, 3),
             cost=round(seconds / 3600 * job.hourly_cost.get(self.step, 0.0), 6),
             instance_type=job.instance_type,

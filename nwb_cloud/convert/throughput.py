@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from nwb_cloud.convert.errors import CheckFailed
-from nwb_cloud.convert.records import Record, available_cores, peak_memory_bytes
+from nwb_cloud.convert.records import Record, peak_memory_bytes
 from nwb_cloud.convert.sources import RAW_FORMATS, conversion_spec, write_session
 from nwb_cloud.convert.spec import ConversionSpec
 
@@ -63,7 +63,7 @@ def measure(
         convert_session(session, root, output, get_layout(layout) if layout else None)
         seconds = time.perf_counter() - started
         _verify(output, raw.expected(), session.name)
-    return Measurement(interface, size, raw.nbytes, seconds, available_cores())
+    return Measurement(interface, size, raw.nbytes, seconds())
 
 
 def _verify(path: Path, expected: np.ndarray, name: str) -> None:

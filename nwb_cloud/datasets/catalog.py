@@ -12,6 +12,8 @@ A prepared catalog is part of the run's state file (:mod:`nwb_cloud.suite.state`
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from nwb_cloud.cloud.store import Store, StoreError
 from nwb_cloud.cloud.transfer import upload
 from nwb_cloud.datasets.layouts import get_layout, layouts_for
 from nwb_cloud.datasets.modalities import MODALITIES, get_modality
-from nwb_cloud.datasets.writer import write_recording
+from nwb_cloud.datasets.writer import asset_filename, raw_source, write_recording
 from nwb_cloud.errors import NwbCloudError
 
 
@@ -121,13 +123,19 @@ def prepare_embedded(
     layouts=None,
     progress: bool = True,
     log=print,
+    workers: int = 1,
 ) -> Catalog:
     """Generate (or reuse) every modality x layout file the layout applies to; upload what the store lacks.
+
+    ``workers`` > 1 writes the missing files that many at a time first (one core each: compression in h5py
+    is single-threaded), so a file's recorded write time is still one core's.
 
     A layout meant for other modalities (``Layout.modalities``) is not written for this one: that pair is
     no asset of the catalog, and the grid does not measure it.
     """
     catalog = Catalog(store=store, source="embedded", size=size, seed=seed)
+    if workers > 1:
+        _write_in_parallel(data_dir, size, seed, modalities, layouts, workers, log)
     for modality_name in modalities or MODALITIES:
         modality = get_modality(modality_name)
         for layout_name in layouts_for(modality.name, layouts):
@@ -158,6 +166,31 @@ def prepare_embedded(
                 )
             )
     return catalog
+
+
+def _write_in_parallel(data_dir: Path, size: str, seed: int, modalities, layouts, workers: int, log) -> None:
+    directory = Path(data_dir) / "assets"
+    missing = [
+        (modality.name, layout_name)
+        for modality in map(get_modality, modalities or MODALITIES)
+        for layout_name in layouts_for(modality.name, layouts)
+        if not (directory / asset_filename(modality, size, seed, get_layout(layout_name))).exists()
+    ]
+    if not missing:
+        return
+    for modality_name in dict.fromkeys(name for name, _ in missing):  # the raw copies first: shared by all
+        raw_source(get_modality(modality_name), size, seed, directory, progress=False)
+    log(f"writing {len(missing)} {size} files, {workers} at a time")
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(_write_one, name, layout, size, seed, directory) for name, layout in missing]
+        for done, future in enumerate(as_completed(futures), 1):
+            written = future.result()  # a failed write fails the preparation, naming its file
+            log(f"  [{done}/{len(missing)}] {written.path.name} in {written.seconds:.0f} s")
+
+
+def _write_one(modality_name: str, layout_name: str, size: str, seed: int, directory: Path):
+    return write_recording(get_modality(modality_name), get_layout(layout_name), size, seed, directory)
 
 
 def _local_size(path: Path) -> int:

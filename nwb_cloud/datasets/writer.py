@@ -61,6 +61,16 @@ def asset_filename(modality: Modality, size: str, seed: int, layout: Layout) -> 
     return f"{modality.name}-{size}-s{seed}-{layout.name}-{content_key(modality, size, seed, layout)}{suffix}"
 
 
+def raw_source(modality: Modality, size: str, seed: int, directory: Path, progress: bool = False):
+    """The signal of ``modality`` at ``size``: generated once into a raw ``.npy`` copy, then memory-mapped for
+    every layout (tiny files are generated directly). Writers running in parallel need it made first."""
+    source = modality.signal(modality.spec(size), seed)
+    if size == "tiny":
+        return source
+    raw_name = asset_filename(modality, size, seed, RAW).removesuffix(".nwb") + ".npy"
+    return materialize(source, Path(directory) / "raw" / raw_name, progress=progress)
+
+
 def write_recording(
     modality: Modality, layout: Layout, size: str, seed: int, directory: Path, progress: bool = False
 ) -> Written:
@@ -74,9 +84,8 @@ def write_recording(
         )
     path = directory / asset_filename(modality, size, seed, layout)
     source = modality.signal(modality.spec(size), seed)
-    if size != "tiny" and not path.exists():  # generated once, then memory-mapped for every layout
-        raw_name = asset_filename(modality, size, seed, RAW).removesuffix(".nwb") + ".npy"
-        source = materialize(source, directory / "raw" / raw_name, progress=progress)
+    if not path.exists():
+        source = raw_source(modality, size, seed, directory, progress=progress)
     chunk_shape = layout.chunk_shape(modality, source.shape, source.dtype)
     if path.exists():
         return Written(path=path, chunk_shape=chunk_shape, seconds=0.0, cached=True, **_facts(path, modality))

@@ -13,9 +13,10 @@ from hdmf_zarr.nwb import NWBZarrIO
 
 import nwb_cloud.refs.codecs  # noqa: F401 - registers the codec of compound datasets before zarr reads one
 from nwb_cloud.refs.fetch import RangeReader
-from nwb_cloud.refs.plan import Policy, usable_cores
+from nwb_cloud.refs.plan import Policy
 from nwb_cloud.refs.reader import check_index
 from nwb_cloud.refs.zarr_store import METADATA, IndexStore
+from nwb_cloud.settings import usable_cores
 
 
 class IndexHandle:

@@ -17,9 +17,10 @@ so each chunk can be decoded as soon as the requests holding it have arrived.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from nwb_cloud.settings import usable_cores
 
 MiB = 2**20
 
@@ -47,13 +48,6 @@ class Policy:
     def part_size(self, total: int) -> int:
         """The largest request for ``total`` bytes: enough requests to keep ``concurrency`` connections busy."""
         return max(self.min_part, min(self.max_part, math.ceil(total / max(1, self.concurrency))))
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

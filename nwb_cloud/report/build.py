@@ -40,9 +40,10 @@ def build(results_dir: Path, out_dir: Path) -> Path:
     every_run = cells_frame(records, infos)
     latest = latest_runs(every_run)
     runs = []
-    for machine, cells in latest.groupby("machine", sort=True):
+    for (machine, size), cells in latest.groupby(["machine", "size"], sort=True):
         commit = cells["commit"].iloc[0]
-        earlier = every_run[(every_run["machine"] == machine)][["commit", "env"]].drop_duplicates()
+        same = (every_run["machine"] == machine) & (every_run["size"] == size)
+        earlier = every_run[same][["commit", "env"]].drop_duplicates()
         runs.append(
             page.Run(
                 machine=machine,
@@ -52,6 +53,7 @@ def build(results_dir: Path, out_dir: Path) -> Path:
                 cells=cells.reset_index(drop=True),
                 info=run_info_for(infos, machine, commit),
                 earlier_runs=len(earlier) - 1,
+                size=size,
             )
         )
     for run in runs:
@@ -65,10 +67,10 @@ def build(results_dir: Path, out_dir: Path) -> Path:
 
 
 def _draw(run: page.Run, out_dir: Path) -> None:
-    prefix = anchor_id(run.machine)
+    prefix = run.key
     for workload in run.workloads():
         cells = run.cells[run.cells["workload"] == workload]
-        title = f"{workload} on {run.machine} ({run.commit[:8]})"
+        title = f"{workload} on {run.label} ({run.commit[:8]})"
         drawn = {
             "time": figures.time_figure(cells, title, out_dir / "figures" / f"{prefix}-{workload}-time"),
             "bound": figures.bound_figure(cells, title, out_dir / "figures" / f"{prefix}-{workload}-bound"),
@@ -78,7 +80,7 @@ def _draw(run: page.Run, out_dir: Path) -> None:
                 run.figures[(workload, kind)] = f"figures/{paths[1].name}"
     paths = figures.headline_figure(
         headline_ratios(run.cells),
-        f"Best layout vs default on {run.machine}",
+        f"Best layout vs default on {run.label}",
         out_dir / "figures" / f"{prefix}-headline",
     )
     if paths:
@@ -98,15 +100,15 @@ def _render(runs: list[page.Run], reliability: pd.DataFrame, results_dir: Path, 
     intro = (
         f"<h1>{esc(TITLE)}</h1>"
         + paragraph(
-            f"Generated {generated} from the asv results in {results_dir}. Each machine's latest run is shown; "
-            "per-benchmark history and graphs are in the asv pages."
+            f"Generated {generated} from the asv results in {results_dir}. Each machine's latest run of each data "
+            "size is shown; per-benchmark history and graphs are in the asv pages."
         )
         + ('<p><a href="html/index.html">asv pages</a> · ' if asv_pages.exists() else "<p>")
         + '<a href="tables/cells.csv">cells.csv</a> · <a href="tables/headline_ratios.csv">headline_ratios.csv</a></p>'
     )
     body = [intro, page.alerts(runs, reliability), _contents(runs, reliability)]
     for run in runs:
-        label = f" — {run.machine}" if len(runs) > 1 else ""
+        label = f" — {run.label}" if len(runs) > 1 else ""
         body.append(section(f"{run.key}-how", f"How to read this{label}", page.how_to_read(run)))
         body.append(section(f"{run.key}-headline", f"Headline{label}", page.headline(run)))
         body.extend(page.workload_section(run, workload) for workload in run.workloads())
@@ -119,7 +121,7 @@ def _render(runs: list[page.Run], reliability: pd.DataFrame, results_dir: Path, 
 def _contents(runs: list[page.Run], reliability: pd.DataFrame) -> str:
     items = []
     for run in runs:
-        label = f" ({run.machine})" if len(runs) > 1 else ""
+        label = f" ({run.label})" if len(runs) > 1 else ""
         items.append(f'<a href="#{run.key}-how">How to read this{esc(label)}</a>')
         items.append(f'<a href="#{run.key}-headline">Headline{esc(label)}</a>')
         items += [f'<a href="#{anchor_id(run.key, w)}">{esc(w)}{esc(label)}</a>' for w in run.workloads()]

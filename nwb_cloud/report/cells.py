@@ -65,6 +65,7 @@ def cells_frame(records: list[Record], run_infos: list[dict] | None = None) -> p
     frame["run_started"] = frame.groupby(["machine", "commit", "env"])["run_started"].transform("max")
     infos = {run: run_info_for(run_infos, *run) or {} for run in set(zip(frame["machine"], frame["commit"]))}
     frame["reason"] = [_reason(row, infos[row["machine"], row["commit"]]) for row in frame.to_dict("records")]
+    frame["size"] = [str(infos[m, c].get("size") or "-") for m, c in zip(frame["machine"], frame["commit"])]
     _fill_from_floors(frame, infos)
     return _derive(frame)
 
@@ -205,9 +206,16 @@ def _status(status: str, reason: str) -> str:
 
 
 def latest_runs(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per machine, the cells of its most recent run (the results file whose benchmarks ran last)."""
+    """Per machine and data size, the cells of the most recent run (the results file whose benchmarks ran last):
+    a quick run and the full-size study are different experiments, and one does not replace the other."""
     if frame.empty:
         return frame
-    runs = frame.groupby(["machine", "commit", "env"], as_index=False)["run_started"].max()
-    newest = runs.sort_values("run_started").groupby("machine").tail(1)
-    return frame.merge(newest[["machine", "commit", "env"]], on=["machine", "commit", "env"])
+    if "size" not in frame:
+        frame = frame.assign(size="-")
+    runs = frame.groupby(["machine", "size", "commit", "env"], as_index=False)["run_started"].max()
+    newest = runs.sort_values("run_started").groupby(["machine", "size"]).tail(1)
+    # a run without run info (no size) is shown only while it is its machine's newest run
+    machine_newest = runs.groupby("machine")["run_started"].transform("max")
+    unsized = runs[(runs["size"] == "-") & (runs["run_started"] == machine_newest)]
+    newest = pd.concat([newest[newest["size"] != "-"], unsized])
+    return frame.merge(newest[["machine", "size", "commit", "env"]], on=["machine", "size", "commit", "env"])

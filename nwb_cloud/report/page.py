@@ -50,10 +50,16 @@ class Run:
     info: dict | None = None
     earlier_runs: int = 0
     figures: dict[tuple[str, str], str] = field(default_factory=dict)  # (workload, kind) -> src of the SVG
+    size: str = "-"
+
+    @property
+    def label(self) -> str:
+        """The machine, and the data size when the run names one: ``vm, full``."""
+        return self.machine if self.size in ("", "-") else f"{self.machine}, {self.size}"
 
     @property
     def key(self) -> str:
-        return anchor_id(self.machine)
+        return anchor_id(self.label)
 
     def workloads(self) -> list[str]:
         return workload_order(self.cells)
@@ -230,7 +236,7 @@ def alerts(runs: list[Run], reliability: pd.DataFrame) -> str:
         failed = run.cells[run.cells["status"] == FAILED_STATUS]
         if len(failed):
             parts.append(
-                f'<div class="alert"><strong>{len(failed)} failed cell(s)</strong> on {esc(run.machine)}: '
+                f'<div class="alert"><strong>{len(failed)} failed cell(s)</strong> on {esc(run.label)}: '
                 f"{esc(', '.join(sorted(set(failed['method']))))} — see "
                 f'<a href="#{run.key}-problems">cells without a time</a>.</div>'
             )

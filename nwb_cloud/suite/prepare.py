@@ -17,11 +17,11 @@ from nwb_cloud.datasets.layouts import (
     SHAPES,
     layouts_for,
 )
-from nwb_cloud.settings import Settings
+from nwb_cloud.settings import Settings, usable_cores
 from nwb_cloud.suite.state import Block, Grid, RunState
 from nwb_cloud.workloads import WORKLOADS, get_workload
 
-REPEATS = {"tiny": 2, "quick": 3, "full": 5}
+REPEATS = {"tiny": 2, "quick": 3, "full": 3}
 # Every method is measured under the main profile; these under every profile as well.
 EVERYWHERE = ["fsspec", "remfile", "kerchunk"]
 # The layout study's methods: the two that labs use most, and the reference-index reader when it exists.
@@ -31,7 +31,6 @@ MAIN_PROFILE = "in-region"
 # The seed's two reads and the opens: what every method is measured on (the opposing reads and the session
 # open are measured by fewer methods, see the blocks below).
 SEED_WORKLOADS = ("ophys_patch", "ecephys_electrode", "open_ophys", "open_ecephys")
-STUDY_PROFILES = ["in-region", "lab"]  # where the network binds least and most among realistic readers
 PROFILES_BY_SIZE = {
     "tiny": ["loopback", "in-region"],
     "quick": ["loopback", "in-region", "lab"],
@@ -46,24 +45,21 @@ def default_grid(settings: Settings) -> Grid:
     methods under every profile, the ``QUICK_METHODS`` on the representative ``QUICK_LAYOUTS`` with every
     workload, and the everywhere and study methods opening the session file (default and paged).
 
-    full, the layout study: every method on the seed's reads and the opens of the core layouts under
-    in-region and lab (the ``EVERYWHERE`` ones under every profile); the ``STUDY_METHODS`` on the core
-    layouts and the chunk-shape sweep with every workload (the opposing reads included), on the codec sweep
-    with the seed's two reads (opening does not depend on the codec, and the opposing reads on small chunks
-    are bound by requests, not decode), and on the paged layouts; the Zarr readers on the Zarr layouts;
-    every method opening the session file (default and paged). All of it under in-region and lab.
+    full, the layout study: every method on the seed's reads and the opens of the core layouts under the main
+    profile; the ``STUDY_METHODS`` on the core layouts and the chunk-shape sweep with every workload (the
+    opposing reads included), on the codec sweep with the seed's two reads (opening does not depend on the
+    codec), and on the paged layouts; the Zarr readers on the native Zarr layouts; every method opening the
+    session file (default and paged). All of it in-region, and the shape sweep's seed reads under lab as
+    well, where the network binds and the best shape may differ.
 
-    What it costs on this 2-core machine, estimated from the codec speeds measured here, the profiles'
-    latency and per-connection bandwidth, one request per chunk for every reader (pessimistic for
-    nwb-index, which coalesces them) and ~30 ms of asv per parameter combination (one process each, even
-    when skipped):
+    Method variants that differ only in how they open (``Method.variant_of``) are measured on the open
+    workloads only: a read's open is untimed, so there they would repeat their base method's time (and an
+    unconsolidated Zarr open costs ~25 s a sample in-region).
 
-    * quick: 208 cells x 3 samples, ~18 min of samples + ~3 min of asv + ~5 min of writing the first time;
-      the seed's patch on NeuroConv's default (27 chunks of 10 MB gzip to decode per sample, every method)
-      is a third of it;
-    * full: 870 cells x 5 samples, ~5.5 h of samples + ~15 min of asv + ~1 h of writing 57 files (~17 GB,
-      twice that with the store's copy). The longest cells are the opposing reads on small chunks (a
-      30-frame clip touches 256-1,024 chunks: one request each) and the lab profile.
+    What it costs on this 2-core machine (measured): quick, 204 cells x 3 samples, ~25 min plus ~5 min
+    of writing the first time; full, 444 cells x 3 samples, ~1 h plus ~30 min of writing 55 files (two at
+    a time). The longest cells are the opposing reads on small chunks (a 30-frame clip touches 256-1,024
+    chunks: one request each for the h5py readers) and the opens of the cache-less readers.
     """
     if settings.source == "dandi":  # real S3: the network is what it is, and the layout is as published
         workloads = [w for w, row in WORKLOADS.items() if row.modality in DANDI_ASSETS]
@@ -76,8 +72,10 @@ def default_grid(settings: Settings) -> Grid:
     seed = [w for w in bulk if w in SEED_WORKLOADS]
     session = [w for w, row in WORKLOADS.items() if row.modality == "session"]
     core = [layout.name for layout in CORE]
+    reads, opens = _reads_and_opens(seed)
     blocks = [
-        Block("methods", workloads=seed, layouts=core, profiles=[MAIN_PROFILE]),
+        Block("methods", workloads=reads, methods=_read_methods(), layouts=core, profiles=[MAIN_PROFILE]),
+        Block("methods-open", workloads=opens, layouts=core, profiles=[MAIN_PROFILE]),
         Block("profiles", workloads=seed, methods=_known(EVERYWHERE), layouts=core),
         Block("layouts", workloads=bulk, methods=_known(QUICK_METHODS), layouts=list(QUICK_LAYOUTS),
               profiles=[MAIN_PROFILE]),
@@ -106,24 +104,41 @@ def study_grid() -> Grid:
     paged = [name for name, layout in LAYOUTS.items() if layout.page_size and name not in core]
     zarr = [name for name, layout in LAYOUTS.items() if layout.backend == "zarr"]
     zarr_methods = [name for name, method in METHODS.items() if "zarr" in method.formats]
+    zarr_readers = [name for name in zarr_methods if name in _read_methods()]
+    bulk_reads, bulk_opens = _reads_and_opens(bulk)
     study = _known(STUDY_METHODS)
+    main = [MAIN_PROFILE]
+    reads, opens = _reads_and_opens(seed)
     blocks = [
-        Block("methods", workloads=seed, layouts=core, profiles=[MAIN_PROFILE, "lab"]),
-        Block("profiles", workloads=seed, methods=_known(EVERYWHERE), layouts=core),
-        Block("shapes", workloads=bulk, methods=study, layouts=[*core, *shapes], profiles=STUDY_PROFILES),
-        Block("codecs", workloads=seed_reads, methods=study, layouts=codecs, profiles=STUDY_PROFILES),
-        Block("paged", workloads=bulk, methods=study, layouts=paged, profiles=STUDY_PROFILES),
-        Block("zarr", workloads=bulk, methods=zarr_methods, layouts=zarr, profiles=STUDY_PROFILES),
-        Block("session", workloads=session, layouts=layouts_for("session"), profiles=STUDY_PROFILES),
+        Block("methods", workloads=reads, methods=_read_methods(), layouts=core, profiles=main),
+        Block("methods-open", workloads=opens, layouts=core, profiles=main),
+        Block("shapes", workloads=bulk, methods=study, layouts=[*core, *shapes], profiles=main),
+        Block("shapes-lab", workloads=seed_reads, methods=study, layouts=[*core, *shapes], profiles=["lab"]),
+        Block("codecs", workloads=seed_reads, methods=study, layouts=codecs, profiles=main),
+        Block("paged", workloads=bulk, methods=study, layouts=paged, profiles=main),
+        Block("zarr", workloads=bulk_reads, methods=zarr_readers, layouts=zarr, profiles=main),
+        Block("zarr-open", workloads=bulk_opens, methods=zarr_methods, layouts=zarr, profiles=main),
+        Block("session", workloads=session, methods=_read_methods(), layouts=layouts_for("session"), profiles=main),
     ]
     return Grid(
         workloads=list(WORKLOADS),
         methods=list(METHODS),
         layouts=list(LAYOUTS),
-        profiles=PROFILES_BY_SIZE["full"],
+        profiles=[MAIN_PROFILE, "lab"],
         repeat=REPEATS["full"],
         blocks=blocks,
     )
+
+
+def _reads_and_opens(workloads) -> tuple[list[str], list[str]]:
+    """The workloads that read a selection, and those that only open the file."""
+    reads = [w for w in workloads if WORKLOADS[w].select is not None]
+    return reads, [w for w in workloads if w not in reads]
+
+
+def _read_methods() -> list[str]:
+    """The methods measured on reads: every one but the variants that differ only in how they open."""
+    return [name for name, method in METHODS.items() if method.variant_of is None]
 
 
 def _known(methods) -> list[str]:
@@ -143,9 +158,10 @@ def prepare_run(settings: Settings, store, grid: Grid | None = None, progress: b
         catalog = prepare_dandi()
     else:
         catalog = Catalog(store=store, source="embedded", size=settings.size, seed=settings.seed)
+        workers = usable_cores()  # nothing is timed while the files are written
         for modality, layouts in grid.assets().items():  # only the files some measured cell reads
             written = prepare_embedded(
-                store, settings.data_dir, settings.size, settings.seed, [modality], layouts, progress, log
+                store, settings.data_dir, settings.size, settings.seed, [modality], layouts, progress, log, workers
             )
             catalog.assets.update(written.assets)
         log("decode speed of every codec on this machine (one NeuroConv-default chunk per modality)")

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from nwb_cloud.access import METHODS
-from nwb_cloud.analysis.floors import machine_cores
 from nwb_cloud.cloud.profiles import PROFILES
+from nwb_cloud.settings import usable_cores
 from nwb_cloud.suite.state import RunState
 
 
@@ -25,7 +25,7 @@ def run_info(state: RunState, overhead: dict | None = None, commit: str | None =
         "run_id": state.run_id,
         "commit": commit,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "machine": {"host": socket.gethostname(), "cores": machine_cores(), "python": platform.python_version()},
+        "machine": {"host": socket.gethostname(), "cores": usable_cores(), "python": platform.python_version()},
         "source": catalog.source,
         "size": catalog.size,
         "seed": catalog.seed,
