@@ -45,21 +45,21 @@ def default_grid(settings: Settings) -> Grid:
     methods under every profile, the ``QUICK_METHODS`` on the representative ``QUICK_LAYOUTS`` with every
     workload, and the everywhere and study methods opening the session file (default and paged).
 
-    full, the layout study: every method on the seed's reads and the opens of the core layouts under the main
-    profile; the ``STUDY_METHODS`` on the core layouts and the chunk-shape sweep with every workload (the
-    opposing reads included), on the codec sweep with the seed's two reads (opening does not depend on the
-    codec), and on the paged layouts; the Zarr readers on the native Zarr layouts; every method opening the
-    session file (default and paged). All of it in-region, and the shape sweep's seed reads under lab as
-    well, where the network binds and the best shape may differ.
+    full, the layout study (the comparison of every method is the quick run's): the ``STUDY_METHODS`` on the
+    core layouts and the chunk-shape sweep with every workload (the opposing reads included), on the codec
+    sweep with the seed's two reads (opening does not depend on the codec), and on the paged layouts; the
+    Zarr readers on the native Zarr layouts; every method opening the session file (default and paged). All
+    of it in-region, and the shape sweep's seed reads under lab as well, where the network binds and the best
+    shape may differ.
 
     Method variants that differ only in how they open (``Method.variant_of``) are measured on the open
     workloads only: a read's open is untimed, so there they would repeat their base method's time (and an
     unconsolidated Zarr open costs ~25 s a sample in-region).
 
     What it costs on this 2-core machine (measured): quick, 204 cells x 3 samples, ~25 min plus ~5 min
-    of writing the first time; full, 444 cells x 3 samples, ~1 h plus ~30 min of writing 55 files (two at
-    a time). The longest cells are the opposing reads on small chunks (a 30-frame clip touches 256-1,024
-    chunks: one request each for the h5py readers) and the opens of the cache-less readers.
+    of writing the first time; full, 350 cells x 3 samples, ~50 min plus ~30 min of writing 55 files
+    (two at a time). The longest cells are the opposing reads on small chunks (a 30-frame clip touches
+    256-1,024 chunks: one request each for the h5py readers) and the opens of the cache-less readers.
     """
     if settings.source == "dandi":  # real S3: the network is what it is, and the layout is as published
         workloads = [w for w, row in WORKLOADS.items() if row.modality in DANDI_ASSETS]
@@ -108,10 +108,7 @@ def study_grid() -> Grid:
     bulk_reads, bulk_opens = _reads_and_opens(bulk)
     study = _known(STUDY_METHODS)
     main = [MAIN_PROFILE]
-    reads, opens = _reads_and_opens(seed)
     blocks = [
-        Block("methods", workloads=reads, methods=_read_methods(), layouts=core, profiles=main),
-        Block("methods-open", workloads=opens, layouts=core, profiles=main),
         Block("shapes", workloads=bulk, methods=study, layouts=[*core, *shapes], profiles=main),
         Block("shapes-lab", workloads=seed_reads, methods=study, layouts=[*core, *shapes], profiles=["lab"]),
         Block("codecs", workloads=seed_reads, methods=study, layouts=codecs, profiles=main),
