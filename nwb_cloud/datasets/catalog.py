@@ -42,6 +42,7 @@ class Asset:
     chunk_shape: tuple[int, ...] | None = None
     local_path: str | None = None  # the source copy; None for DANDI assets
     write_seconds: float | None = None  # wall time of writing the file through NeuroConv (on this machine)
+    write_cpu_seconds: float | None = None  # its CPU time (unaffected by other work on the machine)
     backend: str = "hdf5"
     codec: str | None = None
     raw_bytes: int | None = None  # the bulk series uncompressed
@@ -64,6 +65,7 @@ class Asset:
             "backend": self.backend,
             "codec": self.codec,
             "write_seconds": self.write_seconds,
+            "write_cpu_seconds": self.write_cpu_seconds,
             "raw_bytes": self.raw_bytes,
             "stored_bytes": self.stored_bytes,
             "compression_ratio": self.compression_ratio,
@@ -159,6 +161,7 @@ def prepare_embedded(
                     chunk_shape=written.chunk_shape,
                     local_path=str(written.path),
                     write_seconds=written.write_seconds,
+                    write_cpu_seconds=written.write_cpu_seconds,
                     backend=layout.backend,
                     codec=layout.codec,
                     raw_bytes=written.raw_bytes,

@@ -41,6 +41,8 @@ class Written:
     seconds: float  # wall time of this call's write (0 when served from the cache)
     cached: bool
     write_seconds: float | None = None  # wall time of the write that made the file (kept beside it)
+    # its CPU time: what the layout costs to write whatever else the machine was doing (writes run in parallel)
+    write_cpu_seconds: float | None = None
     raw_bytes: int | None = None  # the bulk series uncompressed
     stored_bytes: int | None = None  # the bulk series' chunks as stored
 
@@ -107,7 +109,7 @@ def write_recording(
 
     partial = path.with_name(path.name + ".partial")
     _remove(partial)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         _write(nwbfile, partial, layout)
         partial.rename(path)
@@ -115,7 +117,7 @@ def write_recording(
         _remove(partial)
         raise
     seconds = time.perf_counter() - started
-    facts = _record_facts(path, modality, seconds)
+    facts = _record_facts(path, modality, seconds, time.process_time() - cpu_started)
     return Written(path=path, chunk_shape=chunk_shape, seconds=seconds, cached=False, **facts)
 
 
@@ -123,8 +125,8 @@ def _facts_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def _record_facts(path: Path, modality: Modality, seconds: float) -> dict:
-    facts = {"write_seconds": seconds, **series_bytes(path, modality.series_path)}
+def _record_facts(path: Path, modality: Modality, seconds: float, cpu_seconds: float) -> dict:
+    facts = {"write_seconds": seconds, "write_cpu_seconds": cpu_seconds, **series_bytes(path, modality.series_path)}
     target = _facts_path(path)
     partial = target.with_name(target.name + ".partial")
     partial.write_text(json.dumps(facts))
@@ -136,9 +138,9 @@ def _facts(path: Path, modality: Modality) -> dict:
     """The facts kept beside a cached file; its bytes are measured again when they are missing."""
     try:
         facts = json.loads(_facts_path(path).read_text())
-        return {k: facts.get(k) for k in ("write_seconds", "raw_bytes", "stored_bytes")}
+        return {k: facts.get(k) for k in ("write_seconds", "write_cpu_seconds", "raw_bytes", "stored_bytes")}
     except (OSError, ValueError):
-        return {"write_seconds": None, **series_bytes(path, modality.series_path)}
+        return {"write_seconds": None, "write_cpu_seconds": None, **series_bytes(path, modality.series_path)}
 
 
 def series_bytes(path: Path, series_path: str) -> dict:

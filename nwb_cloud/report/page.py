@@ -194,9 +194,10 @@ def _assets(info: dict) -> str:
             _num(fmt.size(asset.get("size_bytes"))),
             "×".join(map(str, shape)) if isinstance(shape, list | tuple) else fmt.NOT_MEASURED,
             _num(fmt.seconds(asset.get("write_seconds"))),
+            _num(fmt.seconds(asset.get("write_cpu_seconds"))),
         ])  # fmt: skip
     return "<h4>Assets (file size and write time per layout)</h4>" + table(
-        ["asset", "file size", "chunk shape", "write time"], rows
+        ["asset", "file size", "chunk shape", "write time", "write CPU time"], rows
     )
 
 

@@ -88,6 +88,9 @@ class StreamingBenchmark:
     workload: str
     param_names = ["method", "layout", "profile"]
     number = 1  # one call per sample, each with its own fresh handle
+    # one process per cell: asv's default of 2 rounds runs every cell twice (2 x repeat samples), doubling a
+    # run whose samples are already independent cold reads
+    rounds = 1
     warmup_time = 0
     min_run_count = 1
     timeout = 1800
