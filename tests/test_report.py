@@ -447,3 +447,19 @@ def test_a_run_of_another_size_is_shown_beside_the_latest_not_instead(results_di
     assert OLD_COMMIT not in set(cells["commit"])  # an older run without run info still gives way
     page = build(root, tmp_path / "reports").read_text()
     assert f"{MACHINE}, full" in page and f"{MACHINE}, quick" in page
+
+
+def test_a_suite_of_tracks_only_is_measured_and_gets_its_own_table(tmp_path):
+    """Conversion throughput and index builds record values, not times: measured cells, not 'not in the grid'."""
+    from nwb_cloud.report import page
+
+    conversion = dataclasses.replace(
+        _record("track_mb_per_s", 31.4), suite="conversion", benchmark="conversion.ConversionThroughput.track_mb_per_s",
+        workload_class="ConversionThroughput", params={"interface": "TiffImagingInterface"},
+    )  # fmt: skip
+    cells = cells_frame([conversion])
+    assert list(cells["status"]) == ["ok"] and cells["mb_per_s"].iloc[0] == pytest.approx(31.4)
+    run = page.Run(machine="m", machine_info={}, commit="c" * 40, started=1.0, cells=cells)
+    assert run.workloads() == []  # no read-grid section for it
+    html = page.tracks_section(run)
+    assert "conversion_throughput[interface=TiffImagingInterface]" in html and "31.4" in html

@@ -112,6 +112,7 @@ def _render(runs: list[page.Run], reliability: pd.DataFrame, results_dir: Path, 
         body.append(section(f"{run.key}-how", f"How to read this{label}", page.how_to_read(run)))
         body.append(section(f"{run.key}-headline", f"Headline{label}", page.headline(run)))
         body.extend(page.workload_section(run, workload) for workload in run.workloads())
+        body.append(page.tracks_section(run))
         body.append(page.problems_section(run))
         body.append(page.run_details(run))
     body.append(page.reliability_section(reliability))

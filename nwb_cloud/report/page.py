@@ -14,7 +14,7 @@ import pandas as pd
 
 from nwb_cloud.cloud.profiles import PROFILES
 from nwb_cloud.report import format as fmt
-from nwb_cloud.report.cells import EXCLUDED, FAILED_STATUS, OK
+from nwb_cloud.report.cells import EXCLUDED, FAILED_STATUS, OK, STREAMING_SUITE
 from nwb_cloud.report.html import Td, anchor_id, bullets, esc, figure, key_values, paragraph, section, table
 from nwb_cloud.report.order import in_registry_order, layout_order, profile_order, workload_order
 from nwb_cloud.report.run_info import EXACT, LOUD, OUTCOME_ORDER, WRONG_DATA, info_cores
@@ -62,7 +62,8 @@ class Run:
         return anchor_id(self.label)
 
     def workloads(self) -> list[str]:
-        return workload_order(self.cells)
+        """The read grid's workloads (the suites of tracks only have :func:`tracks_section`)."""
+        return workload_order(self.cells[self.cells["suite"] == STREAMING_SUITE])
 
 
 def _num(text: str, cls: str = "") -> Td:
@@ -411,6 +412,34 @@ def _layout_table(cells: pd.DataFrame) -> str:
         listed = "; ".join(f"{method} under {', '.join(p)} ({why})" for (method, why), p in unmeasured.items())
         body += paragraph(f"No layout measured: {listed} — reasons under 'Cells without a time'.", "muted")
     return body
+
+
+# -- the suites of tracks only (conversion throughput, index build) -------------------------------------------------
+def tracks_section(run: Run) -> str:
+    """One table per suite whose benchmarks are tracks only: every value each cell measured."""
+    others = run.cells[run.cells["suite"] != STREAMING_SUITE]
+    body = ""
+    for suite, cells in others.groupby("suite", sort=True):
+        columns = [c for c in _SUITE_TRACKS if c in cells and cells[c].notna().any()]
+        rows = [[r["workload"], *(_num(_track_value(r[c])) for c in columns)] for r in cells.to_dict("records")]
+        body += f"<h3>{esc(suite)}</h3>" + table(["benchmark", *columns], rows)
+    if not body:
+        return ""
+    text = paragraph(
+        "Benchmarks that record values, not times: NeuroConv conversion throughput per interface (what `batch "
+        "plan` estimates runtimes from), and building a reference index (ours and LINDI's) from the embedded S3."
+    )
+    return section(f"{run.key}-tracks", "Conversion and index build", text + body)
+
+
+# what the conversion (nwb_cloud.suite.asv_conversion) and index build (asv_index) benchmarks track
+_SUITE_TRACKS = ("mb_per_s", "seconds", "bytes_fetched", "index_bytes", "connections_opened")
+
+
+def _track_value(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return fmt.NOT_MEASURED
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
 # -- what has no time ----------------------------------------------------------------------------------------------
