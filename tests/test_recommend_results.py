@@ -229,8 +229,16 @@ def test_cli_fit_model_and_guidance(results_dir, tmp_path, capsys):
     assert "median_error_factor" in printed and "in_sample_within_target" in printed
     model = CostModel.load(out)
     assert set(TRUTH.methods) <= set(model.methods)
+    check = json.loads((results_dir / "recommendations" / "check.json").read_text())
+    assert check["summary"]["groups"] == len(check["groups"]) > 0
     assert cli.main(["guidance", "--results", str(results_dir), "--out", str(tmp_path / "reports")]) == 0
     assert (tmp_path / "reports" / "guidance.html").exists()
+    # the report shows the 1.2x figure from the check, and links the guidance page beside it
+    from nwb_cloud.report import build
+
+    page = build(results_dir, tmp_path / "reports").read_text()
+    within = f"{check['summary']['in_sample_within_target']:.0%}"
+    assert "Recommendations vs the measured best" in page and within in page and 'href="guidance.html"' in page
     assert cli.main(["fit-model", "--results", str(tmp_path / "none"), "--out", str(out)]) == 2
     assert "no asv results folder" in capsys.readouterr().err
 

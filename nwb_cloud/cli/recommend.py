@@ -106,6 +106,7 @@ def rewrite_command(args) -> int:
 
 def fit_model_command(args) -> int:
     from nwb_cloud.recommend import MODEL_PATH, check_recommendations, check_summary, fit, load_measurements
+    from nwb_cloud.recommend.check import save_check
 
     measurements = load_measurements(args.results)
     fitted = fit(measurements)
@@ -115,10 +116,10 @@ def fit_model_command(args) -> int:
     for note in measurements.notes + [f"{n} cell(s) left out: {why}" for why, n in fitted.left_out.items()]:
         print(f"note: {note}")
     if not args.no_check:
-        print(
-            "recommendations vs measured best:",
-            json.dumps(check_summary(check_recommendations(measurements)), indent=1),
-        )
+        table = check_recommendations(measurements)
+        summary = check_summary(table)
+        print("recommendations vs measured best:", json.dumps(summary, indent=1))
+        print(f"written: {save_check(args.results, fitted.model.source, summary, table)} (shown by `nwb-cloud report`)")
     print(f"written: {out}")
     return 0
 

@@ -15,6 +15,7 @@ are kept, as a recommendation for new data gets them from a sample).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +157,17 @@ def check_summary(table: pd.DataFrame) -> dict:
             f"{kind}_worst_group": f"{worst['mix']} · {worst['profile']} · {worst['method']}",
         })  # fmt: skip
     return summary
+
+
+CHECK_FILE = Path("recommendations") / "check.json"  # under a results folder: what the report shows
+
+
+def save_check(results_dir, model_source: str, summary: dict, table: pd.DataFrame) -> Path:
+    """Keep the check beside the results it was made from, for the report (written whole or not at all)."""
+    path = Path(results_dir) / CHECK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = json.loads(table.to_json(orient="records"))  # NaN -> null
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps({"model": model_source, "summary": summary, "groups": rows}, indent=1))
+    partial.replace(path)
+    return path

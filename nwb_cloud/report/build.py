@@ -16,7 +16,7 @@ from nwb_cloud.report.cells import cells_frame, latest_runs
 from nwb_cloud.report.errors import ReportError
 from nwb_cloud.report.html import anchor_id, esc, paragraph, section
 from nwb_cloud.report.html import page as html_page
-from nwb_cloud.report.run_info import load_reliability, load_run_infos, run_info_for
+from nwb_cloud.report.run_info import load_recommendation_check, load_reliability, load_run_infos, run_info_for
 from nwb_cloud.report.tables import headline_ratios, rank_methods
 
 TITLE = "nwb-cloud: streaming NWB reads from S3"
@@ -106,7 +106,8 @@ def _render(runs: list[page.Run], reliability: pd.DataFrame, results_dir: Path, 
         + ('<p><a href="html/index.html">asv pages</a> · ' if asv_pages.exists() else "<p>")
         + '<a href="tables/cells.csv">cells.csv</a> · <a href="tables/headline_ratios.csv">headline_ratios.csv</a></p>'
     )
-    body = [intro, page.alerts(runs, reliability), _contents(runs, reliability)]
+    check = load_recommendation_check(results_dir)
+    body = [intro, page.alerts(runs, reliability), _contents(runs, reliability, check)]
     for run in runs:
         label = f" — {run.label}" if len(runs) > 1 else ""
         body.append(section(f"{run.key}-how", f"How to read this{label}", page.how_to_read(run)))
@@ -115,11 +116,12 @@ def _render(runs: list[page.Run], reliability: pd.DataFrame, results_dir: Path, 
         body.append(page.tracks_section(run))
         body.append(page.problems_section(run))
         body.append(page.run_details(run))
+    body.append(page.recommendations_section(check, guidance=(out_dir / "guidance.html").exists()))
     body.append(page.reliability_section(reliability))
     return html_page(TITLE, "\n".join(part for part in body if part))
 
 
-def _contents(runs: list[page.Run], reliability: pd.DataFrame) -> str:
+def _contents(runs: list[page.Run], reliability: pd.DataFrame, check: dict | None = None) -> str:
     items = []
     for run in runs:
         label = f" ({run.label})" if len(runs) > 1 else ""
@@ -127,6 +129,8 @@ def _contents(runs: list[page.Run], reliability: pd.DataFrame) -> str:
         items.append(f'<a href="#{run.key}-headline">Headline{esc(label)}</a>')
         items += [f'<a href="#{anchor_id(run.key, w)}">{esc(w)}{esc(label)}</a>' for w in run.workloads()]
         items.append(f'<a href="#{run.key}-problems">Cells without a time{esc(label)}</a>')
+    if check:
+        items.append('<a href="#recommendations">Recommendations vs the measured best</a>')
     if not reliability.empty:
         items.append('<a href="#reliability">Reliability under S3 faults</a>')
     return "<nav><h2>Contents</h2><ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul></nav>"

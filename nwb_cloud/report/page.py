@@ -474,6 +474,48 @@ def run_details(run: Run) -> str:
 
 
 # -- reliability -----------------------------------------------------------------------------------------------------
+def recommendations_section(check: dict | None, guidance: bool) -> str:
+    """The model's recommended layout against the best measured one, per workload mix, profile and method."""
+    if not check:
+        return ""
+    summary, groups = check.get("summary") or {}, check.get("groups") or []
+    target = summary.get("target", 1.2)
+    facts = [
+        ("model", check.get("model", "?")),
+        ("groups (mix · modality · profile · method)", str(summary.get("groups", 0))),
+    ]
+    for kind, label in (("in_sample", "fitted to every cell"), ("held_out", "each group's cells held out")):
+        if f"{kind}_within_target" in summary:
+            facts.append((
+                f"within {target}x of the best, {label}",
+                f"{summary[f'{kind}_within_target']:.0%} (median {summary[f'{kind}_median_ratio']:.2f}x, worst "
+                f"{summary[f'{kind}_worst_ratio']:.2f}x: {summary[f'{kind}_worst_group']})",
+            ))  # fmt: skip
+    if "in_sample_misses" in summary:
+        ties = f"{summary.get('in_sample_misses_within_noise', 0)} of {summary['in_sample_misses']}"
+        facts.append(("misses within the measurement's spread", ties))
+    rows = [
+        [g.get("mix"), g.get("modality", ""), g.get("profile"), g.get("method"), g.get("best_layout"),
+         _num(fmt.seconds(g.get("best_s"))), g.get("in_sample_layout") or fmt.NOT_MEASURED,
+         Td(_ratio(g.get("in_sample_ratio")), cls="" if g.get("within_target") else "failed"),
+         _num(_ratio(g.get("held_out_ratio")))]
+        for g in groups
+    ]  # fmt: skip
+    text = paragraph(
+        f"For every group of measured cells, the layout the cost model recommends (fitted to this study) is read "
+        f"back from the measurements and compared with the best measured layout; the target is {target}x."
+    ) + ('<p>The <a href="guidance.html">guidance page</a> says what to choose and why.</p>' if guidance else "")
+    headers = ["mix", "modality", "profile", "method", "best measured", "its time", "recommended", "ratio",
+               "held out"]  # fmt: skip
+    return section(
+        "recommendations", "Recommendations vs the measured best", text + key_values(facts) + table(headers, rows)
+    )
+
+
+def _ratio(value) -> str:
+    return fmt.NOT_MEASURED if value is None or value != value else f"{value:.2f}x"
+
+
 def reliability_section(reliability: pd.DataFrame) -> str:
     if reliability.empty:
         return ""

@@ -175,3 +175,9 @@ def load_reliability(results_dir: Path) -> pd.DataFrame:
     columns = ["method", "fault", "outcome", "detail", "seconds", "faults_injected", "still_running", "source"]
     frame = pd.DataFrame(rows)
     return frame if not frame.empty else pd.DataFrame(columns=columns)
+
+
+def load_recommendation_check(results_dir: Path) -> dict | None:
+    """The check ``nwb-cloud fit-model`` left in the results (:data:`nwb_cloud.recommend.check.CHECK_FILE`)."""
+    path = Path(results_dir) / "recommendations" / "check.json"
+    return _read_json(path) if path.exists() else None
