@@ -23,6 +23,7 @@ from nwb_cloud.convert.pipeline import SessionSize, preflight
 from nwb_cloud.convert.records import Record
 from nwb_cloud.convert.spec import ConversionSpec
 from nwb_cloud.convert.steps import STEPS, done_record
+from nwb_cloud.settings import usable_cores
 
 HOURS_PER_MONTH = 730
 SIDE_JOB_VCPUS = 1  # transfer and upload are I/O bound
@@ -132,7 +133,7 @@ def make_plan(
     finished = tuple(s.session.name for s in sizes if s not in pending)
     assumptions = [f"memory per conversion: {memory_need / GIB:.1f} GiB ({memory_basis})"]
     if executor == "local":
-        machine = Machine("local"(), 0.0, 0.0)
+        machine = Machine("local", usable_cores(), 0.0, 0.0)
         planned = [_plan_session(s, estimator, machine) for s in pending]
         disk_gib, cost, alternatives = 0, Cost(0, 0, 0, 0, 0, 0), ()
         assumptions.append("local run: no charges")

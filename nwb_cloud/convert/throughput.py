@@ -18,6 +18,7 @@ from nwb_cloud.convert.errors import CheckFailed
 from nwb_cloud.convert.records import Record, peak_memory_bytes
 from nwb_cloud.convert.sources import RAW_FORMATS, conversion_spec, write_session
 from nwb_cloud.convert.spec import ConversionSpec
+from nwb_cloud.settings import usable_cores
 
 INTERFACES = tuple(RAW_FORMATS)
 
@@ -63,7 +64,7 @@ def measure(
         convert_session(session, root, output, get_layout(layout) if layout else None)
         seconds = time.perf_counter() - started
         _verify(output, raw.expected(), session.name)
-    return Measurement(interface, size, raw.nbytes, seconds())
+    return Measurement(interface, size, raw.nbytes, seconds, usable_cores())
 
 
 def _verify(path: Path, expected: np.ndarray, name: str) -> None:
