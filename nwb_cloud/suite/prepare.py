@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 
@@ -21,7 +22,7 @@ from nwb_cloud.settings import Settings, usable_cores
 from nwb_cloud.suite.state import Block, Grid, RunState
 from nwb_cloud.workloads import WORKLOADS, get_workload
 
-REPEATS = {"tiny": 2, "quick": 3, "full": 3}
+REPEATS = {"tiny": 2, "quick": 3, "full": 2}
 # Every method is measured under the main profile; these under every profile as well.
 EVERYWHERE = ["fsspec", "remfile", "kerchunk"]
 # The layout study's methods: the two that labs use most, and the reference-index reader when it exists.
@@ -49,17 +50,17 @@ def default_grid(settings: Settings) -> Grid:
     core layouts and the chunk-shape sweep with every workload (the opposing reads included), on the codec
     sweep with the seed's two reads (opening does not depend on the codec), and on the paged layouts; the
     Zarr readers on the native Zarr layouts; every method opening the session file (default and paged). All
-    of it in-region, and the shape sweep's seed reads under lab as well, where the network binds and the best
-    shape may differ.
+    of it in-region, and the seed reads on the small shapes under lab as well, where the network binds.
 
     Method variants that differ only in how they open (``Method.variant_of``) are measured on the open
     workloads only: a read's open is untimed, so there they would repeat their base method's time (and an
     unconsolidated Zarr open costs ~25 s a sample in-region).
 
     What it costs on this 2-core machine (measured): quick, 204 cells x 3 samples, ~25 min plus ~5 min
-    of writing the first time; full, 350 cells x 3 samples, ~50 min plus ~30 min of writing 55 files
-    (two at a time). The longest cells are the opposing reads on small chunks (a 30-frame clip touches
-    256-1,024 chunks: one request each for the h5py readers) and the opens of the cache-less readers.
+    of writing the first time; full, 335 cells x 2 samples (cold reads vary by a few %
+    here), ~40 min plus ~10 min of writing 55 files (two at a time). The longest cells are a seed read on
+    the layouts made for the other read (one electrode from all-channel chunks moves the whole file) and
+    the opposing reads on small chunks (a 30-frame clip touches 256-1,024 chunks: one request each).
     """
     if settings.source == "dandi":  # real S3: the network is what it is, and the layout is as published
         workloads = [w for w, row in WORKLOADS.items() if row.modality in DANDI_ASSETS]
@@ -110,7 +111,7 @@ def study_grid() -> Grid:
     main = [MAIN_PROFILE]
     blocks = [
         Block("shapes", workloads=bulk, methods=study, layouts=[*core, *shapes], profiles=main),
-        Block("shapes-lab", workloads=seed_reads, methods=study, layouts=[*core, *shapes], profiles=["lab"]),
+        Block("shapes-lab", workloads=seed_reads, methods=study, layouts=[*core, *_small(shapes)], profiles=["lab"]),
         Block("codecs", workloads=seed_reads, methods=study, layouts=codecs, profiles=main),
         Block("paged", workloads=bulk, methods=study, layouts=paged, profiles=main),
         Block("zarr", workloads=bulk_reads, methods=zarr_readers, layouts=zarr, profiles=main),
@@ -136,6 +137,19 @@ def _reads_and_opens(workloads) -> tuple[list[str], list[str]]:
 def _read_methods() -> list[str]:
     """The methods measured on reads: every one but the variants that differ only in how they open."""
     return [name for name, method in METHODS.items() if method.variant_of is None]
+
+
+def _small(shapes: list[str]) -> list[str]:
+    """The shapes of at most ~2 MB and fewer than all channels / whole frames: under lab, a seed read on the
+    others moves hundreds of MB per sample (20-25 s), and the quick run already shows they lose there."""
+    small = []
+    for name in shapes:
+        layout = LAYOUTS[name]
+        ((modality, chunks),) = layout.chunks.items()
+        whole = chunks[-1] >= 384 if modality == "ecephys" else chunks[-1] >= 512
+        if not whole and math.prod(chunks) * 2 <= 2_100_000:
+            small.append(name)
+    return small
 
 
 def _known(methods) -> list[str]:
