@@ -146,10 +146,10 @@ def prepare_embedded(
             written = write_recording(modality, layout, size, seed, Path(data_dir) / "assets", progress=progress)
             key = f"{size}/{written.path.name}"
             local_size = _local_size(written.path)
-            remote = _existing(store, key)
+            remote = existing(store, key)
             if remote is None or remote["size"] != local_size:
                 upload(store, written.path, key, progress=progress)
-                remote = _existing(store, key) or {"size": local_size, "etag": ""}
+                remote = existing(store, key) or {"size": local_size, "etag": ""}
             catalog.add(
                 Asset(
                     modality=modality.name,
@@ -202,7 +202,8 @@ def _local_size(path: Path) -> int:
     return path.stat().st_size
 
 
-def _existing(store: Store, key: str) -> dict | None:
+def existing(store: Store, key: str) -> dict | None:
+    """The object's HEAD (size, ETag), or None when the store has no such object."""
     try:
         return store.head(key)
     except StoreError as error:

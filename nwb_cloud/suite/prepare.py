@@ -105,7 +105,8 @@ def study_grid() -> Grid:
     paged = [name for name, layout in LAYOUTS.items() if layout.page_size and name not in core]
     zarr = [name for name, layout in LAYOUTS.items() if layout.backend == "zarr"]
     zarr_methods = [name for name, method in METHODS.items() if "zarr" in method.formats]
-    zarr_readers = [name for name in zarr_methods if name in _read_methods()]
+    readers = _read_methods()
+    zarr_readers = [name for name in zarr_methods if name in readers]
     bulk_reads, bulk_opens = _reads_and_opens(bulk)
     study = _known(STUDY_METHODS)
     main = [MAIN_PROFILE]

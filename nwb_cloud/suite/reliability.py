@@ -60,9 +60,9 @@ from nwb_cloud.access import get_method
 from nwb_cloud.cloud.faults import STALL, Faults
 from nwb_cloud.cloud.profiles import get_profile
 from nwb_cloud.cloud.reliability import EXACT, SCENARIOS, STALL_S, WRONG_DATA, probe
-from nwb_cloud.cloud.store import Store, StoreError
+from nwb_cloud.cloud.store import Store
 from nwb_cloud.cloud.transfer import upload
-from nwb_cloud.datasets.catalog import Asset, Catalog, prepare_embedded
+from nwb_cloud.datasets.catalog import Asset, Catalog, existing, prepare_embedded
 from nwb_cloud.datasets.layouts import get_layout
 from nwb_cloud.datasets.modalities import get_modality
 from nwb_cloud.datasets.signals import EcephysSpec
@@ -163,11 +163,11 @@ def reliability_catalog(store: Store, data_dir: Path, size: str = "small", seed:
     written = write_recording(modality, get_layout(LAYOUT), "small", seed, Path(data_dir) / "assets")
     key = f"{SMALL_PREFIX}/{written.path.name}"
     local_size = written.path.stat().st_size
-    remote = _head(store, key)
+    remote = existing(store, key)
     if remote is None or remote["size"] != local_size:
         log(f"uploading the reliability asset ({local_size / 1e6:.0f} MB) to {key}")
         upload(store, written.path, key, progress=False)
-        remote = _head(store, key) or {"etag": ""}
+        remote = existing(store, key) or {"etag": ""}
     catalog = Catalog(store=store, source="embedded", size="small", seed=seed)
     catalog.add(
         Asset(
@@ -183,15 +183,6 @@ def reliability_catalog(store: Store, data_dir: Path, size: str = "small", seed:
         )
     )
     return catalog
-
-
-def _head(store: Store, key: str) -> dict | None:
-    try:
-        return store.head(key)
-    except StoreError as error:
-        if "no such object" in str(error):
-            return None
-        raise
 
 
 # -- running the probes -----------------------------------------------------------------------------------
