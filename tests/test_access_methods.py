@@ -335,3 +335,22 @@ def test_a_dead_endpoint_is_named_in_bounded_time(dead_endpoint_outcomes, method
     assert isinstance(error, AccessError), f"{method}: {type(error).__name__}: {error}"
     assert "cannot reach the store" in str(error) and "\n" not in str(error), str(error)
     assert seconds < DEAD_ENDPOINT_BOUND_S, f"{method} took {seconds:.1f} s to give up"
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        # a 503 whose presigned URL's signature happens to hold "404" and "403" is still a 503, not a missing object
+        (
+            "503, message='Service Unavailable', url='http://127.0.0.1:9/b/k.nwb?X-Amz-Signature=9f4040a403b'",
+            r"^m: RuntimeError: 503, message='Service Unavailable'",
+        ),
+        ("404, message='Not Found', url='http://127.0.0.1:9/b/k.nwb'", r"^m: no such object: s3://b/k\.nwb$"),
+        ("403, message='Forbidden'", r"^m: access denied to s3://b/k\.nwb$"),
+    ],
+)
+def test_status_codes_are_read_from_the_message_not_from_its_urls(message, expected):
+    with pytest.raises(Exception) as raised, translate_errors("s3://b/k.nwb", "m"):
+        raise RuntimeError(message)
+    text = str(raised.value) if isinstance(raised.value, AccessError) else f"m: RuntimeError: {raised.value}"
+    assert re.match(expected, text), text

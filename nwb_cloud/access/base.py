@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -107,6 +108,11 @@ _NOT_HDF5 = (
 )
 _NOT_NWB = ("namespace", "neurodata_type", "nwb_version", "not a valid nwb file", "no data_type found")
 _UNREACHABLE = ("connect", "unreachable", "timed out", "connection refused", "name or service not known")
+# a URL in a message (a presigned one carries a random hex signature, an asset key a content hash) must not be
+# read as a status code: "…Signature=8a404c…" is not a 404
+_URL = re.compile(r"\b(?:https?|s3)://[^\s'\")>]+")
+_STATUS_403 = re.compile(r"\b403\b")
+_STATUS_404 = re.compile(r"\b404\b")
 
 
 @contextlib.contextmanager
@@ -126,14 +132,14 @@ def translate_errors(what: str, method: str, missing: Callable[[], str] | None =
     except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError) as error:
         raise AccessError(f"{method}: cannot reach the store for {what}: {error}") from None
     except Exception as error:  # noqa: BLE001 - every library has its own exception zoo; we name the cause
-        text = f"{type(error).__name__}: {error}".lower()
-        if "403" in text or "access denied" in text or "forbidden" in text:
+        text = _URL.sub("<url>", f"{type(error).__name__}: {error}").lower()
+        if _STATUS_403.search(text) or "access denied" in text or "forbidden" in text:
             raise AccessError(f"{method}: access denied to {what}") from None
         if any(marker in text for marker in _UNREACHABLE):
             raise AccessError(f"{method}: cannot reach the store for {what} ({type(error).__name__})") from None
         if any(marker in text for marker in _NOT_HDF5):
             raise NotNwbFile(f"{method}: {what} is not an HDF5/NWB file") from None
-        if "404" in text or "not found" in text or "nosuchkey" in text:
+        if _STATUS_404.search(text) or "not found" in text or "nosuchkey" in text:
             raise AccessError(f"{method}: {missing() if missing else f'no such object: {what}'}") from None
         if any(marker in text for marker in _NOT_NWB):
             raise NotNwbFile(f"{method}: {what} is not an NWB file ({error})") from None
