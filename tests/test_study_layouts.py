@@ -25,7 +25,7 @@ from nwb_cloud.datasets.storage import requested, stored
 from nwb_cloud.datasets.writer import write_recording
 from nwb_cloud.settings import Settings
 from nwb_cloud.suite.cell import Cell, CellRun
-from nwb_cloud.suite.prepare import STUDY_METHODS, default_grid
+from nwb_cloud.suite.prepare import SESSION_METHODS, STUDY_METHODS, default_grid
 from nwb_cloud.suite.state import NOT_IN_GRID, Grid, RunState
 from nwb_cloud.workloads import WORKLOADS
 
@@ -215,10 +215,11 @@ def test_the_full_grid_is_the_study():
     # opening does not depend on the codec: the codec sweep times the reads only
     assert not any(w.startswith("open") for w, _, layout, _ in grid.cells() if layout == "ecephys-neuroconv-lzf")
     assert {p for w, *_, p in grid.cells() if w == "open_session"} == {"in-region"}
+    assert {m for w, m, *_ in grid.cells() if w == "open_session"} == {m for m in SESSION_METHODS if m in METHODS}
     # the shape sweep is read under lab too (where the network binds): the recommendation depends on it
     lab = {(w, layout) for w, _, layout, p in grid.cells() if p == "lab"}
     assert ("ophys_patch", "ophys-200x16x16") in lab and ("ecephys_electrode", "ecephys-65536x1") in lab
-    assert len(grid.cells()) <= 340  # ~50 min on 2 cores with the files written (see default_grid)
+    assert len(grid.cells()) <= 320  # ~50 min on 2 cores with the files written (see default_grid)
 
 
 @pytest.mark.parametrize("size", ["quick", "full"])

@@ -28,6 +28,10 @@ EVERYWHERE = ["fsspec", "remfile", "kerchunk"]
 # The layout study's methods: the two that labs use most, and the reference-index reader when it exists.
 STUDY_METHODS = ["fsspec", "remfile", "nwb-index"]
 QUICK_METHODS = ["fsspec", "remfile"]  # a quick run's layout block: the two h5py readers labs use most
+# Opening the session file (hundreds of small objects): the everywhere and study methods, and fsspec with a
+# block cache, the one-line change that matters most there. The cache-less readers (fsspec-none, -https, ...)
+# take 1-3 min a sample on the paged session file and add nothing the default fsspec does not already show.
+SESSION_METHODS = [*EVERYWHERE, *STUDY_METHODS, "fsspec-blockcache"]
 MAIN_PROFILE = "in-region"
 # The seed's two reads and the opens: what every method is measured on (the opposing reads and the session
 # open are measured by fewer methods, see the blocks below).
@@ -44,20 +48,20 @@ def default_grid(settings: Settings) -> Grid:
 
     quick (and tiny): every method on the two core layouts under the main profile, the ``EVERYWHERE``
     methods under every profile, the ``QUICK_METHODS`` on the representative ``QUICK_LAYOUTS`` with every
-    workload, and the everywhere and study methods opening the session file (default and paged).
+    workload, and the ``SESSION_METHODS`` opening the session file (default and paged).
 
     full, the layout study (the comparison of every method is the quick run's): the ``STUDY_METHODS`` on the
     core layouts and the chunk-shape sweep with every workload (the opposing reads included), on the codec
     sweep with the seed's two reads (opening does not depend on the codec), and on the paged layouts; the
-    Zarr readers on the native Zarr layouts; every method opening the session file (default and paged). All
-    of it in-region, and the seed reads on the small shapes under lab as well, where the network binds.
+    Zarr readers on the native Zarr layouts; the ``SESSION_METHODS`` opening the session file (default and
+    paged). All of it in-region, and the seed reads on the small shapes under lab as well, where the network binds.
 
     Method variants that differ only in how they open (``Method.variant_of``) are measured on the open
     workloads only: a read's open is untimed, so there they would repeat their base method's time (and an
     unconsolidated Zarr open costs ~25 s a sample in-region).
 
-    What it costs on this 2-core machine (measured): quick, 204 cells x 3 samples, ~25 min plus ~5 min
-    of writing the first time; full, 335 cells x 2 samples (cold reads vary by a few %
+    What it costs on this 2-core machine (measured): quick, 206 cells x 3 samples, ~25 min plus ~5 min
+    of writing the first time; full, 317 cells x 2 samples (cold reads vary by a few %
     here), ~40 min plus ~10 min of writing 55 files (two at a time). The longest cells are a seed read on
     the layouts made for the other read (one electrode from all-channel chunks moves the whole file) and
     the opposing reads on small chunks (a 30-frame clip touches 256-1,024 chunks: one request each).
@@ -80,7 +84,7 @@ def default_grid(settings: Settings) -> Grid:
         Block("profiles", workloads=seed, methods=_known(EVERYWHERE), layouts=core),
         Block("layouts", workloads=bulk, methods=_known(QUICK_METHODS), layouts=list(QUICK_LAYOUTS),
               profiles=[MAIN_PROFILE]),
-        Block("session", workloads=session, methods=_known([*EVERYWHERE, *STUDY_METHODS]),
+        Block("session", workloads=session, methods=_known(SESSION_METHODS),
               layouts=layouts_for("session", QUICK_LAYOUTS), profiles=[MAIN_PROFILE]),
     ]  # fmt: skip
     return Grid(
@@ -108,7 +112,7 @@ def study_grid() -> Grid:
     readers = _read_methods()
     zarr_readers = [name for name in zarr_methods if name in readers]
     bulk_reads, bulk_opens = _reads_and_opens(bulk)
-    study = _known(STUDY_METHODS)
+    study, sessions = _known(STUDY_METHODS), _known(SESSION_METHODS)
     main = [MAIN_PROFILE]
     blocks = [
         Block("shapes", workloads=bulk, methods=study, layouts=[*core, *shapes], profiles=main),
@@ -117,7 +121,7 @@ def study_grid() -> Grid:
         Block("paged", workloads=bulk, methods=study, layouts=paged, profiles=main),
         Block("zarr", workloads=bulk_reads, methods=zarr_readers, layouts=zarr, profiles=main),
         Block("zarr-open", workloads=bulk_opens, methods=zarr_methods, layouts=zarr, profiles=main),
-        Block("session", workloads=session, methods=_read_methods(), layouts=layouts_for("session"), profiles=main),
+        Block("session", workloads=session, methods=sessions, layouts=layouts_for("session"), profiles=main),
     ]
     return Grid(
         workloads=list(WORKLOADS),
