@@ -1,3 +1,3 @@
-"""NeuroConv conversion throughput per interface (see :mod:`nwb_cloud.suite.asv_conversion`)."""
+"""NeuroConv conversion throughput per interface (see :mod:`nwb_cloud.convert.asv_throughput`)."""
 
-from nwb_cloud.suite.asv_conversion import ConversionThroughput  # noqa: F401
+from nwb_cloud.convert.asv_throughput import ConversionThroughput  # noqa: F401

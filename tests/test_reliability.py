@@ -8,7 +8,7 @@ import pytest
 
 from nwb_cloud.cli import main
 from nwb_cloud.report.page import reliability_section
-from nwb_cloud.report.run_info import load_reliability
+from nwb_cloud.results.run_info import load_reliability
 from nwb_cloud.suite import reliability as table
 from nwb_cloud.suite.cell import Cell
 

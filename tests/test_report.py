@@ -23,9 +23,10 @@ from asv.runner import BenchmarkResult
 from nwb_cloud import cli
 from nwb_cloud.access import METHODS
 from nwb_cloud.report import ReportError, build, headline_ratios, load_cells, problems, rank_methods
-from nwb_cloud.report.asv_results import Record, load_records
-from nwb_cloud.report.cells import NOT_RECORDED, cells_frame
-from nwb_cloud.report.run_info import reliability_rows, run_info_for
+from nwb_cloud.results import ResultsError
+from nwb_cloud.results.asv_results import Record, load_records
+from nwb_cloud.results.cells import NOT_RECORDED, cells_frame
+from nwb_cloud.results.run_info import reliability_rows, run_info_for
 
 DATA = Path(__file__).parent / "data"
 REAL = DATA / "asv-tiny"
@@ -379,7 +380,7 @@ def test_corrupt_results_file_is_named(tmp_path):
     shutil.copytree(REAL, tmp_path / "results")
     bad = tmp_path / "results" / "vm" / "deadbeef-existing-py.json"
     bad.write_text('{"commit_hash": "deadbeef"')
-    with pytest.raises(ReportError, match="deadbeef-existing-py.json"):
+    with pytest.raises(ResultsError, match="deadbeef-existing-py.json"):
         load_records(tmp_path / "results")
 
 
@@ -394,7 +395,7 @@ def test_reliability_table_shapes_are_normalised():
         reliability_rows([{"method": "fsspec", "scenario": "truncate", "outcome": "wrong-data"}])[0]["outcome"]
         == "WRONG DATA"
     )
-    with pytest.raises(ReportError, match="without method/outcome"):
+    with pytest.raises(ResultsError, match="without method/outcome"):
         reliability_rows([{"fault": "stall"}], source="bad.json")
 
 

@@ -192,7 +192,7 @@ def test_the_setup_of_an_inapplicable_cell_says_it_does_not_apply(monkeypatch, s
 
 
 def test_the_report_counts_inapplicable_and_unmeasured_cells_as_not_in_the_grid():
-    from nwb_cloud.report.run_info import grid_excludes
+    from nwb_cloud.results.run_info import grid_excludes
 
     info = {"grid": default_grid(Settings(size="full")).to_dict()}
     inapplicable = grid_excludes(info, "remfile", "in-region", "ophys_patch", "ecephys-1300x384")

@@ -7,8 +7,8 @@ else the layout registry) and the network of its profile as the run applied it. 
 table (one chunk of each codec decoded on the run's machine) and the assets' compression ratios are kept
 for the codec fit.
 
-Loading asv results is the report's job (:func:`nwb_cloud.report.build.load_cells`); :func:`load` is the one
-place this package calls it, inside the function, because the report also shows what this package computes.
+The cell table itself is read by :mod:`nwb_cloud.results`, the one reader of what bench runs wrote (the report
+reads the same table).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from nwb_cloud.recommend.codecs import HDF5, codec_name
 from nwb_cloud.recommend.errors import NotEnoughMeasurements
 from nwb_cloud.recommend.geometry import geometry
 from nwb_cloud.recommend.model import Network, variant_of
+from nwb_cloud.results import load_cells, load_run_infos, run_info_for
 from nwb_cloud.workloads import WORKLOADS
 
 CELL_KEY = ["machine", "workload", "method", "layout", "profile"]
@@ -58,9 +59,6 @@ class Measurements:
 
 def load(results_dir: str | Path, machine: str | None = None) -> Measurements:
     """The latest run's measurements in ``results_dir`` (one machine: ``machine``, or the one with most cells)."""
-    from nwb_cloud.report.build import load_cells  # see the module docstring
-    from nwb_cloud.report.run_info import load_run_infos, run_info_for
-
     cells = load_cells(Path(results_dir))
     if cells.empty:
         raise NotEnoughMeasurements(f"no asv results in {results_dir}: run `nwb-cloud bench` first")

@@ -11,22 +11,15 @@ from pathlib import Path
 import pandas as pd
 
 from nwb_cloud.report import figures, page
-from nwb_cloud.report.asv_results import load_records
-from nwb_cloud.report.cells import cells_frame, latest_runs
 from nwb_cloud.report.errors import ReportError
 from nwb_cloud.report.html import anchor_id, esc, paragraph, section
 from nwb_cloud.report.html import page as html_page
-from nwb_cloud.report.run_info import load_recommendation_check, load_reliability, load_run_infos, run_info_for
 from nwb_cloud.report.tables import headline_ratios, rank_methods
+from nwb_cloud.results.asv_results import load_records
+from nwb_cloud.results.cells import cells_frame, latest_runs
+from nwb_cloud.results.run_info import load_recommendation_check, load_reliability, load_run_infos, run_info_for
 
 TITLE = "nwb-cloud: streaming NWB reads from S3"
-
-
-def load_cells(results_dir: Path, latest: bool = True) -> pd.DataFrame:
-    """The cell frame of ``results_dir`` (per machine, only its latest run unless ``latest`` is False)."""
-    records, _ = load_records(Path(results_dir))
-    cells = cells_frame(records, load_run_infos(Path(results_dir)))
-    return latest_runs(cells) if latest else cells
 
 
 def build(results_dir: Path, out_dir: Path) -> Path:

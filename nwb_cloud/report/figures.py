@@ -14,8 +14,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from nwb_cloud.report import format as fmt
-from nwb_cloud.report.cells import OK
 from nwb_cloud.report.order import layout_order, method_order, profile_order, workload_order
+from nwb_cloud.results.cells import OK
 
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 MARKERS = ["o", "s", "D", "^", "v", "P", "X", "*"]

@@ -14,11 +14,11 @@ import pandas as pd
 
 from nwb_cloud.cloud.profiles import PROFILES
 from nwb_cloud.report import format as fmt
-from nwb_cloud.report.cells import EXCLUDED, FAILED_STATUS, OK, STREAMING_SUITE
 from nwb_cloud.report.html import Td, anchor_id, bullets, esc, figure, key_values, paragraph, section, table
 from nwb_cloud.report.order import in_registry_order, layout_order, profile_order, workload_order
-from nwb_cloud.report.run_info import EXACT, LOUD, OUTCOME_ORDER, WRONG_DATA, info_cores
 from nwb_cloud.report.tables import BASELINE_LAYOUT, headline_ratios, headline_summary, problems, rank_methods
+from nwb_cloud.results.cells import EXCLUDED, FAILED_STATUS, OK, STREAMING_SUITE
+from nwb_cloud.results.run_info import EXACT, LOUD, OUTCOME_ORDER, WRONG_DATA, info_cores
 from nwb_cloud.workloads import WORKLOADS
 
 _SECRET = re.compile(r"secret|token|password|credential|access_key|auth", re.IGNORECASE)
@@ -432,7 +432,7 @@ def tracks_section(run: Run) -> str:
     return section(f"{run.key}-tracks", "Conversion and index build", text + body)
 
 
-# what the conversion (nwb_cloud.suite.asv_conversion) and index build (asv_index) benchmarks track
+# what the conversion (nwb_cloud.convert.asv_throughput) and index build (asv_index) benchmarks track
 _SUITE_TRACKS = ("mb_per_s", "seconds", "bytes_fetched", "index_bytes", "connections_opened")
 
 

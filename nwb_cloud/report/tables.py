@@ -1,6 +1,6 @@
 """The report's tables, computed from the cell frame: rankings against the bound, layout ratios, problems.
 
-Each function takes the frame of :func:`nwb_cloud.report.cells.cells_frame` (any subset of its rows) and
+Each function takes the frame of :func:`nwb_cloud.results.cells.cells_frame` (any subset of its rows) and
 returns a new DataFrame, so notebooks and other tools can use them without the HTML.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from nwb_cloud.report.cells import OK
-from nwb_cloud.report.run_info import OUTCOME_ORDER
+from nwb_cloud.results.cells import OK
+from nwb_cloud.results.run_info import OUTCOME_ORDER
 
 BASELINE_LAYOUT = "neuroconv-default"
 RANK_GROUP = ["machine", "suite", "workload", "profile", "layout"]

@@ -18,7 +18,7 @@ from pathlib import Path
 from asv import util as asv_util
 from asv.results import Results
 
-from nwb_cloud.report.errors import ReportError
+from nwb_cloud.results.errors import ResultsError
 
 FAILED, SKIPPED, MEASURED = "failed", "skipped", "measured"
 DEFAULT_PARAM_NAMES = ("method", "layout", "profile")  # the streaming grid's axes (nwb_cloud.suite.asv_grid)
@@ -62,7 +62,7 @@ def load_machines(results_dir: Path) -> dict[str, Machine]:
         try:
             info = json.loads(machine_json.read_text())
         except ValueError as error:
-            raise ReportError(f"asv machine file {machine_json} is not JSON: {error}") from None
+            raise ResultsError(f"asv machine file {machine_json} is not JSON: {error}") from None
         name = info.get("machine") or machine_json.parent.name
         machines[name] = Machine(name=name, folder=machine_json.parent, info=info)
     return machines
@@ -76,7 +76,7 @@ def load_benchmark_meta(results_dir: Path) -> dict:
     try:
         meta = json.loads(path.read_text())
     except ValueError as error:
-        raise ReportError(f"asv benchmark list {path} is not JSON: {error}") from None
+        raise ResultsError(f"asv benchmark list {path} is not JSON: {error}") from None
     return {name: entry for name, entry in meta.items() if isinstance(entry, dict)}
 
 
@@ -84,7 +84,7 @@ def load_records(results_dir: Path) -> tuple[list[Record], dict[str, Machine]]:
     """All cells of all results files of all machines in ``results_dir``."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
-        raise ReportError(f"no asv results folder at {results_dir}")
+        raise ResultsError(f"no asv results folder at {results_dir}")
     machines = load_machines(results_dir)
     meta = load_benchmark_meta(results_dir)
     records: list[Record] = []
@@ -99,7 +99,7 @@ def _file_records(path: Path, machine: str, meta: dict) -> list[Record]:
     try:
         results = Results.load(str(path), machine_name=machine)
     except (asv_util.UserError, ValueError, KeyError, TypeError) as error:
-        raise ReportError(f"asv results file {path} cannot be read: {error}") from None
+        raise ResultsError(f"asv results file {path} cannot be read: {error}") from None
     records = []
     for benchmark in sorted(results.get_all_result_keys()):
         param_values = results.get_result_params(benchmark) or []

@@ -1,5 +1,7 @@
 """The conversion benchmark: NeuroConv's throughput (MB/s of raw source) per interface, on generated raw data.
 
+It lives with its concern, above the suite whose run state it reads; ``benchmarks/conversion.py`` exposes it.
+
 Each measurement is also appended to the throughput records (``data_dir/throughput.jsonl``) that
 ``nwb-cloud batch plan`` estimates runtimes and chooses instances from, so estimates improve with every run.
 """

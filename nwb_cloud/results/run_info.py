@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nwb_cloud.report.errors import ReportError
+from nwb_cloud.results.errors import ResultsError
 
 RUN_INFO_DIR, RELIABILITY_DIR = "run-info", "reliability"
 
@@ -37,7 +37,7 @@ def _read_json(path: Path):
     try:
         return json.loads(path.read_text())
     except ValueError as error:
-        raise ReportError(f"{path} is not JSON: {error}") from None
+        raise ResultsError(f"{path} is not JSON: {error}") from None
 
 
 def load_run_infos(results_dir: Path) -> list[dict]:
@@ -46,7 +46,7 @@ def load_run_infos(results_dir: Path) -> list[dict]:
     for path in sorted((Path(results_dir) / RUN_INFO_DIR).glob("*.json")):
         info = _read_json(path)
         if not isinstance(info, dict):
-            raise ReportError(f"run info {path} is not a JSON object")
+            raise ResultsError(f"run info {path} is not a JSON object")
         infos.append({**info, "_path": str(path)})
     return infos
 
@@ -143,11 +143,11 @@ def reliability_rows(payload, source: str = "") -> list[dict]:
             for fault, entry in faults.items()
         ]
     if not isinstance(payload, list):
-        raise ReportError(f"reliability file {source}: expected a list of rows or a method -> fault table")
+        raise ResultsError(f"reliability file {source}: expected a list of rows or a method -> fault table")
     rows = []
     for entry in payload:
         if not isinstance(entry, dict) or "method" not in entry or "outcome" not in entry:
-            raise ReportError(f"reliability file {source}: a row without method/outcome: {entry!r}"[:300])
+            raise ResultsError(f"reliability file {source}: a row without method/outcome: {entry!r}"[:300])
         injected = entry.get("faults_injected")
         injected_total = sum(injected.values()) if isinstance(injected, dict) else injected
         rows.append(

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from nwb_cloud.access import METHODS
-from nwb_cloud.report.asv_results import FAILED, MEASURED, SKIPPED, Record, snake_case
-from nwb_cloud.report.run_info import grid_excludes, info_unavailable, run_info_for
+from nwb_cloud.results.asv_results import FAILED, MEASURED, SKIPPED, Record, snake_case
+from nwb_cloud.results.run_info import grid_excludes, info_unavailable, run_info_for
 from nwb_cloud.workloads import WORKLOADS
 
 OK, FAILED_STATUS, UNAVAILABLE, EXCLUDED, SKIPPED_STATUS = "ok", "failed", "unavailable", "excluded", "skipped"
@@ -39,7 +39,7 @@ NOT_RECORDED = "the benchmark raised; asv keeps no message (see the asv run outp
 
 
 def cells_frame(records: list[Record], run_infos: list[dict] | None = None) -> pd.DataFrame:
-    """The records of :func:`~nwb_cloud.report.asv_results.load_records` as one row per cell."""
+    """The records of :func:`~nwb_cloud.results.asv_results.load_records` as one row per cell."""
     run_infos = run_infos or []
     rows: dict[tuple, dict] = {}
     for record in records:
