@@ -104,9 +104,8 @@ def test_the_pick_is_the_cheapest_candidate_within_the_tie_margin(model, codecs)
     for chunk_shape in chunk_candidates(ECEPHYS[0], 2):
         g = geometry(ECEPHYS[0], chunk_shape, 2, WORKLOADS["ecephys_electrode"].select)
         for codec in codecs:
-            weighted.append(
-                float(model.predict(None, codec, network, g.chunks, g.chunk_bytes, modality="ecephys").seconds)
-            )
+            cost = model.predict(None, codec, network, g.chunks, g.chunk_bytes, modality="ecephys", runs=g.runs)
+            weighted.append(float(cost.seconds))
     assert r.weighted_seconds <= min(weighted) * (1 + TIE) + 1e-12
     assert r.weighted_seconds == pytest.approx(sum(c.weight * c.seconds for c in r.costs))
     assert r.best_per_codec[0].weighted_seconds <= min(weighted) * (1 + TIE)

@@ -66,7 +66,7 @@ def test_fit_recovers_the_parameters_that_made_the_matrix(matrix, exact, method)
     assert _close(got.parallelism, want.parallelism, 0.05), (got.parallelism, want.parallelism)
     assert _close(got.decode_parallelism, want.decode_parallelism, 0.1), (got.decode_parallelism, method)
     assert _close(got.fixed_s, want.fixed_s, 0.2, absolute=1e-3), (got.fixed_s, want.fixed_s)
-    for name in ("requests_fixed", "requests_per_chunk", "wire_per_byte"):
+    for name in ("requests_fixed", "requests_per_chunk", "requests_per_run", "wire_per_byte"):
         assert _close(getattr(got, name), getattr(want, name), 0.1, absolute=0.1), name
     assert _close(got.requests_per_mb, want.requests_per_mb, 0.1, absolute=0.02)
     assert _close(got.wire_per_chunk_bytes, want.wire_per_chunk_bytes, 0.15, absolute=2e4)
@@ -117,9 +117,11 @@ def test_more_touched_bytes_or_chunks_never_cost_less(exact):
         network = exact.model.network(profile)
         for method in (*METHODS, ANY):
             params = exact.model.methods[method]
-            base = price(params, network, chunks, stored, 0.0).seconds
-            assert np.all(price(params, network, chunks, stored * 1.5, 0.0).seconds >= base)
-            assert np.all(price(params, network, chunks + 1, stored, 0.0).seconds >= base)
+            runs = np.ceil(chunks / rng.integers(1, 50, 400))
+            base = price(params, network, chunks, stored, 0.0, runs).seconds
+            assert np.all(price(params, network, chunks, stored * 1.5, 0.0, runs).seconds >= base)
+            assert np.all(price(params, network, chunks + 1, stored, 0.0, runs).seconds >= base)
+            assert np.all(price(params, network, chunks, stored, 0.0, runs + 1).seconds >= base)
             assert np.all(
                 exact.model.decode_s("gzip-4", chunks, stored * 2)
                 <= exact.model.decode_s("gzip-4", chunks + 1, stored * 3)
@@ -180,6 +182,14 @@ def test_geometry_counts_by_arithmetic():
     assert g.chunks == math.ceil(1400 / 19) - 900 // 19
     g = geometry((100, 10), (7, 3), 4, (slice(0, 100, 50), 2))
     assert (g.chunks, g.selection_bytes) == (2, 8)
+    # runs of adjacent chunks in C order: whole frames over time are one run, a patch one run per time chunk,
+    # one electrode one run per time chunk (the other channels' chunks lie between)
+    assert geometry((9000, 512, 512), (1, 512, 512), 2, WORKLOADS["ophys_patch"].select).runs == 1
+    patch = geometry((9000, 512, 512), (128, 32, 32), 2, WORKLOADS["ophys_patch"].select)
+    assert patch.runs == patch.chunks == 4
+    assert geometry((600_000, 384), (65_536, 1), 2, WORKLOADS["ecephys_electrode"].select).runs == 10
+    assert geometry((600_000, 384), (1_300, 384), 2, WORKLOADS["ecephys_window"].select).runs == 1
+    assert geometry((100, 10), (7, 3), 4, (slice(0, 100, 50), slice(0, 10))).runs == 2  # two separate rows
     assert chunk_count((100, 10), (7, 3)) == 15 * 4
 
 

@@ -32,12 +32,14 @@ from nwb_cloud.recommend.model import (
     ANY,
     MB,
     PLAIN,
+    ZARR_VARIANT,
     CodecParams,
     CostModel,
     MethodParams,
     Network,
     params_key,
     price,
+    traffic,
 )
 
 PRIOR_STRENGTH = 0.01  # weight of the prior against one measured cell (both in relative/log units)
@@ -138,6 +140,7 @@ def fit_method(
     cores: float = MAX_DECODE_PARALLELISM,
 ) -> MethodParams:
     chunks = cells["chunks"].to_numpy(float)
+    runs = _runs(cells)
     stored = cells["compressed_bytes"].to_numpy(float)
     ones = np.ones_like(chunks)
     values = prior.model_dump()
@@ -145,10 +148,10 @@ def fit_method(
     requests = cells["requests"].to_numpy(float)
     measured = np.isfinite(requests)
     if measured.any():
-        design = np.column_stack([ones, chunks, stored / MB])[measured]
-        start = [prior.requests_fixed, prior.requests_per_chunk, prior.requests_per_mb]
-        q, r, u = _nnls(design, requests[measured], 1 / np.maximum(requests[measured], 1), start)
-        values.update(requests_fixed=q, requests_per_chunk=r, requests_per_mb=u)
+        design = np.column_stack([ones, chunks, runs, stored / MB])[measured]
+        start = [prior.requests_fixed, prior.requests_per_chunk, prior.requests_per_run, prior.requests_per_mb]
+        q, r, s, u = _nnls(design, requests[measured], 1 / np.maximum(requests[measured], 1), start)
+        values.update(requests_fixed=q, requests_per_chunk=r, requests_per_run=s, requests_per_mb=u)
     wire = cells["bytes_received"].to_numpy(float)
     measured_wire = np.isfinite(wire)
     if measured_wire.any():
@@ -165,8 +168,7 @@ def fit_method(
     total = np.array([n.total_bandwidth for n in nets])
     measured_s = cells["time_s"].to_numpy(float)
     base = MethodParams(**values)
-    requests_hat = base.requests_fixed + base.requests_per_chunk * chunks + base.requests_per_mb * stored / MB
-    wire_hat = base.wire_fixed_bytes + base.wire_per_byte * stored + base.wire_per_chunk_bytes * chunks
+    requests_hat, wire_hat = traffic(base, chunks, stored, runs)
     prior_x = np.log([max(prior.fixed_s, MIN_FIXED_S), prior.parallelism, prior.decode_parallelism])
 
     def residuals(x):
@@ -182,6 +184,15 @@ def fit_method(
     values.update(fixed_s=float(fixed), parallelism=float(max(1.0, parallelism)),
                   decode_parallelism=float(max(1.0, decoders)))  # fmt: skip
     return MethodParams(**values)
+
+
+def _runs(cells: pd.DataFrame) -> np.ndarray:
+    """Runs of adjacent touched chunks per cell; where unknown (older measurements), one per chunk."""
+    chunks = cells["chunks"].to_numpy(float)
+    if "runs" not in cells:
+        return chunks
+    runs = cells["runs"].to_numpy(float)
+    return np.where(np.isfinite(runs), runs, chunks)
 
 
 def _decode_s(model: CostModel, cells: pd.DataFrame) -> np.ndarray:
@@ -220,7 +231,8 @@ def predict_cells(
         params = model.methods[_fitted_key(model, method or name, variant)]
         chunks = group["chunks"].to_numpy(float)
         cost = price(params, networks[profile], chunks, group["compressed_bytes"].to_numpy(float),
-                     model.decode_s(codec, chunks, group["decoded_bytes"].to_numpy(float)))  # fmt: skip
+                     model.decode_s(codec, chunks, group["decoded_bytes"].to_numpy(float)),
+                     runs=chunks if variant == ZARR_VARIANT else _runs(group))  # fmt: skip
         out.append(
             group.assign(
                 predicted_s=cost.seconds,

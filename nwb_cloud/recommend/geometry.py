@@ -4,6 +4,10 @@
 exists yet, so only the counts are computed (a chunk shape that was never written can still be priced).
 HDF5 and Zarr store an edge chunk at the full chunk shape, so every touched chunk decodes to the full
 ``chunk_bytes``.
+
+``runs`` counts the touched chunks' contiguous runs in the chunk grid's C order, the order a file written in
+time order stores them: a reader with read-ahead (remfile, fsspec) fetches a run in few requests, while
+scattered chunks cost a request each. 500 whole frames are one run; a patch over 4 time chunks is 4 runs.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ class Geometry:
     chunks: int  # chunks the selection touches
     chunk_bytes: int  # uncompressed bytes of one chunk
     selection_bytes: int  # uncompressed bytes of the selection itself
+    runs: int  # contiguous runs of touched chunks in the grid's C order (see the module docstring)
 
     @property
     def decoded_bytes(self) -> int:
@@ -51,12 +56,24 @@ def check_chunk_shape(shape, chunk_shape) -> tuple[int, ...]:
     return chunk_shape
 
 
-def _touched_along(axis: range, chunk: int) -> int:
+def _touched_along(axis: range, chunk: int) -> tuple[int, int]:
+    """(chunks touched along one axis, contiguous groups they form)."""
     if len(axis) == 0:
-        return 0
-    if axis.step == 1:
-        return axis[-1] // chunk - axis.start // chunk + 1
-    return len(np.unique(np.arange(axis.start, axis.stop, axis.step) // chunk))
+        return 0, 0
+    if axis.step == 1 or axis.step < chunk:
+        return axis[-1] // chunk - axis.start // chunk + 1, 1
+    indexes = np.unique(np.arange(axis.start, axis.stop, axis.step) // chunk)
+    return len(indexes), int(np.count_nonzero(np.diff(indexes) > 1)) + 1
+
+
+def _runs(touched: list[tuple[int, int]], grid: list[int]) -> int:
+    """Runs in C order: every axis after the last partly-touched one is whole, so that axis's groups are runs,
+    repeated once per touched chunk of the axes before it."""
+    partial = [axis for axis, ((count, _), extent) in enumerate(zip(touched, grid, strict=True)) if count < extent]
+    if not partial:
+        return 1
+    last = partial[-1]
+    return math.prod(count for count, _ in touched[:last]) * touched[last][1]
 
 
 def geometry(shape, chunk_shape, itemsize: int, selection) -> Geometry:
@@ -67,11 +84,14 @@ def geometry(shape, chunk_shape, itemsize: int, selection) -> Geometry:
         axes = normalize_selection(selection(shape) if callable(selection) else selection, shape)
     except (ChunkIndexError, ValueError, TypeError, IndexError) as error:
         raise BadChunkShape(f"the selection does not fit data of shape {shape}: {error}") from None
-    chunks = math.prod(_touched_along(axis, c) for axis, c in zip(axes, chunk_shape, strict=True))
+    touched = [_touched_along(axis, c) for axis, c in zip(axes, chunk_shape, strict=True)]
+    chunks = math.prod(count for count, _ in touched)
+    grid = [-(-s // c) for s, c in zip(shape, chunk_shape, strict=True)]
     return Geometry(
         chunks=chunks,
         chunk_bytes=math.prod(chunk_shape) * int(itemsize),
         selection_bytes=math.prod(len(axis) for axis in axes) * int(itemsize),
+        runs=_runs(touched, grid) if chunks else 0,
     )
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 from nwb_cloud.cloud.profiles import PROFILES, Profile
 from nwb_cloud.datasets.layouts import LAYOUTS
 from nwb_cloud.datasets.modalities import MODALITIES
-from nwb_cloud.recommend.codecs import HDF5, codec_name
+from nwb_cloud.recommend.codecs import HDF5, ZARR, codec_name
 from nwb_cloud.recommend.errors import NotEnoughMeasurements
 from nwb_cloud.recommend.geometry import geometry
 from nwb_cloud.recommend.model import Network, variant_of
@@ -113,6 +113,7 @@ def from_cells(cells: pd.DataFrame, run_infos: dict, machine: str | None = None,
                 "variant": _variant(layouts, modality, cell["layout"]),
                 "codec": found["codec"],
                 "chunks": found["chunks"],
+                "runs": _runs(layouts, modality, cell["layout"], cell["workload"], found["chunks"]),
                 "chunk_bytes": found["chunk_bytes"],
                 "compressed_bytes": found["compressed_bytes"],
                 "decoded_bytes": found["decoded_bytes"],
@@ -143,6 +144,16 @@ def from_cells(cells: pd.DataFrame, run_infos: dict, machine: str | None = None,
         source=f"{origin + ': ' if origin else ''}machine {machine}, run {run}, size {info.get('size', '?')}",
         notes=notes,
     )
+
+
+def _runs(layouts: pd.DataFrame, modality: str, layout: str, workload: str, chunks: int) -> int:
+    """The touched chunks' contiguous runs (see :mod:`nwb_cloud.recommend.geometry`); in Zarr, or when the
+    layout's chunk shape is unknown, every chunk is its own run."""
+    rows = layouts[(layouts["modality"] == modality) & (layouts["layout"] == layout)]
+    if rows.empty or rows.iloc[0]["backend"] == ZARR:
+        return chunks
+    row = rows.iloc[0]
+    return geometry(row["shape"], row["chunk_shape"], row["itemsize"], WORKLOADS[workload].select).runs
 
 
 def _variant(layouts: pd.DataFrame, modality: str, layout: str) -> str:

@@ -3,7 +3,8 @@
 For a read that touches ``C`` chunks of ``Bc`` compressed bytes decoding to ``Bd`` bytes, by read method
 ``m`` with codec ``k`` under a network ``p``::
 
-    requests  R = q_m + r_m * C + u_m * Bc/MB          (metadata lookups, one per chunk, more for big chunks)
+    requests  R = q_m + r_m * C + s_m * N + u_m * Bc/MB  (lookups; per chunk; per run N of adjacent chunks,
+                                                         which read-ahead fetches together; big-chunk splits)
     wire      W = o_m + a_m * Bc + g_m * C             (over-fetch: block caches read past a chunk)
     time      T = f_m + lat_p * R / P_m + W / min(total_p, P_m * per_connection_p) + decode_k(C, Bd) / D_m
     decode    decode_k = C * chunk_overhead + Bd / speed_k  (one core; h5py decodes one chunk after another,
@@ -11,7 +12,7 @@ For a read that touches ``C`` chunks of ``Bc`` compressed bytes decoding to ``Bd
 
 The network parameters come from the profile table (:mod:`nwb_cloud.cloud.profiles`), never fitted; on
 the unshaped loopback profile bytes move at the measured loopback throughput. The method parameters
-(``q, r, u`` from the measured request counts, ``o, a, g`` from the measured bytes, ``f``, the effective
+(``q, r, s, u`` from the measured request counts, ``o, a, g`` from the measured bytes, ``f``, the effective
 parallelism ``P`` and the decode parallelism ``D`` from the times) and the codec parameters (decode speed
 from the local decode measurements, compression ratio from the chunk index) are fitted by
 :mod:`nwb_cloud.recommend.fit`. Every parameter is non-negative, so touching more chunks or more bytes
@@ -81,6 +82,7 @@ class MethodParams(BaseModel):
     fixed_s: float = Field(0.005, ge=0, description="f: seconds every read costs beyond its requests and bytes")
     requests_fixed: float = Field(2.0, ge=0, description="q: requests every read makes (index lookups)")
     requests_per_chunk: float = Field(1.0, ge=0, description="r: requests per touched chunk")
+    requests_per_run: float = Field(0.0, ge=0, description="s: requests per run of adjacent touched chunks")
     requests_per_mb: float = Field(0.125, ge=0, description="u: requests per compressed MB (large-chunk splits)")
     wire_fixed_bytes: float = Field(0.0, ge=0, description="o: bytes every read moves beyond the chunks")
     wire_per_byte: float = Field(1.0, ge=0, description="a: bytes moved per touched compressed byte")
@@ -164,19 +166,27 @@ class CostModel(BaseModel):
         compressed_bytes=None,
         modality: str | None = None,
         variant: str = PLAIN,
+        runs=None,
     ) -> Cost:
         """The cost of reads touching ``chunks`` chunks of ``chunk_bytes`` each (scalars or arrays).
 
         ``compressed_bytes`` (the touched chunks' stored bytes) defaults to the decoded bytes over the codec's
-        ratio for ``modality``; a measured cell passes the figure its chunk index gives.
+        ratio for ``modality``; a measured cell passes the figure its chunk index gives. ``runs`` (of adjacent
+        chunks, :class:`~nwb_cloud.recommend.geometry.Geometry`) defaults to one per chunk, as in Zarr.
         """
         params, codec_params = self.method(method, variant), self.codec(codec)
         chunks = np.asarray(chunks, dtype=float)
+        runs = chunks if runs is None or variant == ZARR_VARIANT else np.asarray(runs, dtype=float)
         decoded = chunks * np.asarray(chunk_bytes, dtype=float)
         if compressed_bytes is None:
             compressed_bytes = decoded / codec_params.ratio_for(modality)
         return price(
-            params, network, chunks, np.asarray(compressed_bytes, dtype=float), self.decode_s(codec, chunks, decoded)
+            params,
+            network,
+            chunks,
+            np.asarray(compressed_bytes, dtype=float),
+            self.decode_s(codec, chunks, decoded),
+            runs=runs,
         )
 
     def decode_s(self, codec: str, chunks, decoded_bytes):
@@ -203,18 +213,22 @@ class CostModel(BaseModel):
             raise RecommendError(f"{path} is not a cost model: {str(error).splitlines()[0]}") from None
 
 
-def traffic(params: MethodParams, chunks, compressed_bytes):
-    """(requests, wire bytes) a method makes for reads touching ``chunks`` chunks of ``compressed_bytes``."""
+def traffic(params: MethodParams, chunks, compressed_bytes, runs):
+    """(requests, wire bytes) a method makes for reads touching ``chunks`` chunks of ``compressed_bytes`` in
+    ``runs`` runs of adjacent chunks."""
     requests = (
-        params.requests_fixed + params.requests_per_chunk * chunks + params.requests_per_mb * compressed_bytes / MB
+        params.requests_fixed
+        + params.requests_per_chunk * chunks
+        + params.requests_per_run * runs
+        + params.requests_per_mb * compressed_bytes / MB
     )
     wire = params.wire_fixed_bytes + params.wire_per_byte * compressed_bytes + params.wire_per_chunk_bytes * chunks
     return requests, wire
 
 
-def price(params: MethodParams, network: Network, chunks, compressed_bytes, decode_s) -> Cost:
+def price(params: MethodParams, network: Network, chunks, compressed_bytes, decode_s, runs) -> Cost:
     """The time of one read from its parts (the formula of the module docstring)."""
-    requests, wire = traffic(params, chunks, compressed_bytes)
+    requests, wire = traffic(params, chunks, compressed_bytes, runs)
     latency = network.latency_s * requests / params.parallelism
     transfer = wire / network.bandwidth(params.parallelism)
     decode = decode_s / params.decode_parallelism

@@ -249,6 +249,7 @@ def recommend(
                 [g.chunk_bytes for g in geos],
                 modality=modality,
                 variant=variant,
+                runs=[g.runs for g in geos],
             )
         weighted = sum(weights[w] * np.asarray(c.seconds, dtype=float) for w, c in per_workload.items())
         return {"per_workload": per_workload, "weighted": np.atleast_1d(weighted)}
@@ -336,7 +337,9 @@ def _price_one(model: CostModel, method, network, spec: DatasetSpec, chunk_shape
     per_workload = {}
     for workload in weights:
         g = geometry(spec.shape, chunk_shape, spec.itemsize, WORKLOADS[workload].select)
-        cost = model.predict(method, codec, network, g.chunks, g.chunk_bytes, modality=spec.modality, variant=variant)
+        cost = model.predict(
+            method, codec, network, g.chunks, g.chunk_bytes, modality=spec.modality, variant=variant, runs=g.runs
+        )
         per_workload[workload] = float(cost.seconds)
     return {"per_workload": per_workload, "weighted": sum(weights[w] * s for w, s in per_workload.items())}
 

@@ -47,8 +47,9 @@ TRUTH = CostModel(
         "parallel": MethodParams(fixed_s=0.08, requests_fixed=1, requests_per_chunk=1.0, requests_per_mb=0.0,
                                  wire_fixed_bytes=0, wire_per_byte=1.0, wire_per_chunk_bytes=0, parallelism=12,
                                  decode_parallelism=2),
-        "blockcache": MethodParams(fixed_s=0.01, requests_fixed=4, requests_per_chunk=1.0, requests_per_mb=0.2,
-                                   wire_fixed_bytes=5e6, wire_per_byte=1.0, wire_per_chunk_bytes=2e6, parallelism=1),
+        "blockcache": MethodParams(fixed_s=0.01, requests_fixed=4, requests_per_chunk=0.1, requests_per_run=1.5,
+                                   requests_per_mb=0.2, wire_fixed_bytes=5e6, wire_per_byte=1.0,
+                                   wire_per_chunk_bytes=2e6, parallelism=1),
     },
     codecs={
         "gzip-4": CodecParams(decode_bytes_per_s=180 * MB, ratio={"ophys": 2.4, "ecephys": 1.5}),
@@ -93,15 +94,17 @@ def synthetic_measurements(
                 for method, params in truth.methods.items():
                     if method == ANY:
                         continue
-                    requests, wire = traffic(params, touched.chunks, stored)
+                    requests, wire = traffic(params, touched.chunks, stored, touched.runs)
                     for profile, network in networks.items():
-                        cost = truth.predict(method, codec, network, touched.chunks, touched.chunk_bytes, stored)
+                        cost = truth.predict(
+                            method, codec, network, touched.chunks, touched.chunk_bytes, stored, runs=touched.runs
+                        )
                         seconds = (
                             float(cost.seconds) * float(np.exp(rng.normal(0, noise))) if noise else float(cost.seconds)
                         )
                         cells.append(dict(machine="synthetic", workload=workload, method=method, layout=layout,
                                           profile=profile, modality=modality, variant="hdf5", codec=codec,
-                                          chunks=touched.chunks,
+                                          chunks=touched.chunks, runs=touched.runs,
                                           chunk_bytes=touched.chunk_bytes, compressed_bytes=stored,
                                           decoded_bytes=touched.decoded_bytes, time_s=seconds,
                                           requests=float(requests) if traffic_measured else np.nan,
