@@ -464,3 +464,4 @@ def test_a_suite_of_tracks_only_is_measured_and_gets_its_own_table(tmp_path):
     assert run.workloads() == []  # no read-grid section for it
     html = page.tracks_section(run)
     assert "conversion_throughput[interface=TiffImagingInterface]" in html and "31.4" in html
+    assert "cold samples per cell</th><td>none" in page.how_to_read(run).replace("\n", "")  # a track is no sample

@@ -79,7 +79,8 @@ def how_to_read(run: Run) -> str:
     info = run.info or {}
     cells = run.cells
     measured = cells[cells["status"] == OK]
-    samples = sorted(set(measured["n_samples"].astype(int))) if len(measured) else []
+    timed = measured[measured["n_samples"].fillna(0) > 0]  # a track-only suite (conversion) records no sample
+    samples = sorted(set(timed["n_samples"].astype(int)))
     data = f"size {info.get('size', 'not recorded')}, source {info.get('source', 'not recorded')}"
     if info.get("store"):
         data += f", {info['store']}"
@@ -91,9 +92,9 @@ def how_to_read(run: Run) -> str:
         ("run", fmt.timestamp(run.started) + (f" (run id {info['run_id']})" if info.get("run_id") else "")),
         ("data", data),
         ("cold samples per cell", ", ".join(map(str, samples)) or "none"),
-        ("cells", f"{len(cells)}: {len(measured)} timed, {_count_of(cells, FAILED_STATUS)} failed, "
-                  f"{_count_of(cells, 'unavailable')} unavailable, {_count_of(cells, EXCLUDED)} not in the grid, "
-                  f"{_count_of(cells, 'skipped')} skipped"),
+        ("cells", f"{len(cells)}: {len(timed)} timed, {len(measured) - len(timed)} tracked, "
+                  f"{_count_of(cells, FAILED_STATUS)} failed, {_count_of(cells, 'unavailable')} unavailable, "
+                  f"{_count_of(cells, EXCLUDED)} not in the grid, {_count_of(cells, 'skipped')} skipped"),
     ]  # fmt: skip
     if run.info is None:
         facts.append(("run info", "none found in results/run-info/ for this run: size and source are not "
