@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nwb_cloud.files import write_text_whole
 from nwb_cloud.recommend.errors import NotEnoughMeasurements
 from nwb_cloud.recommend.fit import fit, predict_cells
 from nwb_cloud.recommend.measurements import Measurements, load
@@ -164,10 +165,6 @@ CHECK_FILE = Path("recommendations") / "check.json"  # under a results folder: w
 
 def save_check(results_dir, model_source: str, summary: dict, table: pd.DataFrame) -> Path:
     """Keep the check beside the results it was made from, for the report (written whole or not at all)."""
-    path = Path(results_dir) / CHECK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     rows = json.loads(table.to_json(orient="records"))  # NaN -> null
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps({"model": model_source, "summary": summary, "groups": rows}, indent=1))
-    partial.replace(path)
-    return path
+    document = {"model": model_source, "summary": summary, "groups": rows}
+    return write_text_whole(Path(results_dir) / CHECK_FILE, json.dumps(document, indent=1))

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from nwb_cloud.analysis import cost as network_cost
 from nwb_cloud.cloud.profiles import PROFILES
+from nwb_cloud.files import write_text_whole
 from nwb_cloud.recommend.check import TARGET, check_recommendations, check_summary, mix_name
 from nwb_cloud.recommend.codecs import CODECS, caveat
 from nwb_cloud.recommend.errors import RecommendError
@@ -59,11 +60,7 @@ def write_guidance(results, out_dir: str | Path) -> Path:
     parts.insert(2, _p('Tables behind this page: <a href="tables/guidance-check.csv">guidance-check.csv</a> (the '
                        'recommendations check, group by group), <a href="tables/guidance-residuals.csv">'
                        "guidance-residuals.csv</a> (measured and predicted time of every read)."))  # fmt: skip
-    page = out_dir / "guidance.html"
-    partial = page.with_name(page.name + ".partial")
-    partial.write_text(_page("\n".join(parts)), encoding="utf-8")
-    partial.replace(page)
-    return page
+    return write_text_whole(out_dir / "guidance.html", _page("\n".join(parts)))
 
 
 # -- tables ---------------------------------------------------------------------------------------------------

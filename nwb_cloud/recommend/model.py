@@ -28,6 +28,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from nwb_cloud.cloud.profiles import Profile, get_profile
+from nwb_cloud.files import write_text_whole
 from nwb_cloud.recommend.errors import NotEnoughMeasurements, RecommendError, UnknownCodec
 
 MB = 1e6
@@ -195,12 +196,7 @@ class CostModel(BaseModel):
 
     # -- persistence ------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(self.model_dump_json(indent=1))
-        partial.replace(path)
-        return path
+        return write_text_whole(path, self.model_dump_json(indent=1))
 
     @classmethod
     def load(cls, path: str | Path) -> CostModel:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from nwb_cloud.files import write_text_whole
 from nwb_cloud.report import figures, page
 from nwb_cloud.report.errors import ReportError
 from nwb_cloud.report.html import anchor_id, esc, paragraph, section
@@ -52,11 +53,7 @@ def build(results_dir: Path, out_dir: Path) -> Path:
     for run in runs:
         _draw(run, out_dir)
     _write_tables(latest, out_dir / "tables")
-    index = out_dir / "index.html"
-    partial = index.with_name(index.name + ".partial")
-    partial.write_text(_render(runs, reliability, results_dir, out_dir), encoding="utf-8")
-    partial.replace(index)
-    return index
+    return write_text_whole(out_dir / "index.html", _render(runs, reliability, results_dir, out_dir))
 
 
 def _draw(run: page.Run, out_dir: Path) -> None:

@@ -68,6 +68,7 @@ from nwb_cloud.datasets.modalities import get_modality
 from nwb_cloud.datasets.signals import EcephysSpec
 from nwb_cloud.datasets.writer import write_recording
 from nwb_cloud.errors import NwbCloudError
+from nwb_cloud.files import write_text_whole
 from nwb_cloud.suite.cell import REFERENCE_METHOD, Cell, CellRun
 
 WORKLOAD = "ecephys_electrode"  # opens the file, then reads one electrode across every chunk of the series
@@ -427,13 +428,8 @@ def table_payload(
 
 def write_table(payload: dict, results_dir: Path) -> Path:
     """``results_dir/reliability/<run_id>.json``, written whole or not at all."""
-    directory = Path(results_dir) / RELIABILITY_DIR
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{payload['run_id']}.json"
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(payload, indent=1) + "\n")
-    partial.replace(path)
-    return path
+    path = Path(results_dir) / RELIABILITY_DIR / f"{payload['run_id']}.json"
+    return write_text_whole(path, json.dumps(payload, indent=1) + "\n")
 
 
 def _commit() -> str | None:
