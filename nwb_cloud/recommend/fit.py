@@ -32,7 +32,6 @@ from nwb_cloud.recommend.model import (
     ANY,
     MB,
     PLAIN,
-    ZARR_VARIANT,
     CodecParams,
     CostModel,
     MethodParams,
@@ -232,7 +231,7 @@ def predict_cells(
         chunks = group["chunks"].to_numpy(float)
         cost = price(params, networks[profile], chunks, group["compressed_bytes"].to_numpy(float),
                      model.decode_s(codec, chunks, group["decoded_bytes"].to_numpy(float)),
-                     runs=chunks if variant == ZARR_VARIANT else _runs(group))  # fmt: skip
+                     runs=_runs(group))  # fmt: skip
         out.append(
             group.assign(
                 predicted_s=cost.seconds,

@@ -146,19 +146,23 @@ def from_cells(cells: pd.DataFrame, run_infos: dict, machine: str | None = None,
     )
 
 
+def _layout_row(layouts: pd.DataFrame, modality: str, layout: str) -> pd.Series | None:
+    rows = layouts[(layouts["modality"] == modality) & (layouts["layout"] == layout)]
+    return None if rows.empty else rows.iloc[0]
+
+
 def _runs(layouts: pd.DataFrame, modality: str, layout: str, workload: str, chunks: int) -> int:
     """The touched chunks' contiguous runs (see :mod:`nwb_cloud.recommend.geometry`); in Zarr, or when the
     layout's chunk shape is unknown, every chunk is its own run."""
-    rows = layouts[(layouts["modality"] == modality) & (layouts["layout"] == layout)]
-    if rows.empty or rows.iloc[0]["backend"] == ZARR:
+    row = _layout_row(layouts, modality, layout)
+    if row is None or row["backend"] == ZARR:
         return chunks
-    row = rows.iloc[0]
     return geometry(row["shape"], row["chunk_shape"], row["itemsize"], WORKLOADS[workload].select).runs
 
 
 def _variant(layouts: pd.DataFrame, modality: str, layout: str) -> str:
-    rows = layouts[(layouts["modality"] == modality) & (layouts["layout"] == layout)]
-    return variant_of(rows.iloc[0]["backend"], rows.iloc[0]["page_size"]) if len(rows) else variant_of(None)
+    row = _layout_row(layouts, modality, layout)
+    return variant_of(None) if row is None else variant_of(row["backend"], row["page_size"])
 
 
 def _cores(info: dict) -> int | None:
@@ -240,8 +244,8 @@ def _floors(info: dict, layouts: pd.DataFrame) -> dict:
             continue
         modality = WORKLOADS[floor["workload"]].modality
         layout = floor.get("layout") or next((n for n in names if f"-{n}-" in str(floor.get("asset", ""))), None)
-        rows = layouts[(layouts["modality"] == modality) & (layouts["layout"] == layout)]
-        if rows.empty or not floor.get("chunks"):
+        row = _layout_row(layouts, modality, layout)
+        if row is None or not floor.get("chunks"):
             continue
         key = (modality, layout, floor["workload"])
         local_s = float(floor.get("local_s") or np.nan)
@@ -251,7 +255,7 @@ def _floors(info: dict, layouts: pd.DataFrame) -> dict:
             "modality": modality,
             "layout": layout,
             "workload": floor["workload"],
-            "codec": rows.iloc[0]["codec"],
+            "codec": row["codec"],
             "chunks": int(floor["chunks"]),
             "chunk_bytes": int(floor["chunk_bytes"]) // int(floor["chunks"]),
             "compressed_bytes": int(floor["compressed_bytes"]),
@@ -278,10 +282,9 @@ def _codec_table(info: dict) -> list[dict]:
 
 def _computed_geometry(layouts: pd.DataFrame, modality: str, layout: str, workload: str) -> dict | None:
     """Geometry from the layout's chunk shape when the run kept no floor; compressed bytes from the file size."""
-    rows = layouts[(layouts["modality"] == modality) & (layouts["layout"] == layout)]
-    if rows.empty or not rows.iloc[0]["size_bytes"]:
+    row = _layout_row(layouts, modality, layout)
+    if row is None or not row["size_bytes"]:
         return None
-    row = rows.iloc[0]
     touched = geometry(row["shape"], row["chunk_shape"], row["itemsize"], WORKLOADS[workload].select)
     raw = math.prod(row["shape"]) * row["itemsize"]
     ratio = row["ratio"] if row["ratio"] > 0 else raw / row["size_bytes"]
