@@ -474,7 +474,7 @@ def run_details(run: Run) -> str:
     return section(f"{run.key}-details", "Other run details", generic(rest)) if rest else ""
 
 
-# -- reliability -----------------------------------------------------------------------------------------------------
+# -- recommendations -------------------------------------------------------------------------------------------------
 def recommendations_section(check: dict | None, guidance: bool) -> str:
     """The model's recommended layout against the best measured one, per workload mix, profile and method."""
     if not check:
@@ -517,6 +517,7 @@ def _ratio(value) -> str:
     return fmt.NOT_MEASURED if value is None or value != value else f"{value:.2f}x"
 
 
+# -- reliability -----------------------------------------------------------------------------------------------------
 def reliability_section(reliability: pd.DataFrame) -> str:
     if reliability.empty:
         return ""
