@@ -6,13 +6,14 @@ import time
 from pathlib import Path
 
 import h5py
-import kerchunk
+import numcodecs
+import zarr
 
 from nwb_cloud.refs.errors import RefsError
+from nwb_cloud.refs.format import INDEX_FORMAT
 from nwb_cloud.refs.source import DEFAULT_BLOCK_SIZE, is_remote, open_source
 from nwb_cloud.refs.translate import NwbHdf5ToZarr
 
-INDEX_FORMAT = "nwb-cloud-refs/1"  # bump when the index layout changes: older indexes are then rebuilt
 # Chunks of at most this many stored bytes are copied into the index (kerchunk's default is 500 bytes). 16 KiB
 # takes the small tables pynwb reads while opening (an electrodes table of 384 rows: 3 KB per column) out of
 # the asset: an open from the index then makes no request after the index's own, instead of one round trip
@@ -49,7 +50,7 @@ def build_index(
         try:
             refs = translator.translate()
         finally:
-            translator._h5f.close()
+            translator.close()
         stats = fileobj.stats
     finally:
         fileobj.close()
@@ -62,8 +63,10 @@ def build_index(
             "seconds": round(time.perf_counter() - started, 4),
             "inline_threshold": inline_threshold,
             "block_size": block_size if is_remote(source) else None,
-            "kerchunk": kerchunk.__version__,
             "h5py": h5py.__version__,
+            "hdf5": h5py.version.hdf5_version,
+            "zarr": zarr.__version__,
+            "numcodecs": numcodecs.__version__,
         },
     }
     return refs
