@@ -1,7 +1,9 @@
 """Read methods: each module of this package defines ``METHODS``, a list of :class:`Method` rows.
 
 Adding a method is adding one module (or one row to an existing module's list); the registry, the CLI and
-the asv grid pick it up from here.
+the asv grid pick it up from here. The modules are found and imported on the first use of the registry
+(``METHODS``, :func:`get_method`), not when the package is imported: ``import nwb_cloud.access.nwb_index``
+(the light ``[index]`` install) must not import every other method's library.
 """
 
 from __future__ import annotations
@@ -33,14 +35,28 @@ def _discover() -> dict[str, Method]:
     return methods
 
 
-METHODS: dict[str, Method] = _discover()
+_methods: dict[str, Method] | None = None
+
+
+def methods() -> dict[str, Method]:
+    """Every read method by name (the method modules are imported on the first call)."""
+    global _methods
+    if _methods is None:
+        _methods = _discover()
+    return _methods
+
+
+def __getattr__(name: str):
+    if name == "METHODS":  # the registry, as a module attribute: `from nwb_cloud.access import METHODS`
+        return methods()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_method(name: str) -> Method:
     try:
-        return METHODS[name]
+        return methods()[name]
     except KeyError:
-        raise UnknownMethod(f"unknown read method {name!r}; known: {', '.join(METHODS)}") from None
+        raise UnknownMethod(f"unknown read method {name!r}; known: {', '.join(methods())}") from None
 
 
 def open_nwb(store, key: str, method: str) -> Opened:
@@ -49,6 +65,6 @@ def open_nwb(store, key: str, method: str) -> Opened:
 
 
 __all__ = [
-    "METHODS", "AccessError", "Method", "MethodUnavailable", "NotNwbFile", "Opened", "UnknownMethod",
+    "METHODS", "AccessError", "Method", "MethodUnavailable", "NotNwbFile", "Opened", "UnknownMethod", "methods",
     "get_method", "open_nwb", "translate_errors",
 ]  # fmt: skip

@@ -16,7 +16,9 @@ Where the local cache lives
 Read-only stores (DANDI's bucket)
     ``prepare`` builds the index and publishes it beside the asset; a store that refuses the write gets the
     index in the local cache instead, and every open then finds it there. ``configure(build=True)`` (or
-    :func:`open_nwb_index` with ``build=True``) builds a missing index into the cache on open.
+    :func:`open_nwb_index` with ``build=True``) builds a missing index into the cache on open;
+    :func:`open_url` does so by default and takes the URLs DANDI hands out (``s3://``, ``https://`` object
+    URLs, API asset URLs), anonymously.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from nwb_cloud.access.base import Method, Opened
 from nwb_cloud.cloud.store import StoreError
+from nwb_cloud.cloud.urls import store_for_url
 from nwb_cloud.refs import build_index
 from nwb_cloud.refs import sidecar as sidecars
 from nwb_cloud.refs.cache import AssetIdentity, IndexCache
@@ -90,6 +93,18 @@ def open_nwb_index(store, key: str, cache=None, build=None, progress=None, polic
             return opened
         opened.close()
     raise AssertionError("unreachable: a non-speculative find is always confirmed")
+
+
+def open_url(url: str, endpoint_url: str | None = None, access_key: str | None = None,
+             secret_key: str | None = None, cache=None, build: bool = True, progress=None) -> Opened:  # fmt: skip
+    """Open an NWB file by the URL a user holds: ``s3://bucket/key``, an S3 object's ``https://`` URL or a DANDI
+    API asset URL (:func:`nwb_cloud.cloud.urls.store_for_url`), anonymously unless keys are given.
+
+    A bucket one cannot write to (DANDI's) has no sidecar: the index is then built into the local cache on
+    the first open (``build``; reading only the file's metadata) and found there afterwards.
+    """
+    store, key = store_for_url(url, endpoint_url=endpoint_url, access_key=access_key, secret_key=secret_key)
+    return open_nwb_index(store, key, cache=cache, build=build, progress=progress)
 
 
 def open_found(found: Found, reader: RangeReader) -> Opened:

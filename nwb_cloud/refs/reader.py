@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import nwb_cloud.refs.codecs  # noqa: F401 - registers the codec of compound datasets before zarr reads one
 from nwb_cloud.refs.errors import CorruptIndex, RefsError
-from nwb_cloud.refs.format import SKIPPED_FILTERS
+from nwb_cloud.refs.format import KNOWN_FORMATS, SKIPPED_FILTERS
 from nwb_cloud.refs.nwbio import IndexIO
 
 
@@ -70,3 +70,8 @@ def check_index(refs) -> None:
         raise CorruptIndex("not a kerchunk version 1 reference index (no 'version': 1 and 'refs' mapping)")
     if ".zgroup" not in refs["refs"]:
         raise CorruptIndex("reference index has no root group ('.zgroup')")
+    written = (refs.get("nwb_cloud") or {}).get("format")
+    if written not in KNOWN_FORMATS:
+        raise CorruptIndex(
+            f"index format {written!r} is not one this package reads ({', '.join(KNOWN_FORMATS)}): build it again"
+        )

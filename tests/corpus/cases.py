@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.corpus import hdf5_files, pynwb_files
+from tests.corpus import extension_file, hdf5_files, neuroconv_files, pynwb_files
 
 BACK_COMPAT = Path(__file__).parent.parent / "data" / "pynwb-back-compat"
 
@@ -32,6 +32,10 @@ for path in sorted(BACK_COMPAT.glob("*.nwb")):
     CASES[f"pynwb-back-compat/{path.stem}"] = Case(_committed(path), nwb=True, source="pynwb 1.0.2-3.0.0")
 for name, writer in pynwb_files.WRITERS.items():
     CASES[name] = Case(_written(writer, ".nwb"), nwb=True, source="pynwb.testing.mock")
+for name, writer in neuroconv_files.WRITERS.items():
+    CASES[name] = Case(_written(writer, ".nwb"), nwb=True, source="NeuroConv mock interfaces, default backend")
+for name, writer in extension_file.WRITERS.items():
+    CASES[name] = Case(_written(writer, ".nwb"), nwb=True, source="pynwb with a cached extension spec")
 for name, writer in hdf5_files.WRITERS.items():
     CASES[name] = Case(_written(writer, ".h5"), nwb=False, source="h5py")
 for name, (writer, refused) in hdf5_files.REFUSED.items():
