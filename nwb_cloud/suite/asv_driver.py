@@ -32,14 +32,20 @@ def _commit(repo: Path) -> str:
     return out.stdout.strip()
 
 
-def run_asv(repo: Path, state_path: Path, bench: str | None = None, machine: str | None = None) -> dict:
-    """Run the suite against the prepared state; return where results and HTML went and whether all passed."""
+def run_asv(
+    repo: Path, state_path: Path, bench: str | None = None, machine: str | None = None, config: Path | None = None
+) -> dict:
+    """Run the suite against the prepared state; return where results and HTML went and whether all passed.
+
+    ``config``: another asv configuration than ``repo``'s ``asv.conf.json`` (tests write results elsewhere)."""
     repo = Path(repo)
     env = {**os.environ, "NWB_CLOUD_STATE": str(state_path)}
     machine = machine or socket.gethostname()
-    if _asv(repo, "machine", "--yes", "--machine", machine, env=env) != 0:
+    chosen = ["--config", str(config)] if config else []
+    if _asv(repo, *chosen, "machine", "--yes", "--machine", machine, env=env) != 0:
         raise AsvError("`asv machine --yes` failed")
     args = [
+        *chosen,
         "run",
         "--environment", f"existing:{sys.executable}",
         "--set-commit-hash", _commit(repo),
@@ -51,7 +57,7 @@ def run_asv(repo: Path, state_path: Path, bench: str | None = None, machine: str
         args += ["--bench", bench]
     commit = args[args.index("--set-commit-hash") + 1]
     status = _asv(repo, *args, env=env)
-    if _asv(repo, "publish", env=env) != 0:
+    if _asv(repo, *chosen, "publish", env=env) != 0:
         raise AsvError("`asv publish` failed")
     html = repo / "reports" / "html" / "index.html"
     return {"passed": status == 0, "status": status, "html": html, "commit": commit}
