@@ -29,6 +29,8 @@ Read-only stores (DANDI's bucket)
 
 from __future__ import annotations
 
+import functools
+import posixpath
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
@@ -44,6 +46,7 @@ from nwb_cloud.refs.fetch import RangeReader
 from nwb_cloud.refs.handle import IndexHandle
 from nwb_cloud.refs.locate import Found, find_index
 from nwb_cloud.refs.plan import Policy
+from nwb_cloud.refs.reader import ExternalIndexes
 from nwb_cloud.settings import Settings
 
 CACHE_FOLDER = "indexes"
@@ -92,7 +95,7 @@ def open_nwb_index(store, key: str, cache=None, build=None, progress=None, polic
             reader.close()
             raise
         try:
-            opened = open_found(found, reader)
+            opened = open_found(found, reader, build=build, cache=cache)
         except Exception:
             if found.confirmed():
                 raise
@@ -115,19 +118,41 @@ def open_url(url: str, endpoint_url: str | None = None, access_key: str | None =
     return open_nwb_index(store, key, cache=cache, build=build, progress=progress)
 
 
-def open_found(found: Found, reader: RangeReader) -> Opened:
-    """The ``NWBFile`` of an index found for the asset ``reader`` reads; closing it closes ``reader``."""
+def open_found(found: Found, reader: RangeReader, build: bool | None = None, cache=None) -> Opened:
+    """The ``NWBFile`` of an index found for the asset ``reader`` reads; closing it closes ``reader``.
+
+    Files that external links name are opened through their own indexes, found in ``cache`` (default:
+    :func:`index_cache`) or published, or built there when ``build`` (default: the configured one)."""
     opened = Opened(nwbfile=None, closers=[reader.close])
     reader.expected_etag = found.identity.etag  # no chunk of another version of the asset is ever read
     try:
         reader.warm()  # while pynwb builds its objects
         handle = IndexHandle(found.index, reader)
         opened.closers.append(handle.close)
-        opened.nwbfile = handle.nwb_io().read()
+        build = _config.build if build is None else build
+        cache = cache or index_cache()
+        linked = ExternalIndexes(functools.partial(_sibling_handle, reader.store, reader.key, reader.policy, build,
+                                                   cache))  # fmt: skip
+        opened.closers.append(linked.close)
+        opened.nwbfile = handle.nwb_io(external=linked).read()
     except BaseException:
         opened.close()
         raise
     return opened
+
+
+def _sibling_handle(store, key: str, policy: Policy, build: bool, cache, name: str) -> IndexHandle:
+    """The open index of the file ``name`` beside ``key`` (an external link's target), found as any open finds
+    one: the cache, the sidecar, or (``build``) a build into the cache."""
+    other = posixpath.normpath(posixpath.join(posixpath.dirname(key), name))
+    reader = RangeReader(store, other, policy)
+    try:
+        found = find_index(store, other, reader.client, cache, build)
+        reader.expected_etag = found.identity.etag
+        return IndexHandle(found.index, reader)
+    except BaseException:
+        reader.close()
+        raise
 
 
 def prepare(store, key: str, local_path: str | None = None) -> str:

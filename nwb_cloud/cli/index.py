@@ -80,7 +80,7 @@ def open_(args) -> int:
     except BaseException:
         reader.close()
         raise
-    with open_found(found, reader) as opened:
+    with open_found(found, reader, build=args.build, cache=_cache(args)) as opened:
         seconds = time.perf_counter() - started
         nwbfile = opened.nwbfile
         objects = len(nwbfile.objects)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import posixpath
 import time
 from pathlib import Path
 
+import fsspec
 import h5py
 import numcodecs
 import zarr
@@ -44,7 +47,9 @@ def build_index(
         raise RefsError(f"cannot build an index: no such file {source}") from None
     try:
         try:
-            translator = NwbHdf5ToZarr(fileobj, inline_threshold=inline_threshold, progress=progress)
+            beside = functools.partial(sibling_exists, source, storage_options=storage_options)
+            translator = NwbHdf5ToZarr(fileobj, inline_threshold=inline_threshold, progress=progress,
+                                       sibling_exists=beside)  # fmt: skip
         except OSError as error:
             raise RefsError(f"cannot build an index: {source} is not an HDF5 file ({error})") from None
         try:
@@ -70,6 +75,24 @@ def build_index(
         },
     }
     return refs
+
+
+def sibling(url: str, name: str) -> str:
+    """Where an external link's file ``name`` is for an asset at ``url``: beside it (a path or an fsspec URL)."""
+    if not is_remote(url):
+        return str(Path(str(url).removeprefix("file://")).parent / name)
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{posixpath.normpath(posixpath.join(posixpath.dirname(rest), name))}"
+
+
+def sibling_exists(source, name: str, storage_options: dict | None) -> bool:
+    if Path(name).is_absolute():
+        return False  # an absolute path names a file on the writer's machine, never beside the asset
+    where = sibling(str(source), name)
+    if not is_remote(str(source)):
+        return Path(where).is_file()
+    fs, path = fsspec.core.url_to_fs(where, **(storage_options or {}))
+    return fs.isfile(path)
 
 
 def canonical_url(source) -> str:

@@ -346,8 +346,10 @@ def _hdf5_paths(file: h5py.File) -> dict[str, str]:
     names: list[str] = []
     file.visit_links(names.append)
     for name in names:
+        if isinstance(file.get(name, getlink=True), (h5py.SoftLink, h5py.ExternalLink)):
+            continue  # a hard link of this file is an object of it; the others point somewhere
         obj = file.get(name)
-        if obj is not None and not isinstance(file.get(name, getlink=True), h5py.SoftLink):
+        if obj is not None:
             visit(name, obj)
     return {path: min(group) for group in by_object.values() for path in group}
 
@@ -361,6 +363,8 @@ def _hdf5_tree(file: h5py.File, paths: dict[str, str]) -> dict:
         link = file.get(name, getlink=True)
         if isinstance(link, h5py.SoftLink):
             tree[path] = Typed("soft link", paths.get(link.path, link.path))
+        elif isinstance(link, h5py.ExternalLink):
+            tree[path] = Typed("external link", [link.filename, link.path])
         elif paths[path] != path:
             tree[path] = Typed("hard link", paths[path])
         else:
@@ -432,6 +436,9 @@ def _index_tree(root, paths: dict[str, str]) -> dict:
         else:
             tree[path] = {"kind": "group", "attrs": attrs}
             for link in links:
+                if link.get("source", ".") != ".":
+                    tree[f"{path.rstrip('/')}/{link['name']}"] = Typed("external link", [link["source"], link["path"]])
+                    continue
                 target = paths.get(link["path"], link["path"])
                 tree[f"{path.rstrip('/')}/{link['name']}"] = Typed("hard link" if link.get("hard") else "soft link",
                                                                    target)  # fmt: skip

@@ -40,9 +40,9 @@ class IndexHandle:
         )
         self._closed = False
 
-    def nwb_io(self) -> IndexIO:
-        """pynwb's IO (not yet read) over this handle's store."""
-        return IndexIO(path=self.store, mode="r")
+    def nwb_io(self, external=None) -> IndexIO:
+        """pynwb's IO (not yet read) over this handle's store (``external``: see :class:`IndexIO`)."""
+        return IndexIO(path=self.store, mode="r", external=external)
 
     def close(self) -> None:
         if self._closed:

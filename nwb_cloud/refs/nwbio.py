@@ -14,31 +14,55 @@ places, which :class:`IndexIO` mends after hdmf-zarr has read the tree (``read_b
 * scalars: ``HDF5IO`` gives a scalar compound as a 0-d array (hdmf-zarr: ``numpy.void``), a fixed-length
   string scalar as text (hdmf-zarr: ``numpy.bytes_``) and a big-endian number in native byte order.
 
-Everything else - groups, links, references, strings, numeric arrays - is hdmf-zarr's reading unchanged.
+External links (``zarr_link`` entries whose ``source`` is another file) are read through the other file's own
+index (``external``), as ``HDF5IO`` follows them into the other file. Everything else - groups, links,
+references, strings, numeric arrays - is hdmf-zarr's reading unchanged.
 """
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable
 
 import numpy as np
 import zarr
 from hdmf.build import DatasetBuilder, GroupBuilder, LinkBuilder
+from hdmf_zarr.backend import ROOT_NAME
 from hdmf_zarr.nwb import NWBZarrIO
 from hdmf_zarr.zarr_utils import BuilderZarrTableDataset
 
 from nwb_cloud.refs import attrs as attributes
+from nwb_cloud.refs.errors import RefsError
 
 
 class IndexIO(NWBZarrIO):
     """``NWBZarrIO`` whose builders equal ``NWBHDF5IO``'s for the same file (see the module docstring).
 
-    ``on_close`` is called once when the IO is closed (e.g. to close the store's connections).
+    ``on_close`` is called once when the IO is closed (e.g. to close the store's connections). ``external(name)``
+    gives the root Zarr group of the index of the file an external link names (the file beside the asset);
+    without it, reading an external link raises :class:`~nwb_cloud.refs.errors.RefsError`.
     """
 
-    def __init__(self, *args, on_close: Callable[[], object] | None = None, **kwargs):
+    def __init__(self, *args, on_close: Callable[[], object] | None = None, external=None, **kwargs):
         self._on_close = on_close
+        self._external = external
         super().__init__(*args, **kwargs)
+
+    def resolve_ref(self, zarr_ref):
+        """hdmf-zarr's, plus links to another file: its object, read through that file's own index."""
+        source = zarr_ref.get("source") if isinstance(zarr_ref, dict) else None
+        if source in (None, "."):
+            return super().resolve_ref(zarr_ref)
+        path = str(zarr_ref.get("path") or "").strip("/")
+        if self._external is None:
+            raise RefsError(f"an external link to {source}:/{path} needs that file's index; open the file with "
+                            "the nwb-index method (or open_zarr_io on a local copy)")  # fmt: skip
+        root = self._external(source)
+        try:
+            target = root[path] if path else root
+        except KeyError:
+            raise RefsError(f"the external link target {source}:/{path} is not in that file") from None
+        return (posixpath.basename(path) or ROOT_NAME), target
 
     def read_builder(self):
         root = super().read_builder()

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
+
+import zarr
 
 import nwb_cloud.refs.codecs  # noqa: F401 - registers the codec of compound datasets before zarr reads one
 from nwb_cloud.refs.errors import CorruptIndex, RefsError
@@ -42,8 +45,10 @@ def open_zarr_io(refs: dict, remote_options: dict | None = None) -> IndexIO:
         from nwb_cloud.refs.handle import IndexHandle
         from nwb_cloud.refs.local import FileReader
 
-        handle = IndexHandle(refs, FileReader(url.removeprefix("file://")))
-        return IndexIO(path=handle.store, mode="r", on_close=handle.close)
+        path = url.removeprefix("file://")
+        handle = IndexHandle(refs, FileReader(path))
+        linked = ExternalIndexes(lambda name: _local_index(path, name))
+        return IndexIO(path=handle.store, mode="r", on_close=_closing(linked.close, handle.close), external=linked)
     skipped = arrays_with_skipped_filters(refs)
     if skipped:
         raise RefsError(
@@ -51,6 +56,48 @@ def open_zarr_io(refs: dict, remote_options: dict | None = None) -> IndexIO:
             "which stock fsspec decodes wrongly; read the index with the nwb-index method"
         )
     return IndexIO(path="reference://", mode="r", storage_options=reference_options(refs, remote_options))
+
+
+class ExternalIndexes:
+    """The files external links name, each opened once through its own index: ``self(name)`` is its root group.
+
+    ``open_index(name)`` gives ``(index handle, or anything with a store and close())`` for the file ``name``.
+    """
+
+    def __init__(self, open_index):
+        self._open = open_index
+        self._roots: dict[str, object] = {}
+        self._handles: list = []
+
+    def __call__(self, name: str):
+        if name not in self._roots:
+            if Path(name).is_absolute():
+                raise RefsError(f"an external link names {name}, a path on the writer's machine, not beside the asset")
+            handle = self._open(name)
+            self._handles.append(handle)
+            self._roots[name] = zarr.open(handle.store, mode="r")
+        return self._roots[name]
+
+    def close(self) -> None:
+        while self._handles:
+            self._handles.pop().close()
+
+
+def _local_index(asset: str, name: str):
+    from nwb_cloud.refs.build import build_index, sibling
+    from nwb_cloud.refs.handle import IndexHandle
+    from nwb_cloud.refs.local import FileReader
+
+    path = sibling(asset, name)
+    return IndexHandle(build_index(path), FileReader(path))
+
+
+def _closing(*closers):
+    def close() -> None:
+        for closer in closers:
+            closer()
+
+    return close
 
 
 def arrays_with_skipped_filters(refs: dict) -> list[str]:

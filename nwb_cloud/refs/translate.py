@@ -19,7 +19,8 @@ on one object into a warning. :class:`NwbHdf5ToZarr` walks the file with h5py's 
   its own order as Zarr ``filters`` (deflate, shuffle, fletcher32, LZF, Zstd, Blosc); chunks smaller than
   ``inline_threshold`` are copied into the index. A chunk HDF5 stored with an optional filter skipped (its
   filter mask: deflate or LZF did not shrink it) is listed under ``.zarray["nwb_cloud_skipped_filters"]``;
-* region references keep their selection (``"region"``) beside the target;
+* region references keep their selection (``"region"``) beside the target; external links name the other
+  file as the link does (``"source"``), which readers resolve beside the asset and read through its own index;
 * anything without a faithful form raises :class:`~nwb_cloud.refs.errors.Unrepresentable` naming the object
   and why, and a final pass checks that every HDF5 object reached the index: nothing is dropped silently.
 
@@ -64,8 +65,9 @@ _REFUSED_FILTERS = {
 class NwbHdf5ToZarr:
     """Translate one NWB HDF5 file (an open binary file object) into kerchunk refs readable by hdmf-zarr."""
 
-    def __init__(self, fileobj, inline_threshold: int = 500, progress=None):
+    def __init__(self, fileobj, inline_threshold: int = 500, progress=None, sibling_exists=None):
         self._fileobj = fileobj
+        self._sibling_exists = sibling_exists  # name -> whether that file is beside the asset (external links)
         self._h5f = h5py.File(fileobj, mode="r")
         self.inline = inline_threshold
         self._progress = progress  # called with (objects done, objects in the file) as the build goes
@@ -382,7 +384,8 @@ class NwbHdf5ToZarr:
 
     # -- links and completeness ------------------------------------------------------------------------------
     def _links(self) -> dict[str, list[dict]]:
-        """``zarr_link`` entries: every soft link, and every hard link that is not an object's primary path."""
+        """``zarr_link`` entries: every soft link, every hard link that is not an object's primary path, and every
+        external link (``source``: the other file's name as the link gives it, resolved beside the asset)."""
         primary_paths = set(self._primary.values())
         found: list[tuple[str, object]] = []
 
@@ -393,14 +396,17 @@ class NwbHdf5ToZarr:
         self._h5f.visititems_links(visit)
         links: dict[str, list[dict]] = {}
         for child_path, link in found:
+            group_path, _, link_name = child_path.rpartition("/")
             if isinstance(link, h5py.ExternalLink):
-                raise Unrepresentable(
-                    f"{child_path}: external link to {link.filename}:{link.path} (an index covers one file)"
-                )
+                if self._sibling_exists is not None and not self._sibling_exists(link.filename):
+                    raise Unrepresentable(f"{child_path}: dangling external link to {link.filename}:{link.path} "
+                                          "(no such file beside the asset)")  # fmt: skip
+                entry = {"name": link_name, "source": link.filename, "path": link.path}
+                links.setdefault(group_path or "/", []).append(entry)
+                continue
             target = self._h5f.get(child_path)
             if target is None:
                 raise Unrepresentable(f"{child_path}: dangling link to {getattr(link, 'path', '?')}")
-            group_path, _, link_name = child_path.rpartition("/")
             entry = {"name": link_name, "source": ".", "path": self._primary_path(target, child_path)}
             if isinstance(link, h5py.HardLink):
                 entry["hard"] = True

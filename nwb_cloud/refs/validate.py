@@ -151,6 +151,9 @@ class _Checker:
         for link in attrs.get("zarr_link", []):
             if not isinstance(link, dict) or "name" not in link:
                 self.add(f"{where}: a zarr_link entry without a name: {link}")
+            elif link.get("source", ".") != ".":  # an external link: its target is in another file
+                if not link.get("path") or not isinstance(link["source"], str):
+                    self.add(f"{where}/{link['name']}: an external link without a file and a path: {link}")
             else:
                 self.target(f"{where}/{link['name']} (link)", link)
 

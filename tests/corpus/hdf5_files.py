@@ -115,11 +115,20 @@ def _null_dataspace(path):
     return path
 
 
-def _external_link(path):
+def external_links_file(path):
+    """External links to a dataset and a group of a file beside it (read through that file's own index)."""
     with h5py.File(path.with_name("target.h5"), "w") as f:
         f.create_dataset("x", data=np.arange(3))
+        f.create_group("g").attrs["gain"] = np.float32(2.0)
     with h5py.File(path, "w") as f:
         f["ext"] = h5py.ExternalLink("target.h5", "/x")
+        f.create_group("links")["group"] = h5py.ExternalLink("target.h5", "/g")
+    return path
+
+
+def _dangling_external_link(path):
+    with h5py.File(path, "w") as f:
+        f["ext"] = h5py.ExternalLink("absent.h5", "/x")
     return path
 
 
@@ -172,12 +181,13 @@ WRITERS = {
     "hdf5-storage": storage_file,
     "hdf5-attributes": attributes_file,
     "hdf5-links-and-references": links_file,
+    "hdf5-external-links": external_links_file,
 }
 
 # name -> (writer, the refusal's message as a regular expression: it names the object and says why)
 REFUSED = {
     "hdf5-null-dataspace": (_null_dataspace, r"^/null: .*null dataspace"),
-    "hdf5-external-link": (_external_link, r"^/ext: external link to target\.h5:/x"),
+    "hdf5-dangling-external-link": (_dangling_external_link, r"^/ext: dangling external link to absent\.h5:/x"),
     "hdf5-dangling-link": (_dangling_link, r"^/gone: dangling link"),
     "hdf5-scaleoffset": (_scaleoffset, r"^/so: HDF5 filter scaleoffset has no decoder"),
     "hdf5-bitshuffle": (_bitshuffle, r"^/bs: HDF5 filter bitshuffle"),

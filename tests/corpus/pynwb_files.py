@@ -185,6 +185,20 @@ def lzf_file(path):
     return _write(nwbfile, path)
 
 
+def external_link_file(path):
+    """A processed file whose series' data is an external link into the raw file beside it (``link_data``)."""
+    raw = path.with_name("raw.nwb")
+    raw_file = mock_NWBFile()
+    mock_TimeSeries(name="raw", data=np.arange(50.0), nwbfile=raw_file)
+    _write(raw_file, raw)
+    with NWBHDF5IO(raw, "r") as raw_io:
+        data = raw_io.read().acquisition["raw"].data
+        nwbfile = mock_NWBFile()
+        nwbfile.add_acquisition(TimeSeries(name="linked", data=H5DataIO(data, link_data=True), unit="V", rate=1.0))
+        _write(nwbfile, path)
+    return path
+
+
 WRITERS = {
     "pynwb-ecephys": ecephys_file,
     "pynwb-icephys": icephys_file,
@@ -194,4 +208,5 @@ WRITERS = {
     "pynwb-ogen": ogen_file,
     "pynwb-misc": misc_file,
     "pynwb-lzf-unfiltered-chunks": lzf_file,
+    "pynwb-external-link": external_link_file,
 }
