@@ -5,21 +5,19 @@ sidecars): the index is built into the local cache on the first open and found t
 from __future__ import annotations
 
 import http.server
-import subprocess
 import threading
-import time
 
 import pytest
 from pynwb import NWBHDF5IO
 
 from nwb_cloud.cloud import StoreError, upload
-from nwb_cloud.cloud.endpoint import free_port, rclone_binary, rclone_env
 from nwb_cloud.cloud.store import Store
 from nwb_cloud.cloud.urls import store_for_url
 from nwb_cloud.errors import NwbCloudError
 from nwb_cloud.refs import sidecar as sidecars
 from nwb_cloud.refs.cache import IndexCache
 from nwb_cloud.refs.compare import compare_containers
+from tests.conftest import serve_read_only
 
 BUCKET = "dandiarchive"
 ASSET_ID = "0f5c5a2e-1b7d-4c5e-9a43-6f0f3d6a2b11"
@@ -49,34 +47,8 @@ def dandi(endpoint, catalog):
     endpoint.create_bucket(BUCKET)
     writer = Store(BUCKET, endpoint.url, "us-east-1", endpoint.access_key, endpoint.secret_key)
     upload(writer, catalog.assets["ophys/workload-friendly"].local_path, KEY, progress=False)
-    port = free_port()
-    command = [
-        rclone_binary(),
-        "serve",
-        "s3",
-        str(endpoint.root),
-        "--addr",
-        f"127.0.0.1:{port}",
-        "--read-only",
-        "--vfs-read-wait",
-        "0",
-    ]  # fmt: skip  (no --auth-key: anonymous access, as DANDI's bucket)
-    process = subprocess.Popen(command, env=rclone_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                Store(BUCKET, url).head(KEY)
-                break
-            except StoreError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with serve_read_only(endpoint.root, BUCKET, KEY) as served:  # no credentials: anonymous, as DANDI's
+        yield served.endpoint_url
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +111,16 @@ def test_a_bad_dandi_url_is_one_named_error(dandi, dandi_api, tmp_path):
                            endpoint_url=dandi, cache=IndexCache(tmp_path))  # fmt: skip
     with pytest.raises(NwbCloudError, match=r"no such object|access denied"):
         nwb_index.open_url(f"s3://{BUCKET}/blobs/missing", endpoint_url=dandi, cache=IndexCache(tmp_path))
+
+
+def test_the_cli_opens_a_dandi_api_url(dandi, dandi_api, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    url = f"{dandi_api}/api/assets/{ASSET_ID}/download/"
+    command = [sys.executable, "-m", "nwb_cloud", "index", "open", url, "--endpoint-url", dandi, "--build"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "NWB_CLOUD_DATA_DIR": str(tmp_path)})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"opened {url} through its index (built)" in result.stdout and "TwoPhotonSeries" in result.stdout

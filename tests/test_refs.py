@@ -284,3 +284,15 @@ def test_hard_and_soft_links_become_zarr_links_and_references_use_primary_paths(
     ]
     assert root.attrs["target"]["value"]["path"] == "/g/d" and root.attrs["target"]["value"]["object_id"] == "d-id"
     assert sorted(root) == ["g"] and np.array_equal(root["g/d"][:], np.arange(4))
+
+
+def test_stock_fsspec_refuses_an_index_with_chunks_stored_unfiltered(tmp_path):
+    """fsspec/zarr would apply the LZF filter to the chunks HDF5 stored without it: the kerchunk path refuses."""
+    from tests.corpus.pynwb_files import lzf_file
+
+    path = lzf_file(tmp_path / "lzf.nwb")
+    local = build_index(path)
+    with NWBHDF5IO(path, "r") as expected, open_zarr_io(local) as actual:  # the nwb-index store reads it
+        assert_same_nwb(expected, actual)
+    with pytest.raises(RefsError, match=r"acquisition/lzf/data.*filter skipped.*nwb-index"):
+        open_zarr_io(with_url(local, "s3://bucket/lzf.nwb"))

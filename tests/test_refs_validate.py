@@ -121,3 +121,15 @@ def test_a_reader_refuses_an_index_of_another_format(index):
     bad["nwb_cloud"]["format"] = "nwb-cloud-refs/1"
     with pytest.raises(CorruptIndex, match=r"index format 'nwb-cloud-refs/1' is not one this package reads"):
         open_zarr_io(bad)
+
+
+def test_a_parquet_index_is_validated_like_a_json_one(asset, index, tmp_path):
+    from nwb_cloud.refs.storage import load_parquet, write_parquet
+
+    write_parquet(index, tmp_path / "good", record_size=7)
+    assert validate(load_parquet(tmp_path / "good"), _rebuild(asset)) == []
+    bad = _copy(index)
+    bad["refs"]["acquisition/ElectricalSeries/data/0.0"][2] -= 1
+    write_parquet(bad, tmp_path / "bad", record_size=7)
+    problems = validate(load_parquet(tmp_path / "bad"), _rebuild(asset))
+    assert len(problems) == 1 and "acquisition/ElectricalSeries/data/0.0: bytes" in problems[0], problems

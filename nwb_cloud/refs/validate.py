@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import math
+import numbers
 import re
 from collections.abc import Callable, Mapping
 
@@ -34,6 +36,7 @@ from nwb_cloud.refs.format import (
     TYPES_KEY,
     URL_TEMPLATE,
 )
+from nwb_cloud.refs.zarr_store import value_bytes
 
 MAX_PROBLEMS = 200
 _CHUNK_KEY = re.compile(r"^\d+(\.\d+)*$")
@@ -193,8 +196,12 @@ class _Checker:
         if value[0] not in (URL_TEMPLATE, self.url):
             self.add(f"{key}: points at {value[0]}, not at the asset")
         if len(value) == 3:
-            offset, size = value[1], value[2]
-            if not (isinstance(offset, int) and isinstance(size, int)) or offset < 0 or size <= 0:
+            offset, size = value[1], value[2]  # Parquet gives numpy integers
+            if (
+                not (isinstance(offset, numbers.Integral) and isinstance(size, numbers.Integral))
+                or offset < 0
+                or size <= 0
+            ):
                 self.add(f"{key}: byte range {offset}+{size} is not a range")
             elif self.size is not None and offset + size > self.size:
                 self.add(f"{key}: bytes {offset}-{offset + size - 1} lie past the end of the {self.size}-byte asset")
@@ -216,7 +223,22 @@ def _metadata(refs: Mapping) -> dict[str, object]:
 
 
 def _keys(refs: Mapping):
-    return refs.keys()
+    """Every key of the index. A Parquet index cannot list its keys (fsspec's mapper lists fields, not keys):
+    its metadata keys and, for every array, the chunk keys of its grid that hold a reference."""
+    listed = getattr(refs, "zmetadata", None)
+    if listed is None:
+        yield from refs.keys()
+        return
+    for key, value in listed.items():
+        yield key
+        if key.endswith(".zarray"):
+            meta = value if isinstance(value, dict) else json.loads(value)
+            node = key.rpartition("/")[0]
+            grid = [max(1, math.ceil(n / c)) for n, c in zip(meta["shape"], meta["chunks"], strict=True)]
+            for index in itertools.product(*(range(g) for g in grid)):
+                chunk = f"{node}/{'.'.join(map(str, index)) or '0'}" if node else ".".join(map(str, index)) or "0"
+                if chunk in refs:
+                    yield chunk
 
 
 def _inside(name: str, meta: dict) -> bool:
@@ -253,6 +275,8 @@ def check_asset(index: dict, rebuild: Callable[[], dict]) -> list[str]:
             left, right = _json(left), _json(right)
         elif isinstance(left, list) and left and left[0] == url:
             left = [URL_TEMPLATE, *left[1:]]
+        elif isinstance(left, (str, bytes)) and isinstance(right, (str, bytes)):  # inline chunks: as bytes
+            left, right = value_bytes(left), value_bytes(right)
         if left != right:
             problems.append(_difference(key, left, right))
     return problems

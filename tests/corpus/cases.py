@@ -16,6 +16,7 @@ class Case:
     make: Callable[[Path], Path]  # writes the file into a folder (or returns a committed one)
     nwb: bool  # compared with NWBHDF5IO too (builders and pynwb objects), not only with h5py
     refused: str | None = None  # the refusal's message (a regular expression) when the index refuses it
+    reference_fails: str | None = None  # NWBHDF5IO's own error (a regular expression) when it cannot read it
     source: str = ""
 
 
@@ -32,6 +33,8 @@ for path in sorted(BACK_COMPAT.glob("*.nwb")):
     CASES[f"pynwb-back-compat/{path.stem}"] = Case(_committed(path), nwb=True, source="pynwb 1.0.2-3.0.0")
 for name, writer in pynwb_files.WRITERS.items():
     CASES[name] = Case(_written(writer, ".nwb"), nwb=True, source="pynwb.testing.mock")
+for name, (writer, error) in pynwb_files.REFERENCE_FAILS.items():
+    CASES[name] = Case(_written(writer, ".nwb"), nwb=True, reference_fails=error, source="pynwb, then h5py")
 for name, writer in neuroconv_files.WRITERS.items():
     CASES[name] = Case(_written(writer, ".nwb"), nwb=True, source="NeuroConv mock interfaces, default backend")
 for name, writer in extension_file.WRITERS.items():

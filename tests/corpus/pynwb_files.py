@@ -6,6 +6,7 @@ type, table, reference and link pynwb writes is there once.
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 from hdmf.backends.hdf5 import H5DataIO
 from hdmf.common import DynamicTableRegion
@@ -199,6 +200,30 @@ def external_link_file(path):
     return path
 
 
+def micro_sign_file(path):
+    """A unit written by a MATLAB-era writer: Latin-1 bytes (a micro sign) in a variable-length ASCII string,
+    which h5py (and so NWBHDF5IO) reads as text with the undecodable byte kept as a lone surrogate."""
+    nwbfile = mock_NWBFile()
+    mock_TimeSeries(name="voltage", data=np.arange(5.0), nwbfile=nwbfile)
+    _write(nwbfile, path)
+    with h5py.File(path, "r+") as file:
+        data = file["acquisition/voltage/data"]
+        del data.attrs["unit"]
+        data.attrs.create("unit", b"\xb5V", dtype=h5py.string_dtype("ascii"))
+    return path
+
+
+def latin1_fixed_string_file(path):
+    """Latin-1 bytes in a fixed-length string attribute: h5py gives them as ``np.bytes_``; NWBHDF5IO decodes
+    them as UTF-8 and fails, the index gives the text with the byte kept as a lone surrogate."""
+    nwbfile = mock_NWBFile()
+    mock_TimeSeries(name="voltage", data=np.arange(5.0), nwbfile=nwbfile)
+    _write(nwbfile, path)
+    with h5py.File(path, "r+") as file:
+        file["acquisition/voltage"].attrs.create("comments", np.bytes_(b"gain 10 \xb5V/bit"))
+    return path
+
+
 WRITERS = {
     "pynwb-ecephys": ecephys_file,
     "pynwb-icephys": icephys_file,
@@ -209,4 +234,10 @@ WRITERS = {
     "pynwb-misc": misc_file,
     "pynwb-lzf-unfiltered-chunks": lzf_file,
     "pynwb-external-link": external_link_file,
+    "pynwb-latin1-micro-sign": micro_sign_file,
+}
+# files NWBHDF5IO itself cannot read (name -> (writer, its error as a regular expression)): the index reads them
+# exactly at the raw level, and pynwb through the index gets what h5py gives
+REFERENCE_FAILS = {
+    "pynwb-latin1-fixed-length-string": (latin1_fixed_string_file, r"'utf-8' codec can't decode byte 0xb5"),
 }
