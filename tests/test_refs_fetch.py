@@ -39,7 +39,7 @@ from nwb_cloud.refs.fetch import FetchError, RangeReader
 from nwb_cloud.refs.handle import IndexHandle
 from nwb_cloud.refs.locate import NoIndex
 from nwb_cloud.refs.pipeline import Batch, Wanted
-from nwb_cloud.refs.plan import MiB, Policy, Request, coalesce, plan, split
+from nwb_cloud.refs.plan import MiB, Policy, Request, apportion, coalesce, plan, split
 from nwb_cloud.refs.zarr_store import IndexStore, value_bytes
 from nwb_cloud.workloads import get_workload
 
@@ -86,6 +86,31 @@ def test_a_plan_coalesces_splits_and_keeps_the_readers_order():
         Request(0, 90, (1, 2)),  # coalesced across a 5-byte gap
         Request(500, 560, (3,)),
     ]  # fmt: skip
+
+
+def test_a_read_one_wave_can_carry_takes_one_request_per_connection():
+    policy = Policy(concurrency=8, min_part=128 * 1024, max_part=8 * MiB)
+    # four ~7 MB chunks (NeuroConv's default, one electrode): cut at a fixed part size they would be 12
+    # requests, a second wave behind the first; apportioned, 8 requests of ~3.4 MB, two per chunk
+    sizes = [6_950_000, 6_920_000, 6_890_000, 5_840_000]
+    starts = np.cumsum([0, *sizes[:-1]]) + np.arange(4) * 2 * MiB  # not coalesced: 2 MiB apart
+    requests = plan([(int(s), int(s) + n) for s, n in zip(starts, sizes)], policy)
+    assert len(requests) == 8 and [len([r for r in requests if r.members == (i,)]) for i in range(4)] == [2] * 4
+    assert sum(r.size for r in requests) == sum(sizes)
+    # a small read spreads over the warm connections, but no part below min_part unless its chunk is smaller
+    requests = plan([(0, 610_000), (2 * MiB, 2 * MiB + 110_000)], policy)
+    assert [r.size for r in requests] == [152_500] * 4 + [110_000]
+    assert [r.size for r in plan([(0, 200_000)], policy)] == [200_000]
+    # more than a wave: parts of at most max_part, in waves
+    many = [(i * 6 * MiB, i * 6 * MiB + 5 * MiB) for i in range(27)]
+    assert len(plan(many, policy)) == 27
+
+
+def test_apportion_gives_every_range_one_request_and_shares_the_rest_by_size():
+    assert apportion([100, 100, 200], 8) == [2, 2, 4]
+    assert apportion([100, 0, 300], 6) == [2, 1, 3]  # zero: a coalesced request, never split
+    assert apportion([5, 5], 1) == [1, 1]  # fewer slots than ranges: one each
+    assert sum(apportion([7, 3, 11, 2], 13)) == 13
 
 
 # -- the pipeline, with a reader that serves bytes from memory -----------------------------------------------
@@ -449,6 +474,22 @@ def test_an_open_from_the_cache_sends_one_head_and_reads_nothing_else(store, end
         opened.close()
     assert summary.raw["electrodes"] == 32
     assert cost.requests == {"HEAD": 1}, cost.to_dict()  # small tables are in the index: no chunk reads
+
+
+def test_an_open_warms_a_connection_for_every_request_a_read_may_send(store, endpoint, catalog, index_cache_dir):
+    asset = catalog.assets["ecephys/workload-friendly"]
+    nwb_index.prepare(store, asset.key, asset.local_path)
+    with ShapingProxy(endpoint.url, SHAPED) as proxy:
+        shaped = store.via(proxy.url)
+        heads = proxy.traffic.snapshot().requests.get("HEAD", 0)
+        with proxy.traffic.measure() as cost:
+            opened = nwb_index.open_nwb_index(shaped, asset.key, policy=Policy(concurrency=4))
+            deadline = time.monotonic() + 10  # the warming HEADs are sent in the background
+            while proxy.traffic.snapshot().requests.get("HEAD", 0) < heads + 5 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            opened.close()
+    assert cost.requests == {"HEAD": 5}, cost.to_dict()  # the open's own, and one per connection of the reads
+    assert 4 <= cost.connections <= 5
 
 
 def test_build_costs_are_measured_for_the_index_and_for_lindi(store, endpoint, catalog):
