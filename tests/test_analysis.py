@@ -386,3 +386,33 @@ def test_loopback_throughput_is_measured_and_kept_for_the_run(store, tmp_path):
     assert stored_loopback_throughput(tmp_path) == throughput
     with pytest.raises(AnalysisError, match="no such object"):
         measure_loopback_throughput(store, "analysis/missing.bin")
+
+
+# -- the decoder table -----------------------------------------------------------------------------------------
+def test_the_decoder_table_measures_every_decoder_on_both_codecs_and_drives_the_choice():
+    from nwb_cloud.analysis.decode import InflateDecoders, decoder_speeds
+
+    table = decoder_speeds("quick", 0, chunk_bytes=(100_000, 1_000_000), repeats=1)
+    keys = {(r["decoder"], r["codec"], r["modality"], r["chunk_bytes"]) for r in table}
+    assert len(keys) == len(table) == len(inflate.DECODERS) * 2 * 2 * 2
+    for row in table:
+        assert row["installed"] == (row["decoder"] in inflate.available())
+        if row["installed"]:  # every installed decoder gave zlib's bytes, at a speed
+            assert row["exact"] and row["output_mb_per_cpu_s"] > 0
+            assert row["stored_bytes"] < row["chunk_bytes"]  # the signals compress
+    chosen = inflate.choose(inflate.DEFLATE, 1_000_000, table)
+    per_decoder = {}
+    for row in table:
+        if row["installed"] and row["codec"] == inflate.DEFLATE and abs(row["chunk_bytes"] - 1e6) < 1e5:
+            per_decoder.setdefault(row["decoder"], []).append(1 / row["output_mb_per_cpu_s"])
+    assert chosen == min(per_decoder, key=lambda name: sum(per_decoder[name]))
+
+    bench = InflateDecoders()
+    row = next(r for r in table if r["installed"] and r["modality"] == "ecephys" and r["codec"] == "deflate")
+    figure = bench.track_output_mb_per_cpu_s(table, row["decoder"], "deflate", row["chunk_bytes"], "ecephys")
+    assert figure == row["output_mb_per_cpu_s"]
+    with pytest.raises(NotImplementedError):  # a size the table has no chunk for
+        bench.track_output_mb_per_cpu_s(table, row["decoder"], "deflate", 10_000_000, "ecephys")
+    wrong = [{**row, "exact": False}]
+    with pytest.raises(AssertionError, match="other bytes"):
+        bench.track_output_mb_per_cpu_s(wrong, row["decoder"], "deflate", row["chunk_bytes"], "ecephys")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -548,3 +549,78 @@ def test_every_chunk_request_carries_the_indexed_etag_and_a_replaced_asset_fails
             reader.read(10, 20)
         stub.assert_no_pending_responses()
     reader.close()
+
+
+# -- memory: a read's peak RSS follows the selection and the budget, not the file ------------------------------
+PEAK_CHILD = r"""
+import json, sys
+import numpy as np, zarr
+from nwb_cloud.cloud.store import Store
+from nwb_cloud.refs.fetch import RangeReader
+from nwb_cloud.refs.handle import IndexHandle
+from nwb_cloud.refs.plan import Policy
+
+spec = json.loads(sys.argv[1])
+reader = RangeReader(Store(**spec["store"]), spec["key"], Policy(budget=spec["budget"], warm_connections=0))
+with IndexHandle(json.loads(open(spec["index"]).read()), reader) as handle:
+    array = zarr.open(handle.store, mode="r")["x"]
+    array[:1, 0]  # the pools, codecs and connections exist before the peak is reset
+
+    def rss(field):
+        for line in open("/proc/self/status"):
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+
+    open("/proc/self/clear_refs", "w").write("5")  # the peak (VmHWM) starts again from the current RSS
+    before = rss("VmRSS:")
+    values = array[spec["rows"][0] : spec["rows"][1], spec["column"]]
+    growth = rss("VmHWM:") - before
+    print(json.dumps({"growth": growth, "sum": int(values.astype(np.int64).sum()), "n": int(values.size)}))
+"""
+
+
+def _peak_growth(store, key, index_path, rows, column, budget) -> dict:
+    spec = {"store": {"bucket": store.bucket, "endpoint_url": store.endpoint_url, "region": store.region,
+                      "access_key": store.access_key, "secret_key": store.secret_key},
+            "key": key, "index": str(index_path), "rows": rows, "column": column, "budget": budget}  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", PEAK_CHILD, json.dumps(spec)], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_peak_memory_of_a_read_grows_with_the_selection_and_budget_not_with_the_file(store, tmp_path):
+    """Two files of one layout, 4x apart in size: the same selection grows the reader's RSS alike. A larger
+    selection grows it by about its own size, and a smaller budget holds less in flight."""
+    rng = np.random.default_rng(5)
+    chunks = (65536, 8)  # 1 MiB of int16 per chunk
+    growth = {}
+    data = {}
+    for rows in (262_144, 1_048_576):  # 4 MiB and 16 MiB per column of 8; 32 MiB and 128 MiB files
+        values = np.cumsum(rng.integers(-20, 21, (rows, 32)), axis=0).astype("<i2")
+        path = tmp_path / f"x{rows}.h5"
+        with h5py.File(path, "w") as file:
+            file.create_dataset("x", data=values, chunks=chunks, compression="gzip", compression_opts=4)
+        key = f"refs-fetch/memory-{rows}.h5"
+        upload(store, str(path), key, progress=False)
+        index = build_index(str(path), url=store.s3_url(key))
+        index_path = tmp_path / f"x{rows}.json"
+        index_path.write_text(json.dumps(index))
+        data[rows] = (values, key, index_path)
+
+    for rows, (values, key, index_path) in data.items():
+        selection = [0, 262_144]  # the same 4 chunks of column 3 in both files
+        peak = _peak_growth(store, key, index_path, selection, 3, budget=64 * MiB)
+        assert (peak["n"], peak["sum"]) == (262_144, int(values[:262_144, 3].astype(np.int64).sum()))
+        growth[rows] = peak["growth"]
+    small, large = growth[262_144], growth[1_048_576]
+    assert abs(large - small) <= 0.25 * small + 4 * MiB, growth  # the 4x file is not in the read's memory
+    assert small < 32 * MiB, growth  # 4 chunks of 1 MiB: a few MiB fetched and decoded, not the file
+
+    values, key, index_path = data[1_048_576]
+    wide = {budget: _peak_growth(store, key, index_path, [0, 1_048_576], 3, budget) for budget in (2 * MiB, 128 * MiB)}
+    for peak in wide.values():
+        assert peak["sum"] == int(values[:, 3].astype(np.int64).sum())
+    # 16 chunks: at most ~budget of compressed bytes in flight (and their decoded chunks) beside the output
+    assert wide[2 * MiB]["growth"] < wide[128 * MiB]["growth"], wide
+    assert wide[2 * MiB]["growth"] < 2 * MiB + 6 * 1 * MiB + 16 * MiB + 8 * MiB, wide

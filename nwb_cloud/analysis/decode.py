@@ -260,3 +260,40 @@ def explain_ratio(baseline: dict, best: dict, measured: float | None = None, cla
             f"different machine, codec speed or network gives a different multiple: here {measured:.1f}x."
         )
     return " ".join(text)
+
+
+# -- the decoder table as an asv benchmark (benchmarks/decoders.py) ----------------------------------------------
+class InflateDecoders:
+    """MB of output per CPU second of each inflate decoder, per codec, chunk size and modality's signal.
+
+    The table that drives :func:`nwb_cloud.refs.inflate.choose`, measured on the machine that runs the suite
+    (CPU time, least of :data:`DECODER_REPEATS`: robust to other work, but not to caches shared with it). A
+    decoder that is not installed, or whose bytes differ from zlib's, has no figure (a wrong decode is never a
+    speed). It needs no run state: the signals are generated here, at the quick size.
+    """
+
+    params = [list(inflate.DECODERS), list(inflate.CODECS), list(DECODER_CHUNK_BYTES), ["ophys", "ecephys"]]
+    param_names = ["decoder", "codec", "chunk_bytes", "modality"]
+    timeout = 600
+
+    def setup_cache(self) -> list[dict]:
+        return decoder_speeds("quick", 0)
+
+    def track_output_mb_per_cpu_s(self, table, decoder, codec, chunk_bytes, modality) -> float:
+        for row in table:
+            if (row["decoder"], row["codec"], row["modality"]) == (decoder, codec, modality) and _near(
+                row["chunk_bytes"], chunk_bytes
+            ):
+                if not row["installed"]:
+                    raise NotImplementedError(f"{decoder} is not installed")
+                if not row["exact"]:
+                    raise AssertionError(f"{decoder} decoded {codec} chunks to other bytes than zlib")
+                return row["output_mb_per_cpu_s"]
+        raise NotImplementedError(f"no {codec} chunk of ~{chunk_bytes} bytes for {modality}")
+
+    track_output_mb_per_cpu_s.unit = "MB/s"
+
+
+def _near(measured: int, target: int) -> bool:
+    """Whether a chunk of ``measured`` bytes is the one made for ``target`` (whole rows: within 10%)."""
+    return abs(measured - target) <= 0.1 * target
