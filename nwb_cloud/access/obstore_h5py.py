@@ -53,6 +53,8 @@ def s3_store(store) -> S3Store:
     else:
         config["access_key_id"] = store.access_key
         config["secret_access_key"] = store.secret_key
+        if store.session_token:
+            config["session_token"] = store.session_token
     client = {
         "allow_http": bool(store.endpoint_url and store.endpoint_url.startswith("http://")),
         "connect_timeout": timedelta(seconds=CONNECT_TIMEOUT_S),

@@ -126,8 +126,11 @@ def prepare_embedded(
     progress: bool = True,
     log=print,
     workers: int = 1,
+    key_prefix: str = "",
 ) -> Catalog:
     """Generate (or reuse) every modality x layout file the layout applies to; upload what the store lacks.
+
+    Objects are named ``<key_prefix><size>/<file>``: a prefix keeps them in their place in a shared bucket.
 
     ``workers`` > 1 writes the missing files that many at a time first (one core each: compression in h5py
     is single-threaded), so a file's recorded write time is still one core's.
@@ -144,7 +147,7 @@ def prepare_embedded(
             layout = get_layout(layout_name)
             log(f"{modality.name}/{layout.name}: {'checking' if progress else 'writing'} the {size} file")
             written = write_recording(modality, layout, size, seed, Path(data_dir) / "assets", progress=progress)
-            key = f"{size}/{written.path.name}"
+            key = f"{key_prefix}{size}/{written.path.name}"
             local_size = _local_size(written.path)
             remote = existing(store, key)
             if remote is None or remote["size"] != local_size:

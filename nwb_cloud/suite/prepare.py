@@ -165,7 +165,10 @@ def _union(*groups) -> list[str]:
     return list(dict.fromkeys(name for group in groups for name in group))
 
 
-def prepare_run(settings: Settings, store, grid: Grid | None = None, progress: bool = True, log=print) -> RunState:
+def prepare_run(
+    settings: Settings, store, grid: Grid | None = None, progress: bool = True, log=print, key_prefix: str = ""
+) -> RunState:
+    """The data in ``store`` (objects under ``key_prefix``), what each method needs beside it, the state file."""
     grid = grid or default_grid(settings)
     for method in grid.methods:
         get_method(method)  # an unknown name fails here, before any work
@@ -177,7 +180,16 @@ def prepare_run(settings: Settings, store, grid: Grid | None = None, progress: b
         workers = usable_cores()  # nothing is timed while the files are written
         for modality, layouts in grid.assets().items():  # only the files some measured cell reads
             written = prepare_embedded(
-                store, settings.data_dir, settings.size, settings.seed, [modality], layouts, progress, log, workers
+                store,
+                settings.data_dir,
+                settings.size,
+                settings.seed,
+                [modality],
+                layouts,
+                progress,
+                log,
+                workers,
+                key_prefix,
             )
             catalog.assets.update(written.assets)
         log("decode speed of every codec on this machine (one NeuroConv-default chunk per modality)")
