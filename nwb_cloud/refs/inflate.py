@@ -90,6 +90,8 @@ DECODERS: dict[str, Decoder] = {
 # fastest first on this machine's measured table, at every chunk size and both codecs; used without a table
 RANKING = ("libdeflate", "isal", "zlib-ng", REFERENCE)
 
+SAME_SIZE = math.log(1.25)  # chunks within 25% of each other are one size of the table (whole rows differ)
+
 _loaded: dict[str, Inflate | None] = {}
 _lock = threading.Lock()
 _table: list[dict] | None = None
@@ -164,7 +166,7 @@ def choose(codec: str, chunk_bytes: int, table: Sequence[dict] | None = None) ->
         # i.e. the highest harmonic mean of MB/s
         seconds: dict[str, list[float]] = {}
         for r in rows:
-            if r["chunk_bytes"] == nearest:
+            if abs(math.log(r["chunk_bytes"] / nearest)) <= SAME_SIZE:  # each signal's chunk of that size
                 seconds.setdefault(r["decoder"], []).append(1 / r["output_mb_per_cpu_s"])
         return min(seconds, key=lambda name: (sum(seconds[name]) / len(seconds[name]), RANKING.index(name)))
     return next(name for name in RANKING if name in installed)
