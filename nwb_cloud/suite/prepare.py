@@ -9,7 +9,7 @@ import uuid
 from nwb_cloud.access import METHODS, Unsupported, get_method
 from nwb_cloud.access.base import PAGED
 from nwb_cloud.analysis import floor_for, measure_loopback_throughput
-from nwb_cloud.analysis.decode import codec_speeds
+from nwb_cloud.analysis.decode import codec_speeds, decoder_speeds
 from nwb_cloud.cloud.profiles import PROFILES
 from nwb_cloud.datasets.catalog import DANDI_ASSETS, Catalog, prepare_dandi, prepare_embedded
 from nwb_cloud.datasets.layouts import (
@@ -20,6 +20,7 @@ from nwb_cloud.datasets.layouts import (
     SHAPES,
     layouts_for,
 )
+from nwb_cloud.refs import inflate
 from nwb_cloud.settings import Settings, usable_cores
 from nwb_cloud.suite.state import Block, Grid, RunState
 from nwb_cloud.workloads import WORKLOADS, get_workload
@@ -252,6 +253,9 @@ def prepare_run(
             catalog.assets.update(written.assets)
         log("decode speed of every codec on this machine (one NeuroConv-default chunk per modality)")
         extra["codecs"] = codec_speeds(settings.size, settings.seed)
+        log("the inflate decoders on this machine (the table nwb-index chooses its decoder from)")
+        extra["decoders"] = decoder_speeds(settings.size, settings.seed)
+        inflate.save_table(settings.data_dir / inflate.TABLE_FILE, extra["decoders"])
     unsupported: dict[str, str] = {}
     failures = prepare_methods(catalog, grid.methods, log=log, grid=grid, unsupported=unsupported)
     floors = prepare_floors(catalog, grid, settings.data_dir, log=log) if settings.source == "embedded" else []
