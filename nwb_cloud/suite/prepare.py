@@ -165,7 +165,16 @@ def _union(*groups) -> list[str]:
     return list(dict.fromkeys(name for group in groups for name in group))
 
 
-def prepare_run(settings: Settings, store, grid: Grid | None = None, progress: bool = True, log=print) -> RunState:
+def prepare_run(
+    settings: Settings, store, grid: Grid | None = None, progress: bool = True, log=print, extend=None
+) -> RunState:
+    """Write and upload the grid's files, prepare each method's index or copy, measure every cell's bound.
+
+    ``extend(catalog, grid, log) -> dict`` (a higher layer's run step, e.g. the closed loop of
+    :mod:`nwb_cloud.recommend.loop`) runs once the grid's own files are in the store: it may add assets to
+    the catalog and blocks (with their layouts and methods) to the grid, which are then prepared and bounded
+    like the grid's own; what it returns is kept in the state's ``extra`` (and so in the run info).
+    """
     grid = grid or default_grid(settings)
     for method in grid.methods:
         get_method(method)  # an unknown name fails here, before any work
@@ -182,6 +191,10 @@ def prepare_run(settings: Settings, store, grid: Grid | None = None, progress: b
             catalog.assets.update(written.assets)
         log("decode speed of every codec on this machine (one NeuroConv-default chunk per modality)")
         extra["codecs"] = codec_speeds(settings.size, settings.seed)
+    if extend is not None:
+        extra.update(extend(catalog, grid, log))
+        for method in grid.methods:
+            get_method(method)
     failures = prepare_methods(catalog, grid.methods, log=log, grid=grid)
     floors = prepare_floors(catalog, grid, settings.data_dir, log=log) if settings.source == "embedded" else []
     state = RunState(
@@ -197,6 +210,8 @@ def prepare_run(settings: Settings, store, grid: Grid | None = None, progress: b
 
 def prepare_floors(catalog, grid, data_dir, log=print) -> list[dict]:
     """Measure loopback throughput and every cell's physical bound once, before asv's processes need them."""
+    if not catalog.assets:
+        return []
     largest = max(catalog.assets.values(), key=lambda a: a.size_bytes)
     throughput = measure_loopback_throughput(catalog.store, largest.key, data_dir)
     log(f"loopback throughput of the endpoint: {throughput / 1e6:.0f} MB/s (one connection)")

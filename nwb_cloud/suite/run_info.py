@@ -40,6 +40,7 @@ def run_info(state: RunState, overhead: dict | None = None, commit: str | None =
         "proxy_overhead": overhead,
         "samples": _sample_medians(state),
         "cell_failures": _cell_failures(state),
+        **({"loop": state.extra["loop"]} if "loop" in state.extra else {}),  # the closed loop's plan and verdicts
     }
 
 
