@@ -30,6 +30,7 @@ from nwb_cloud.recommend.errors import NotEnoughMeasurements
 from nwb_cloud.recommend.geometry import geometry
 from nwb_cloud.recommend.model import Network, variant_of
 from nwb_cloud.results import load_cells, load_run_infos, run_info_for
+from nwb_cloud.results.tables import RUN
 from nwb_cloud.workloads import WORKLOADS
 
 CELL_KEY = ["machine", "workload", "method", "layout", "profile"]
@@ -47,6 +48,8 @@ class Measurements:
     cores: int | None = None  # of the machine that measured: the most chunks a reader can decode at once
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    run: dict = field(default_factory=dict)  # machine, size, commit, env of the run measured (RUN), run id, date
+    run_cells: pd.DataFrame | None = None  # every cell of that run (failed ones too), for the shared tables
 
     def without_layout(self, modality: str, layout: str) -> Measurements:
         """The timed cells of one layout left out (its local measurements kept): for a held-out check."""
@@ -84,11 +87,14 @@ def from_cells(cells: pd.DataFrame, run_infos: dict, machine: str | None = None,
         raise NotEnoughMeasurements(f"no timed read cells of machine {machine!r}; machines: {', '.join(counts.index)}")
     ok = ok[ok["machine"] == machine]
     notes = [f"machine {machine} chosen (most cells) of {', '.join(counts.index)}"] if len(counts) > 1 else []
-    runs = ok.groupby("commit").size()  # a quick run beside the study: the fit takes the run with most cells
+    runs = ok.groupby(RUN).size()  # a quick run beside the study: the fit takes the run with most cells
+    chosen = dict(zip(RUN, runs.idxmax(), strict=True))
     if len(runs) > 1:
-        notes.append(f"run {runs.idxmax()[:12]} chosen (most cells) of {len(runs)} runs of {machine}")
-        ok = ok[ok["commit"] == runs.idxmax()]
-    commit = str(ok["commit"].iloc[0])
+        notes.append(f"run {chosen['commit'][:12]} ({chosen['size']}) chosen (most cells) of {len(runs)} runs of "
+                     f"{machine}")  # fmt: skip
+    in_run = (cells[RUN] == pd.Series(chosen)).all(axis=1)
+    ok = ok[(ok[RUN] == pd.Series(chosen)).all(axis=1)]
+    commit = chosen["commit"]
     info = run_infos.get((machine, commit)) or {}
     if not info:
         notes.append("no run info matched this run: geometry and decode times are unknown")
@@ -149,6 +155,8 @@ def from_cells(cells: pd.DataFrame, run_infos: dict, machine: str | None = None,
         cores=_cores(info),
         source=f"{origin + ': ' if origin else ''}machine {machine}, run {run}, size {info.get('size', '?')}",
         notes=notes,
+        run={**chosen, "run_id": info.get("run_id"), "date": info.get("date")},
+        run_cells=cells[in_run].reset_index(drop=True),
     )
 
 

@@ -1,6 +1,6 @@
 """The report page: how to read it, the headline, one section per workload, what has no time, reliability.
 
-Sections take the tables of :mod:`nwb_cloud.report.tables` and the figures already written, and return HTML.
+Sections take the tables of :mod:`nwb_cloud.results.tables` and the figures already written, and return HTML.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from nwb_cloud.cloud.profiles import PROFILES
 from nwb_cloud.report import format as fmt
 from nwb_cloud.report.html import Td, anchor_id, bullets, esc, figure, key_values, paragraph, section, table
 from nwb_cloud.report.order import in_registry_order, layout_order, profile_order, workload_order
-from nwb_cloud.report.tables import BASELINE_LAYOUT, headline_ratios, headline_summary, problems, rank_methods
 from nwb_cloud.results.cells import EXCLUDED, FAILED_STATUS, OK, STREAMING_SUITE
 from nwb_cloud.results.run_info import EXACT, LOUD, OUTCOME_ORDER, WRONG_DATA, info_cores
+from nwb_cloud.results.tables import BASELINE_LAYOUT, headline_ratios, headline_summary, problems, rank_methods
 from nwb_cloud.workloads import WORKLOADS
 
 _SECRET = re.compile(r"secret|token|password|credential|access_key|auth", re.IGNORECASE)

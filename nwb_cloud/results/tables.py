@@ -1,4 +1,9 @@
-"""The report's tables, computed from the cell frame: rankings against the bound, layout ratios, problems.
+"""The tables every published figure comes from: rankings against the bound, layout ratios, problems, runs.
+
+One module serves the report page, the guidance page, the CSVs and README's generated blocks, so a figure
+cannot be computed two ways. Every table is keyed by its run (:data:`RUN`: machine, data size, commit, asv
+environment) before any other axis, and every group a table computes over lies inside one run: a quick run
+and the full-size study are different experiments, and their times are never divided by one another.
 
 Each function takes the frame of :func:`nwb_cloud.results.cells.cells_frame` (any subset of its rows) and
 returns a new DataFrame, so notebooks and other tools can use them without the HTML.
@@ -10,19 +15,42 @@ import numpy as np
 import pandas as pd
 
 from nwb_cloud.results.cells import OK
-from nwb_cloud.results.run_info import OUTCOME_ORDER
+from nwb_cloud.results.errors import ResultsError
 
+RUN = ["machine", "size", "commit", "env"]  # one results file of asv, with the data size its run info names
 BASELINE_LAYOUT = "neuroconv-default"
-RANK_GROUP = ["machine", "suite", "workload", "profile", "layout"]
-_STATUS_ORDER = {"ok": 0, "failed": 1, "unavailable": 2, "skipped": 3, "excluded": 4}
+RANK_GROUP = [*RUN, "suite", "workload", "profile", "layout"]
+RATIO_KEY = [*RUN, "suite", "workload", "method", "profile"]
+_STATUS_ORDER = {"ok": 0, "failed": 1, "unsupported": 2, "unavailable": 3, "skipped": 4, "excluded": 5}
+
+
+def require_runs(cells: pd.DataFrame) -> None:
+    """Refuse a frame without its run columns: a table without them could mix runs silently."""
+    missing = [column for column in RUN if column not in cells]
+    if missing:
+        raise ResultsError(f"a cell table without its run columns {missing}: tables are keyed by run ({RUN})")
+
+
+def runs(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: when it ran, its cells, and how many cold samples its timed cells took."""
+    require_runs(cells)
+    rows = []
+    for key, group in cells.groupby(RUN, sort=True):
+        timed = group[(group["status"] == OK) & (group["n_samples"].fillna(0) > 0)]
+        samples = sorted(set(timed["n_samples"].astype(int)))
+        rows.append({**dict(zip(RUN, key, strict=True)), "started": group["run_started"].max(),
+                     "cells": len(group), "timed": len(timed), "samples_min": min(samples, default=0),
+                     "samples_max": max(samples, default=0)})  # fmt: skip
+    return pd.DataFrame(rows, columns=[*RUN, "started", "cells", "timed", "samples_min", "samples_max"])
 
 
 def rank_methods(cells: pd.DataFrame) -> pd.DataFrame:
-    """Cells ranked within each machine x workload x profile x layout: 1 is the closest to the physical bound.
+    """Cells ranked within each run x workload x profile x layout: 1 is the closest to the physical bound.
 
     The rank is by time / bound where every measured cell of the group has a bound, else by time (then
     ``ranked_by`` says so). Cells without a time keep no rank and sort after the ranked ones.
     """
+    require_runs(cells)
     ranked = cells.copy()
     ranked["rank"] = np.nan
     ranked["ranked_by"] = "time_s"
@@ -33,30 +61,34 @@ def rank_methods(cells: pd.DataFrame) -> pd.DataFrame:
         ranked.loc[group.index, "ranked_by"] = by
         ranked.loc[measured.index, "rank"] = measured[by].rank(method="min")
     ranked = ranked.sort_values([*RANK_GROUP, "status_order", "rank", "method"], na_position="last")
-    return ranked.drop(columns="status_order").reset_index(drop=True)
+    ranked = ranked.drop(columns="status_order").reset_index(drop=True)
+    return ranked[[*RUN, *(c for c in ranked.columns if c not in RUN)]]
 
 
 def headline_ratios(cells: pd.DataFrame, baseline: str = BASELINE_LAYOUT) -> pd.DataFrame:
-    """Per machine x workload x method x profile: the best layout's time against the baseline layout's.
+    """Per run x workload x method x profile: the best layout's time against the baseline layout's.
 
     ``speedup`` = baseline time / best time (>= 1; 1 when the baseline is the best). NaN, with a ``note``,
     when the baseline or every layout has no time. Only groups with at least two layouts appear.
     """
+    require_runs(cells)
     rows = []
-    keys = ["machine", "suite", "workload", "method", "profile"]
-    for key, group in cells.groupby(keys, sort=False):
+    for key, group in cells.groupby(RATIO_KEY, sort=False):
         if group["layout"].nunique() < 2:
             continue
         measured = group[group["status"] == OK]
         base = group[group["layout"] == baseline]
         base_ok = base[base["status"] == OK]
-        row = dict(zip(keys, key, strict=True), baseline_layout=baseline, layouts=group["layout"].nunique())
+        row = dict(zip(RATIO_KEY, key, strict=True), modality=group["modality"].iloc[0], baseline_layout=baseline,
+                   layouts=group["layout"].nunique())  # fmt: skip
         row.update(baseline_s=np.nan, best_layout=None, best_s=np.nan, speedup=np.nan, note="")
         if len(measured):
             best = measured.loc[measured["time_s"].idxmin()]
-            row.update(best_layout=best["layout"], best_s=best["time_s"], best_over_bound=best["time_over_bound"])
+            row.update(best_layout=best["layout"], best_s=best["time_s"], best_over_bound=best["time_over_bound"],
+                       best_n=best["n_samples"])  # fmt: skip
         if len(base_ok):
-            row.update(baseline_s=base_ok["time_s"].iloc[0], baseline_over_bound=base_ok["time_over_bound"].iloc[0])
+            row.update(baseline_s=base_ok["time_s"].iloc[0], baseline_over_bound=base_ok["time_over_bound"].iloc[0],
+                       baseline_n=base_ok["n_samples"].iloc[0])  # fmt: skip
         if base.empty:
             row["note"] = f"no {baseline} layout in this run"
         elif base_ok.empty:
@@ -66,8 +98,8 @@ def headline_ratios(cells: pd.DataFrame, baseline: str = BASELINE_LAYOUT) -> pd.
             unmeasured = group[group["status"] != OK]
             row["note"] = "; ".join(f"{r['layout']} not compared: {_why(r)}" for _, r in unmeasured.iterrows())
         rows.append(row)
-    columns = [*keys, "baseline_layout", "baseline_s", "baseline_over_bound", "best_layout", "best_s",
-               "best_over_bound", "speedup", "layouts", "note"]  # fmt: skip
+    columns = [*RATIO_KEY, "modality", "baseline_layout", "baseline_s", "baseline_over_bound", "baseline_n",
+               "best_layout", "best_s", "best_over_bound", "best_n", "speedup", "layouts", "note"]  # fmt: skip
     return pd.DataFrame(rows).reindex(columns=columns)
 
 
@@ -77,27 +109,29 @@ def _why(cell: pd.Series) -> str:
 
 
 def headline_summary(cells: pd.DataFrame, baseline: str = BASELINE_LAYOUT) -> pd.DataFrame:
-    """Per machine x workload x profile: the spread of per-method speedups, and fastest vs fastest.
+    """Per run x workload x profile: the spread of per-method speedups, and fastest vs fastest.
 
     ``best_vs_best`` compares the fastest cell of any method on the best layout with the fastest method on
     the baseline layout: what a user who may also switch method gains.
     """
     ratios = headline_ratios(cells, baseline)
     rows = []
-    keys = ["machine", "suite", "workload", "profile"]
+    keys = [*RUN, "suite", "workload", "profile"]
     for key, group in ratios.groupby(keys, sort=False):
         measured = group.dropna(subset=["speedup"])
-        row = dict(zip(keys, key, strict=True), methods=len(measured))
+        where = dict(zip(keys, key, strict=True))
+        row = {**where, "methods": len(measured)}
         if len(measured):
-            top = measured.loc[measured["speedup"].idxmax()]
+            top, low = measured.loc[measured["speedup"].idxmax()], measured.loc[measured["speedup"].idxmin()]
             row.update(
-                speedup_min=measured["speedup"].min(),
+                speedup_min=low["speedup"],
+                min_method=low["method"],
                 speedup_median=measured["speedup"].median(),
                 speedup_max=top["speedup"],
                 max_method=top["method"],
                 max_layout=top["best_layout"],
             )
-        scope = cells[(cells[keys] == pd.Series(dict(zip(keys, key, strict=True)))).all(axis=1)]
+        scope = cells[(cells[keys] == pd.Series(where)).all(axis=1)]
         scope = scope[scope["status"] == OK]
         base = scope[scope["layout"] == baseline]
         if len(base) and len(scope):
@@ -111,24 +145,17 @@ def headline_summary(cells: pd.DataFrame, baseline: str = BASELINE_LAYOUT) -> pd
     return pd.DataFrame(rows)
 
 
-def layout_times(cells: pd.DataFrame) -> pd.DataFrame:
-    """Median time per layout (columns) for each machine x workload x method x profile (rows)."""
-    measured = cells[cells["status"] == OK]
-    return measured.pivot_table(
-        index=["machine", "workload", "method", "profile"], columns="layout", values="time_s", aggfunc="first"
-    )
-
-
 def problems(cells: pd.DataFrame) -> pd.DataFrame:
-    """Every cell without a time, grouped by machine, status, method and reason, with the cells it covers."""
+    """Every cell without a time, grouped by run, status, method and reason, with the cells it covers."""
+    require_runs(cells)
     missing = cells[cells["status"] != OK]
     rows = []
-    for (machine, status, method, reason), group in missing.groupby(
-        ["machine", "status", "method", "reason"], sort=True
-    ):
-        rows.append(dict(machine=machine, status=status, method=method, reason=reason, count=len(group),
-                         cells=_covered(group, cells[cells["machine"] == machine])))  # fmt: skip
-    return pd.DataFrame(rows, columns=["machine", "status", "method", "reason", "count", "cells"])
+    keys = [*RUN, "status", "method", "reason"]
+    for key, group in missing.groupby(keys, sort=True):
+        where = dict(zip(keys, key, strict=True))
+        run = cells[(cells[RUN] == pd.Series({k: where[k] for k in RUN})).all(axis=1)]
+        rows.append({**where, "count": len(group), "cells": _covered(group, run)})
+    return pd.DataFrame(rows, columns=[*keys, "count", "cells"])
 
 
 def _covered(group: pd.DataFrame, everything: pd.DataFrame) -> str:
@@ -143,13 +170,3 @@ def _covered(group: pd.DataFrame, everything: pd.DataFrame) -> str:
         else:
             parts += [f"{workload} · {r.layout} · {r.profile}" for r in cells.itertuples()]
     return "; ".join(parts)
-
-
-def reliability_matrix(reliability: pd.DataFrame) -> pd.DataFrame:
-    """Method (rows) x fault (columns) -> the worst outcome seen; details kept in a parallel frame's cells."""
-    if reliability.empty:
-        return pd.DataFrame()
-    rank = {outcome: i for i, outcome in enumerate(OUTCOME_ORDER)}
-    ordered = reliability.assign(severity=reliability["outcome"].map(rank).fillna(len(rank)))
-    worst = ordered.sort_values("severity").groupby(["method", "fault"]).tail(1)
-    return worst.pivot(index="method", columns="fault", values="outcome")
