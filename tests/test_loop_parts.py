@@ -70,7 +70,7 @@ def test_an_added_block_joins_the_axes_with_its_layouts_facts():
     before = set(grid.cells())
     grid.add_block(
         Block("extra", workloads=["ecephys_window"], methods=["hdmf-zarr"], layouts=["made-z"], profiles=["lab"]),
-        layouts={"made-z": ("ecephys", "zarr")},
+        layouts={"made-z": ("ecephys", "zarr", False)},
     )
     assert before <= set(grid.cells())  # a grid of every combination keeps its cells (as a block)
     assert ("ecephys_window", "hdmf-zarr", "made-z", "lab") in grid.cells()
@@ -92,7 +92,7 @@ def test_a_run_step_adds_assets_and_blocks_that_are_prepared_like_the_grids(sett
         written = write_recording(ophys, layout, "tiny", 0, tmp_path / "assets", spec=spec)
         catalog.add(publish(store, written, "ophys", layout, "tiny"))
         grid.add_block(Block("loop-test", ["ophys_patch"], ["remfile"], [layout.name], ["in-region"]),
-                       layouts={layout.name: ("ophys", "hdf5")})  # fmt: skip
+                       layouts={layout.name: ("ophys", "hdf5", False)})  # fmt: skip
         return {"loop": {"cases": ["test"]}}
 
     grid = Grid(workloads=["ophys_patch"], methods=[], layouts=[], profiles=[], blocks=[])

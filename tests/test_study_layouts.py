@@ -215,21 +215,38 @@ def test_the_full_grid_is_the_study():
     # opening does not depend on the codec: the codec sweep times the reads only
     assert not any(w.startswith("open") for w, _, layout, _ in grid.cells() if layout == "ecephys-neuroconv-lzf")
     assert {p for w, *_, p in grid.cells() if w == "open_session"} == {"in-region"}
-    assert {m for w, m, *_ in grid.cells() if w == "open_session"} == {m for m in SESSION_METHODS if m in METHODS}
+    sessions = {m for m in SESSION_METHODS if m in METHODS}
+    buffered = {n for n, m in METHODS.items() if m.varies == "paged" and m.variant_of in sessions}
+    assert {m for w, m, *_ in grid.cells() if w == "open_session"} == sessions | buffered
     # the shape sweep is read under lab too (where the network binds): the recommendation depends on it
     lab = {(w, layout) for w, _, layout, p in grid.cells() if p == "lab"}
     assert ("ophys_patch", "ophys-200x16x16") in lab and ("ecephys_electrode", "ecephys-65536x1") in lab
-    assert len(grid.cells()) <= 320  # ~50 min on 2 cores with the files written (see default_grid)
+    assert len(grid.cells()) <= 350  # ~50 min on 2 cores with the files written (see default_grid)
 
 
 @pytest.mark.parametrize("size", ["quick", "full"])
 def test_open_only_variants_are_measured_on_opens_only(size):
     grid = default_grid(Settings(size=size))
-    variants = {name for name, method in METHODS.items() if method.variant_of}
+    variants = {name for name, method in METHODS.items() if method.variant_of and method.varies == "opens"}
     assert variants, "the registry names the variants that differ only in how they open"
     measured = {(w, m) for w, m, *_ in grid.cells() if m in variants}
     assert measured and all(WORKLOADS[w].select is None for w, _ in measured)
     assert all(METHODS[m].variant_of in {c[1] for c in grid.cells()} for m in variants)
+
+
+@pytest.mark.parametrize("size", ["quick", "full"])
+def test_paged_layouts_are_read_with_and_without_a_page_buffer_by_every_h5py_method(size):
+    grid = default_grid(Settings(size=size))
+    buffered = {n: m.variant_of for n, m in METHODS.items() if m.varies == "paged"}
+    cells = {(w, m, layout) for w, m, layout, _ in grid.cells()}
+    paged = {(w, layout) for w, m, layout in cells if m in buffered}
+    assert paged and all(LAYOUTS[layout].page_size for _, layout in paged)
+    reads = [(w, layout) for w, layout in paged if WORKLOADS[w].select is not None]
+    for workload, layout in reads:  # every variant measured on a read has its base beside it, and vice versa
+        measured = {m for w, m, lay in cells if (w, lay) == (workload, layout)}
+        assert {buffered[m] for m in measured if m in buffered} == {m for m in measured if m in buffered.values()}
+    if size == "quick":  # every h5py-based method, both seed reads
+        assert {m for _, m, _ in cells if m in buffered} == set(buffered)
 
 
 def test_the_quick_grid_keeps_a_representative_subset():
@@ -238,7 +255,7 @@ def test_the_quick_grid_keeps_a_representative_subset():
     assert measured_layouts == set(QUICK_LAYOUTS)
     assert {w for w, *_ in grid.cells()} == set(grid.workloads)  # every workload, session open included
     assert {m for w, m, *_ in grid.cells() if w == "open_session"} >= {"fsspec", "remfile"}
-    assert len(grid.cells()) <= 210  # ~15 minutes on 2 cores (see nwb_cloud.suite.prepare.default_grid)
+    assert len(grid.cells()) <= 210  # see nwb_cloud.suite.prepare.default_grid for its length
 
 
 def test_the_ratio_explanation_names_what_binds_each_side():

@@ -1,4 +1,10 @@
-"""``nwb-cloud bench``: the main job: endpoint up, data prepared, asv run, HTML published, endpoint down."""
+"""``nwb-cloud bench``: the main job: endpoint up, data prepared, asv run, HTML published, endpoint down.
+
+Exit status: 0 when nothing real failed: every measured cell's samples read exact data, and cells a method
+cannot represent (unsupported, e.g. an index of an LZF dataset) or cannot run here (unavailable, e.g. ROS3)
+were skipped with their reason. 1 when anything failed: a wrong read, a read or open that raised, a method
+that could not be prepared, or asv itself (see :func:`nwb_cloud.suite.measure.exit_status`).
+"""
 
 from __future__ import annotations
 
@@ -42,9 +48,10 @@ def _loop_verdicts(repo: Path) -> None:
 
 def bench(args) -> int:
     from nwb_cloud.cloud.calibrate import measure_overhead
-    from nwb_cloud.suite.asv_driver import refuse_results_of_commit, run_asv
+    from nwb_cloud.suite.asv_driver import refuse_results_of_commit
+    from nwb_cloud.suite.measure import measure_prepared
     from nwb_cloud.suite.prepare import prepare_run
-    from nwb_cloud.suite.run_info import run_info, write_run_info
+    from nwb_cloud.suite.run_info import write_run_info
 
     settings = settings_from(args)
     repo = Path(args.repo).resolve()
@@ -58,8 +65,7 @@ def bench(args) -> int:
     console.print(f"[bold]preparing[/] the {settings.source} data ({settings.size}) in {settings.data_dir}")
     if settings.source == "dandi":
         state = prepare_run(settings, None, log=console.print)
-        overhead = None
-        outcome = run_asv(repo, settings.state_path, bench=args.bench)
+        measured = measure_prepared(state, settings.state_path, repo, None, bench=args.bench)
     else:
         with embedded_store(settings) as (endpoint, store):
             console.print(f"embedded S3 endpoint: {endpoint.url}")
@@ -77,8 +83,9 @@ def bench(args) -> int:
             if not args.no_calibrate:
                 console.print("measuring the shaping proxy's own overhead against direct loopback")
                 overhead = measure_overhead(endpoint).to_dict()
-            outcome = run_asv(repo, settings.state_path, bench=bench_pattern)
-    info_path = write_run_info(repo / "results", run_info(state, overhead, commit=outcome["commit"]))
+            measured = measure_prepared(state, settings.state_path, repo, endpoint.url, overhead, bench_pattern)
+    info, outcome, failed = measured.info, measured.asv, measured.failures
+    info_path = write_run_info(repo / "results", info)
     console.print(f"run info: {info_path}")
     report = _report(repo)
     if args.block == "loop":
@@ -86,10 +93,13 @@ def bench(args) -> int:
     console.print(f"[bold]asv report:[/] {outcome['html']}")
     if report:
         console.print(f"[bold]nwb-cloud report:[/] {report}")
-    if not outcome["passed"]:
-        console.print("[red]some benchmarks failed[/] (see the asv output above and the report)")
-        return 1
-    return 0
+    skipped = len(info.get("unsupported_cells") or {})
+    if skipped:
+        console.print(f"{skipped} cell(s) unsupported by their method (skipped with the reason; not failures)")
+    if failed:
+        more = " ..." if len(failed) > 3 else ""
+        console.print(f"[red]{len(failed)} failure(s)[/] (see the report): " + "; ".join(failed[:3]) + more)
+    return measured.exit_status
 
 
 def register(subparsers) -> None:

@@ -276,7 +276,7 @@ class LoopStep:
 
     def _add_blocks(self, case: LoopCase, chosen: list[Candidate], grid) -> None:
         workloads, profiles = list(case.mix), [case.profile]
-        facts = {layout_name(case.name, c.role): (case.modality, c.backend) for c in chosen}
+        facts = {layout_name(case.name, c.role): (case.modality, c.backend, bool(c.page_size)) for c in chosen}
         plain = [layout_name(case.name, c.role) for c in chosen if c.backend == HDF5 and not c.page_size]
         grid.add_block(Block(f"loop {case.name}", workloads, list(self.methods), plain, profiles), facts)
         paged = [layout_name(case.name, c.role) for c in chosen if c.page_size]

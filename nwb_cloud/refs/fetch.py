@@ -68,6 +68,7 @@ def s3_client(store: Store, pool_size: int):
             region_name=store.region,
             aws_access_key_id=store.access_key,
             aws_secret_access_key=store.secret_key,
+            aws_session_token=store.session_token,
             config=store.botocore_config(max_pool_connections=pool_size),
         )
 

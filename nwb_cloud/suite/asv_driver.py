@@ -19,8 +19,8 @@ class AsvError(NwbCloudError):
     pass
 
 
-def _asv(repo: Path, *args: str, env: dict) -> int:
-    command = [sys.executable, "-m", "asv", *args]
+def _asv(repo: Path, *args: str, env: dict, config: Path | None = None) -> int:
+    command = [sys.executable, "-m", "asv", *args, *(["--config", str(config)] if config else [])]
     return subprocess.run(command, cwd=repo, env=env, check=False).returncode
 
 
@@ -32,12 +32,22 @@ def _commit(repo: Path) -> str:
     return out.stdout.strip()
 
 
-def run_asv(repo: Path, state_path: Path, bench: str | None = None, machine: str | None = None) -> dict:
-    """Run the suite against the prepared state; return where results and HTML went and whether all passed."""
+def run_asv(
+    repo: Path,
+    state_path: Path,
+    bench: str | None = None,
+    machine: str | None = None,
+    config: Path | None = None,
+    publish: bool = True,
+) -> dict:
+    """Run the suite against the prepared state; return where results and HTML went and whether all passed.
+
+    ``config`` is another asv configuration (a fleet child's: its results apart from the checkout's).
+    """
     repo = Path(repo)
     env = {**os.environ, "NWB_CLOUD_STATE": str(state_path)}
     machine = machine or socket.gethostname()
-    if _asv(repo, "machine", "--yes", "--machine", machine, env=env) != 0:
+    if _asv(repo, "machine", "--yes", "--machine", machine, env=env, config=config) != 0:
         raise AsvError("`asv machine --yes` failed")
     args = [
         "run",
@@ -50,8 +60,8 @@ def run_asv(repo: Path, state_path: Path, bench: str | None = None, machine: str
     if bench:
         args += ["--bench", bench]
     commit = args[args.index("--set-commit-hash") + 1]
-    status = _asv(repo, *args, env=env)
-    if _asv(repo, "publish", env=env) != 0:
+    status = _asv(repo, *args, env=env, config=config)
+    if publish and _asv(repo, "publish", env=env, config=config) != 0:
         raise AsvError("`asv publish` failed")
     html = repo / "reports" / "html" / "index.html"
     return {"passed": status == 0, "status": status, "html": html, "commit": commit}
