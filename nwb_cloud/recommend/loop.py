@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nwb_cloud.access import METHODS
+from nwb_cloud.access.base import PAGED as PAGED_VARIANT
 from nwb_cloud.datasets.catalog import publish
 from nwb_cloud.datasets.layouts import PAGE_SIZE, Layout
 from nwb_cloud.datasets.modalities import get_modality
@@ -49,7 +50,7 @@ from nwb_cloud.workloads import WORKLOADS
 
 LOOP_METHODS = ["fsspec", "remfile", "nwb-index"]  # the layout study's readers
 ZARR_READER = "hdmf-zarr"
-PAGE_BUFFER_SUFFIX = "-pagebuf"  # a reader's variant with an HDF5 page buffer (nwb_cloud.access._h5py)
+KEY_PREFIX = "loop/"  # the loop's objects in the store, apart from the study's (and removed together)
 LOOP_REPEAT = 3  # cold samples per cell: the verdict compares layouts within 1.2x of each other
 LAYOUTS_AT_1X, LAYOUTS_AT_LENGTH = 7, 6
 RECOMMENDED, DEFAULT = "recommended", "neuroconv-default"
@@ -73,7 +74,8 @@ def run_size(size: str) -> str:
 
 def paged_reader(method: str) -> str:
     """The reader that measures ``method`` on a paged file: its page-buffer variant where there is one."""
-    return method + PAGE_BUFFER_SUFFIX if method + PAGE_BUFFER_SUFFIX in METHODS else method
+    variants = [name for name, row in METHODS.items() if row.variant_of == method and row.varies == PAGED_VARIANT]
+    return variants[0] if variants else method
 
 
 def layout_name(case: str, role: str) -> str:
@@ -204,7 +206,8 @@ class LoopStep:
         _remove_raw(modality, self.size, self.seed, self.directory, spec)  # regenerable; the files are written
         for candidate in chosen:
             name = layout_name(case.name, candidate.role)
-            asset = publish(self.store, written[candidate.role], case.modality, _layout(case, candidate), self.size)
+            asset = publish(self.store, written[candidate.role], case.modality, _layout(case, candidate), self.size,
+                            key_prefix=KEY_PREFIX)  # fmt: skip
             catalog.add(asset)
             layouts[candidate.role] = {
                 "layout": name,
