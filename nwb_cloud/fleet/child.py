@@ -141,8 +141,10 @@ def run_child(
         clock = time.perf_counter()
         pushed = push_folder(results, out.child("results"), skip=("run-info",))
         phases["push_s"] = round(time.perf_counter() - clock, 2)
+        phases["total_s"] = round(time.time() - started, 2)  # to here: the run info's own push is the rest
         info = run_info(state, None, commit=outcome["commit"])
         info["machine"] = {**info["machine"], "name": child.name}
+        info["store"] = state.catalog.store.label  # the endpoint or aws:<region>: a name, never credentials
         info["profiles"][REAL] = profile.to_dict()
         info["fleet"] = {
             "run_id": run_id, "child": name, "instance_type": child.instance_type, "region": child.region,
@@ -151,7 +153,6 @@ def run_child(
         }  # fmt: skip
         info_path = write_run_info(results, info)
         pushed += push_folder(info_path.parent, out.child("results", "run-info"))
-        phases["total_s"] = round(time.time() - started, 2)
         log(f"pushed {pushed} files to {out.url('results') if out.kind == 's3' else out.label}")
         status("SUCCEEDED", asv_passed=outcome["passed"])
         return ChildOutcome(name, outcome["passed"], phases, out.url("results") if out.kind == "s3" else out.label)
