@@ -38,12 +38,18 @@ def _loop(args, settings, repo: Path, store):
 
 
 def _loop_verdicts(repo: Path) -> None:
+    """The loop's verdicts on the console, and the guidance page that shows them beside the study's evidence."""
+    from nwb_cloud.recommend import NotEnoughMeasurements, write_guidance
     from nwb_cloud.recommend.loop_check import loop_groups, loop_summary, summary_line
 
     groups = loop_groups(repo / "results")
     console.print(f"[bold]closed loop:[/] {summary_line(loop_summary(groups))}")
     for row in groups[~groups["within_target"].eq(True)].itertuples():
         console.print(f"  miss: {row.case} · {row.method}: {row.ratio:.2f}x ({row.why})")
+    try:
+        console.print(f"[bold]guidance:[/] {write_guidance(repo / 'results', repo / 'reports', loop=groups)}")
+    except NotEnoughMeasurements as error:  # no study run to fit: the verdicts above are the loop's whole output
+        console.print(f"guidance page not written: {error}")
 
 
 def bench(args) -> int:
