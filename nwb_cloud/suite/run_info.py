@@ -79,6 +79,7 @@ def run_info(
         "cell_failures": _cell_failures(state),
         "unsupported_cells": _unsupported_cells(state),
         "prepare_unsupported": state.extra.get("prepare_unsupported", {}),
+        **({"loop": state.extra["loop"]} if "loop" in state.extra else {}),  # the closed loop's plan and verdicts
     }
 
 
