@@ -212,6 +212,16 @@ def push_folder(local: Path, place, skip: tuple[str, ...] = ()) -> int:
     return count
 
 
+def this_machine() -> str:
+    """The asv machine name of this host: its instance type and region on EC2, else its host name."""
+    from nwb_cloud.fleet.spec import machine_name
+
+    identity = host_identity()
+    if identity.get("instance_type") and identity.get("zone"):
+        return machine_name(identity["instance_type"], identity["zone"][:-1])  # us-east-1a -> us-east-1
+    return socket.gethostname().split(".")[0]
+
+
 def host_identity() -> dict:
     """The EC2 instance this runs on (instance type, zone, AMI) from the instance metadata; {} elsewhere."""
     try:

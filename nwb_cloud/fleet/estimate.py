@@ -77,7 +77,7 @@ def choose_basis(
     same = [r for r in runs if r.size == size and r.source == settings_source]
     other = [r for r in runs if r.source == settings_source] if any_size else []
     for label, chosen, many in (
-        (f"earlier fleet runs on {machine}", [r for r in same if r.machine == machine], True),
+        (f"earlier fleet runs on {machine}", [r for r in same if r.fleet and r.machine == machine], True),
         (f"earlier fleet runs on {instance_type}", [r for r in same if r.instance_type == instance_type], True),
         ("earlier fleet runs on other machines", [r for r in same if r.fleet], True),
         ("a run of another machine", same, False),
