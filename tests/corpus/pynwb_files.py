@@ -224,6 +224,22 @@ def latin1_fixed_string_file(path):
     return path
 
 
+def region_reference_file(path):
+    """A units table whose ``spike_times_index`` is a dataset of region references into ``spike_times``, as
+    pynwb 2.0 betas and MatNWB wrote VectorIndex (hdmf reads each as a reference to the indexed dataset)."""
+    ecephys_file(path)
+    with h5py.File(path, "r+") as file:
+        units = file["units"]
+        ends = units["spike_times_index"][()]
+        attrs = dict(units["spike_times_index"].attrs)
+        del units["spike_times_index"]
+        times = units["spike_times"]
+        regions = [times.regionref[start:end] for start, end in zip(np.r_[0, ends[:-1]], ends, strict=True)]
+        index = units.create_dataset("spike_times_index", data=regions, dtype=h5py.regionref_dtype)
+        index.attrs.update(attrs)
+    return path
+
+
 WRITERS = {
     "pynwb-ecephys": ecephys_file,
     "pynwb-icephys": icephys_file,
@@ -235,7 +251,10 @@ WRITERS = {
     "pynwb-lzf-unfiltered-chunks": lzf_file,
     "pynwb-external-link": external_link_file,
     "pynwb-latin1-micro-sign": micro_sign_file,
+    "pynwb-region-reference-index": region_reference_file,
 }
+
+
 # files NWBHDF5IO itself cannot read (name -> (writer, its error as a regular expression)): the index reads them
 # exactly at the raw level, and pynwb through the index gets what h5py gives
 REFERENCE_FAILS = {
