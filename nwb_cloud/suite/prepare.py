@@ -18,6 +18,7 @@ from nwb_cloud.datasets.layouts import (
     NEUROCONV_DEFAULT,
     QUICK_LAYOUTS,
     SHAPES,
+    WORKLOAD_FRIENDLY,
     layouts_for,
 )
 from nwb_cloud.settings import Settings, usable_cores
@@ -138,6 +139,7 @@ def default_grid(settings: Settings) -> Grid:
         profiles=profiles,
         repeat=REPEATS[settings.size],
         blocks=blocks,
+        first_use=_first_use(),
     )
 
 
@@ -178,6 +180,15 @@ def study_grid() -> Grid:
         repeat=REPEATS["full"],
         blocks=blocks,
     )
+
+
+def _first_use() -> Block:
+    """The first use in a fresh process: every method but the page-buffer variants (the warm-index variant
+    included: a returning user's first read), the ophys patch on the workload-friendly layout in-region
+    (a small read, so the figure is the imports and the open a user pays first), and the local baseline."""
+    methods = [name for name, method in METHODS.items() if method.varies != PAGED]
+    return Block("first-use", workloads=["ophys_patch"], methods=methods, layouts=[WORKLOAD_FRIENDLY],
+                 profiles=[MAIN_PROFILE])  # fmt: skip
 
 
 def _h5py_methods() -> list[str]:
