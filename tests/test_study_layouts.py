@@ -110,6 +110,41 @@ def test_every_asset_is_read_exactly_through_the_endpoint(study_catalog, data_di
     run.once()  # raises WrongRead on any difference from the local source
 
 
+@pytest.mark.parametrize(("modality", "layout"), [(m, n) for m, n in PAIRS if get_layout(n).backend == "hdf5"])
+def test_every_deflate_chunk_of_every_layout_inflates_to_zlibs_bytes_with_every_decoder(
+    study_catalog, modality, layout
+):
+    """The index's faster inflate (nwb_cloud.refs.inflate) against zlib on every stored chunk of every dataset
+    HDF5's deflate filter wrote in the asset (the bulk series and the small ones beside it); a wrong byte fails."""
+    import zlib
+
+    import h5py
+
+    from nwb_cloud.refs import inflate
+
+    decoders = {name: inflate.exact(name) for name in inflate.available()}
+    datasets = []
+    with h5py.File(study_catalog.asset(modality, layout).local_path, "r") as file:
+        file.visititems(lambda name, obj: datasets.append(obj) if isinstance(obj, h5py.Dataset) else None)
+        checked = 0
+        for dataset in datasets:
+            if dataset.chunks is None or dataset.compression != "gzip":
+                continue
+            nbytes = int(np.prod(dataset.chunks)) * dataset.dtype.itemsize
+            for index in range(dataset.id.get_num_chunks()):
+                mask, stored = dataset.id.read_direct_chunk(dataset.id.get_chunk_info(index).chunk_offset)
+                expected = zlib.decompress(stored) if mask == 0 else None  # an unfiltered chunk: zlib's error
+                for name, decode in decoders.items():
+                    if expected is None:
+                        with pytest.raises(zlib.error):
+                            decode(stored, nbytes)
+                    else:
+                        assert bytes(decode(stored, nbytes)) == expected, (dataset.name, index, name)
+                checked += 1
+    if get_layout(layout).codec in ("gzip-1", "gzip-4", "gzip-9", "shuffle-gzip-4"):
+        assert checked > 0
+
+
 # -- what each write records ----------------------------------------------------------------------------------
 def test_write_time_and_compression_ratio_are_recorded_and_survive_the_cache(tmp_path):
     ophys = get_modality("ophys")

@@ -48,10 +48,15 @@ def _plan(args):
     from nwb_cloud.fleet.records import load_recorded_runs
 
     regions = args.region or ["us-east-1"]
+    machines = _items(args.machine)
+    if args.executor == "local" and not machines:
+        from nwb_cloud.fleet.child import this_machine
+
+        machines = [this_machine()]
     return make_plan(
         load_recorded_runs(args.results), load_prices(_settings(args).data_dir / "prices.json"),
         _buckets(args, regions), size=args.size, source=args.source, instance_types=_items(args.instance_type),
-        regions=regions, machines=_items(args.machine), market=args.market, executor=args.executor,
+        regions=regions, machines=machines, market=args.market, executor=args.executor,
         workloads=_items(args.workload), methods=_items(args.method), layouts=_items(args.layout), image=args.image,
         seed=args.seed,
     )  # fmt: skip
@@ -267,7 +272,9 @@ def _add_plan_arguments(parser) -> None:
         default="batch",
         help="AWS Batch, or local processes (one per --machine)",
     )
-    parser.add_argument("--machine", action="append", help="names of the local executor's children (repeatable)")
+    parser.add_argument("--machine", action="append",
+                        help="names of the local executor's children (repeatable; default: this host's instance "
+                             "type and region on EC2, else its name)")  # fmt: skip
     parser.add_argument("--endpoint-url", help="S3 endpoint of the buckets, if not AWS (the embedded cloud)")
     parser.add_argument("--seed", type=_at_least(0), default=0, help="seed of the generated study (default 0)")
     parser.add_argument(

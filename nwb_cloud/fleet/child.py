@@ -141,8 +141,10 @@ def run_child(
         clock = time.perf_counter()
         pushed = push_folder(results, out.child("results"), skip=("run-info",))
         phases["push_s"] = round(time.perf_counter() - clock, 2)
+        phases["total_s"] = round(time.time() - started, 2)  # to here: the run info's own push is the rest
         info = run_info(state, None, commit=outcome["commit"])
         info["machine"] = {**info["machine"], "name": child.name}
+        info["store"] = state.catalog.store.label  # the endpoint or aws:<region>: a name, never credentials
         info["profiles"][REAL] = profile.to_dict()
         info["fleet"] = {
             "run_id": run_id, "child": name, "instance_type": child.instance_type, "region": child.region,
@@ -151,7 +153,6 @@ def run_child(
         }  # fmt: skip
         info_path = write_run_info(results, info)
         pushed += push_folder(info_path.parent, out.child("results", "run-info"))
-        phases["total_s"] = round(time.time() - started, 2)
         log(f"pushed {pushed} files to {out.url('results') if out.kind == 's3' else out.label}")
         status("SUCCEEDED", asv_passed=outcome["passed"])
         return ChildOutcome(name, outcome["passed"], phases, out.url("results") if out.kind == "s3" else out.label)
@@ -209,6 +210,16 @@ def push_folder(local: Path, place, skip: tuple[str, ...] = ()) -> int:
             place.put_file(path, relative.as_posix(), Digests.of(path))
             count += 1
     return count
+
+
+def this_machine() -> str:
+    """The asv machine name of this host: its instance type and region on EC2, else its host name."""
+    from nwb_cloud.fleet.spec import machine_name
+
+    identity = host_identity()
+    if identity.get("instance_type") and identity.get("zone"):
+        return machine_name(identity["instance_type"], identity["zone"][:-1])  # us-east-1a -> us-east-1
+    return socket.gethostname().split(".")[0]
 
 
 def host_identity() -> dict:

@@ -20,7 +20,7 @@ counted proportionally slower for the preparation, which is CPU-bound.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nwb_cloud.fleet.errors import FleetError
 from nwb_cloud.fleet.records import RecordedRun
@@ -34,8 +34,10 @@ PRIOR_UPLOAD_RATE = 80e6  # bytes/s, one multipart upload from EC2 to S3 in its 
 PRIOR_PREPARE_FACTOR = 1.5  # writing the files is ~2/3 of preparing them (indexes, decode speeds, bounds)
 PRIOR_NETWORK_S = 30.0  # measuring the real profile: 20 connects and first bytes, 4 x 32 MB reads
 PRIOR_PUSH_S = 15.0  # asv results, run info and log to S3
-PRIOR_PROCESS_S = 15.0  # interpreter start, imports, asv's benchmark discovery
+PRIOR_PROCESS_S = 15.0  # interpreter start, imports
+PRIOR_ASV_START_S = 20.0  # asv's benchmark discovery and its forkserver, outside every benchmark's duration
 PRIOR_REQUESTS_PER_SAMPLE = 50.0
+SAME_MACHINE_RUNS = 5
 BATCH_STARTUP_S = 300.0  # an instance launched for the job, the ECS agent, the image pulled (~2 GB)
 
 
@@ -61,20 +63,48 @@ class Estimate:
         return {**self.__dict__, "seconds": self.seconds}
 
 
-def choose_basis(runs: list[RecordedRun], size: str, source: str, machine: str, instance_type: str):
-    """The recorded run to estimate from, and why it was chosen (None when no run of this size and source)."""
+def choose_basis(
+    runs: list[RecordedRun], size: str, source: str, machine: str, instance_type: str, any_size: bool = False
+) -> tuple[list[RecordedRun], str]:
+    """The recorded runs to estimate from, and what they are ([] when none of this size and source).
+
+    Earlier fleet children of the same machine (else of the same instance type, else any) are all used, up
+    to the newest :data:`SAME_MACHINE_RUNS` (their estimates' median stands: one busy run does not decide);
+    of the other machines' runs, the newest. ``any_size`` (a local run, which costs nothing) falls back to
+    a run of another size: a guess, said so.
+    """
     settings_source = "dandi" if source == "dandi" else "embedded"
     same = [r for r in runs if r.size == size and r.source == settings_source]
-    for label, chosen in (
-        (f"an earlier fleet run on {machine}", [r for r in same if r.machine == machine]),
-        (f"an earlier fleet run on {instance_type}", [r for r in same if r.instance_type == instance_type]),
-        ("an earlier fleet run on another machine", [r for r in same if r.fleet]),
-        ("a run of another machine", same),
+    other = [r for r in runs if r.source == settings_source] if any_size else []
+    for label, chosen, many in (
+        (f"earlier fleet runs on {machine}", [r for r in same if r.fleet and r.machine == machine], True),
+        (f"earlier fleet runs on {instance_type}", [r for r in same if r.instance_type == instance_type], True),
+        ("earlier fleet runs on other machines", [r for r in same if r.fleet], True),
+        ("a run of another machine", same, False),
+        (f"a run of another size (no {size} run recorded: a guess, which this run calibrates)", other, False),
     ):
         if chosen:
-            run = max(chosen, key=lambda r: r.run_id)
-            return run, f"{label} ({run.machine}, run {run.run_id}, {run.cores or '?'} cores)"
-    return None, ""
+            newest = sorted(chosen, key=lambda r: r.run_id, reverse=True)
+            return newest[:SAME_MACHINE_RUNS] if many else newest[:1], label
+    return [], ""
+
+
+def estimate_from(
+    grid: Grid, runs: list[RecordedRun], label: str, cores: int, batch: bool, bytes_per_cpu_s: float | None = None
+) -> Estimate:
+    """The median of the estimates from each of ``runs`` (see :func:`estimate_child`)."""
+    estimates = sorted(
+        (estimate_child(grid, run, f"{label} ({run.machine}, run {run.run_id}, {run.cores or '?'} cores)", cores,
+                        batch, bytes_per_cpu_s) for run in runs),
+        key=lambda e: e.seconds,
+    )  # fmt: skip
+    chosen = estimates[(len(estimates) - 1) // 2]
+    if len(estimates) > 1:
+        spread = (
+            f"the median of {len(estimates)} runs' estimates ({estimates[0].seconds:.0f}-{estimates[-1].seconds:.0f} s)"
+        )
+        chosen = replace(chosen, basis=(spread, *chosen.basis))
+    return chosen
 
 
 def write_rate(runs: list[RecordedRun]) -> float | None:
@@ -91,6 +121,12 @@ def estimate_child(
     recorded_profile = REAL if run.fleet else (MAIN_PROFILE if run.source == "embedded" else "aws")
     suite, requests, read_bytes, notes = _suite(grid, run, recorded_profile)
     basis += notes
+    recorded_suite = run.fleet.get("phases", {}).get("suite_s")
+    if recorded_suite is not None:  # asv's own start (discovery, its forkserver) is no benchmark's duration
+        suite += max(0.0, recorded_suite - run.suite_seconds)
+    else:
+        suite += PRIOR_ASV_START_S
+        basis.append(f"assumed: {PRIOR_ASV_START_S:.0f} s for asv to start (discovery, its forkserver)")
     needed = [f"{modality}/{layout}" for modality, layouts in grid.assets().items() for layout in layouts]
     sizes = {name: (run.assets.get(name) or {}).get("size_bytes") for name in needed}
     known = [s for s in sizes.values() if s]
@@ -106,6 +142,9 @@ def estimate_child(
         basis.append(note)
     phases = run.fleet.get("phases", {})
     process = phases.get("process_s", PRIOR_PROCESS_S)
+    if "total_s" in phases:  # what no phase counts (opening the run, status writes, the run info) is overhead
+        named = sum(phases.get(f"{name}_s", 0.0) for name in ("process", "prepare", "network", "suite", "push"))
+        process += max(0.0, phases["total_s"] - named)
     network = phases.get("network_s", PRIOR_NETWORK_S)
     push = phases.get("push_s", PRIOR_PUSH_S)
     if not phases:

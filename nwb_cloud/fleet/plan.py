@@ -17,7 +17,7 @@ from nwb_cloud.batch.plan import HOURS_PER_MONTH, ROOT_DISK_GIB
 from nwb_cloud.batch.prices import INSTANCE_TYPES, PriceTable
 from nwb_cloud.cloud.transfer import TRANSFER
 from nwb_cloud.fleet.errors import FleetError
-from nwb_cloud.fleet.estimate import Estimate, choose_basis, estimate_child, write_rate
+from nwb_cloud.fleet.estimate import Estimate, choose_basis, estimate_from, write_rate
 from nwb_cloud.fleet.records import RecordedRun
 from nwb_cloud.fleet.spec import DATA, Child, child_grid, machine_name
 from nwb_cloud.settings import usable_cores
@@ -159,7 +159,7 @@ def make_plan(
         raise FleetError(f"no --bucket for {', '.join(missing or regions)}: the study and the results need an "
                          "s3://bucket/prefix in each region")  # fmt: skip
     basis_runs = list(runs)
-    if not any(r.size == size for r in basis_runs):
+    if executor == "batch" and not any(r.size == size for r in basis_runs):
         raise FleetError(
             f"no recorded run of a {size} suite to estimate from: run `make bench SIZE={size}` once (its asv "
             "results and run info in --results), or a local fleet (`fleet submit --executor local`)"
@@ -176,10 +176,10 @@ def make_plan(
         else:
             spec = INSTANCE_TYPES[itype]
             vcpus, memory, hourly = spec.vcpus, spec.memory_gib, prices.hourly(region, itype, market)
-        run, why = choose_basis(basis_runs, size, source, name, itype)
-        if run is None:
+        chosen, why = choose_basis(basis_runs, size, source, name, itype, any_size=executor == "local")
+        if not chosen:
             raise FleetError(f"no recorded {size} run with the {source} data source to estimate from")
-        estimate = estimate_child(grid, run, why, vcpus, batch=executor == "batch", bytes_per_cpu_s=rate)
+        estimate = estimate_from(grid, chosen, why, vcpus, batch=executor == "batch", bytes_per_cpu_s=rate)
         disk = ROOT_DISK_GIB + math.ceil(DISK_PER_DATA * estimate.data_bytes / GIB)
         uploads = source == "generated" and region not in first_in_region
         first_in_region.add(region)

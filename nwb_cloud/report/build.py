@@ -52,7 +52,8 @@ def build(results_dir: Path, out_dir: Path) -> Path:
     for run in runs:
         _draw(run, out_dir)
     _write_tables(latest, out_dir / "tables")
-    return write_text_whole(out_dir / "index.html", _render(runs, reliability, results_dir, out_dir))
+    machines = page.machines_section(latest, [run.info for run in runs if run.info])
+    return write_text_whole(out_dir / "index.html", _render(runs, reliability, results_dir, out_dir, machines))
 
 
 def _draw(run: page.Run, out_dir: Path) -> None:
@@ -83,7 +84,9 @@ def _write_tables(cells: pd.DataFrame, folder: Path) -> None:
     headline_ratios(cells).to_csv(folder / "headline_ratios.csv", index=False)
 
 
-def _render(runs: list[page.Run], reliability: pd.DataFrame, results_dir: Path, out_dir: Path) -> str:
+def _render(
+    runs: list[page.Run], reliability: pd.DataFrame, results_dir: Path, out_dir: Path, machines: str = ""
+) -> str:
     asv_pages = out_dir / "html" / "index.html"
     intro = (
         f"<h1>{esc(TITLE)}</h1>"
@@ -96,7 +99,7 @@ def _render(runs: list[page.Run], reliability: pd.DataFrame, results_dir: Path, 
         + '<a href="tables/cells.csv">cells.csv</a> · <a href="tables/headline_ratios.csv">headline_ratios.csv</a></p>'
     )
     check = load_recommendation_check(results_dir)
-    body = [intro, page.alerts(runs, reliability), _contents(runs, reliability, check)]
+    body = [intro, page.alerts(runs, reliability), _contents(runs, reliability, check, bool(machines)), machines]
     for run in runs:
         label = f" — {run.label}" if len(runs) > 1 else ""
         body.append(section(f"{run.key}-how", f"How to read this{label}", page.how_to_read(run)))
@@ -110,8 +113,10 @@ def _render(runs: list[page.Run], reliability: pd.DataFrame, results_dir: Path, 
     return html_page(TITLE, "\n".join(part for part in body if part))
 
 
-def _contents(runs: list[page.Run], reliability: pd.DataFrame, check: dict | None = None) -> str:
-    items = []
+def _contents(
+    runs: list[page.Run], reliability: pd.DataFrame, check: dict | None = None, machines: bool = False
+) -> str:
+    items = ['<a href="#machines">Machines side by side</a>'] if machines else []
     for run in runs:
         label = f" ({run.label})" if len(runs) > 1 else ""
         items.append(f'<a href="#{run.key}-how">How to read this{esc(label)}</a>')

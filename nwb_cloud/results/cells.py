@@ -15,9 +15,9 @@ record them):
 
 ``cpu_s``            median client CPU seconds of the timed part of a sample: the reader's process only (the
                      embedded server and the shaping proxy are other processes), all its threads
-``decode_cpu_s``     the CPU a local single-threaded read of the same selection from the local copy takes (the
-                     bound's measured ``local_s``: decoding the touched chunks, plus h5py's own work); for an
-                     open, the local pynwb open
+``decode_cpu_s``     the CPU decoding the touched chunks takes on this machine (the floor's ``decode_cpu_s``:
+                     the fastest exact decoder where one applies; a run info without it gives the local
+                     single-threaded h5py read, ``local_s``); for an open, the local pynwb open
 ``cpu_over_decode``  ``cpu_s / decode_cpu_s``: how much CPU the method spends per unit of the unavoidable work
 ``open_s``           median wall time of the untimed fresh open before a read (NaN for the open workloads)
 
@@ -130,7 +130,7 @@ FLOOR_COLUMNS = {"bound_s": "seconds", "bound_network_s": "network_s", "bound_de
 
 def _fill_from_floors(frame: pd.DataFrame, infos: dict) -> None:
     """Bounds the run info recorded (``floors``) for cells whose bound no track benchmark reported, and every
-    cell's ``decode_cpu_s`` (the floor's local single-threaded time)."""
+    cell's ``decode_cpu_s``."""
     frame["decode_cpu_s"] = np.nan
     layouts = sorted(set(frame["layout"]), key=len, reverse=True)
     for (machine, commit), info in infos.items():
@@ -145,7 +145,7 @@ def _fill_from_floors(frame: pd.DataFrame, infos: dict) -> None:
             floor = floors.get(tuple(frame.loc[index, ["workload", "profile", "layout"]]))
             if floor is None:
                 continue
-            frame.loc[index, "decode_cpu_s"] = floor.get("local_s", np.nan)
+            frame.loc[index, "decode_cpu_s"] = floor.get("decode_cpu_s") or floor.get("local_s", np.nan)
             if not np.isnan(frame.loc[index, "bound_s"]):
                 continue
             for column, key in FLOOR_COLUMNS.items():

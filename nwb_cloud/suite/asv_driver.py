@@ -1,7 +1,7 @@
 """Running asv on the prepared run and publishing HTML: the pitfalls of an existing environment handled once.
 
 * asv saves results for ``environment_type: existing`` only with ``--set-commit-hash``;
-* ``asv run`` without a terminal fails until ``asv machine --yes`` has recorded this machine.
+* ``asv run`` without a terminal fails until the machine is in asv's machine file (:func:`record_machine`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,22 @@ def _commit(repo: Path) -> str:
     return out.stdout.strip()
 
 
+def record_machine(name: str) -> None:
+    """Describe this machine (OS, CPU, RAM as asv detects them) in asv's machine file under ``name``.
+
+    ``asv machine --yes --machine NAME`` records only the name for a machine it has not met (a fresh home: a
+    container, a fleet child): it stores what differs from its defaults. What was recorded before is kept.
+    """
+    from asv import util
+    from asv.machine import Machine, MachineCollection
+
+    try:
+        known = MachineCollection.load(name)
+    except util.UserError:
+        known = {}
+    MachineCollection.save(name, {**Machine.get_defaults(), **{k: v for k, v in known.items() if v}, "machine": name})
+
+
 def run_asv(
     repo: Path,
     state_path: Path,
@@ -47,8 +63,7 @@ def run_asv(
     repo = Path(repo)
     env = {**os.environ, "NWB_CLOUD_STATE": str(state_path)}
     machine = machine or socket.gethostname()
-    if _asv(repo, "machine", "--yes", "--machine", machine, env=env, config=config) != 0:
-        raise AsvError("`asv machine --yes` failed")
+    record_machine(machine)
     args = [
         "run",
         "--environment", f"existing:{sys.executable}",
@@ -65,3 +80,16 @@ def run_asv(
         raise AsvError("`asv publish` failed")
     html = repo / "reports" / "html" / "index.html"
     return {"passed": status == 0, "status": status, "html": html, "commit": commit}
+
+
+def refuse_results_of_commit(repo: Path, what: str, machine: str | None = None) -> None:
+    """Stop before ``what`` runs on a commit this machine already has asv results for: asv would replace the
+    results of every benchmark class both runs measure (the same class, other parameters)."""
+    machine = machine or socket.gethostname()
+    commit = _commit(Path(repo))
+    found = sorted((Path(repo) / "results" / machine).glob(f"{commit[:8]}-*.json"))
+    if found:
+        raise AsvError(
+            f"{found[0]} already holds results of commit {commit[:8]} on {machine}: {what} would replace them. "
+            "Commit those results first (the run then gets a commit of its own), or move them aside"
+        )
