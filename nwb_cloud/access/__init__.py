@@ -1,11 +1,13 @@
 """Read methods: each module of this package defines ``METHODS``, a list of :class:`Method` rows.
 
 Adding a method is adding one module (or one row to an existing module's list); the registry, the CLI and
-the asv grid pick it up from here. The modules are found and imported on the first use of the registry
-(``METHODS``, :func:`get_method`), not when the package is imported: ``import nwb_cloud.access.nwb_index``
-(the light ``[index]`` install) must not import every other method's library. A module outside the package
-(a lab's own reader, a test's broken one) is added with :func:`load_methods`; a run's state file names such
-files so every benchmark process loads them.
+the asv grid pick it up from here. A module outside the package (a lab's own reader, a test's broken one)
+is added with :func:`load_methods`; a run's state file names such files so every benchmark process loads them.
+
+The registry is built on first use (``METHODS``, :func:`get_method`), not on import: importing one method's
+module (``nwb_cloud.access.remfile_http``) imports that module's libraries only, so the first use of a method
+in a fresh process (:mod:`nwb_cloud.suite.first_use`) pays for its own imports, not for every reader's, and
+``import nwb_cloud.access.nwb_index`` (the light ``[index]`` install) imports no other reader's library.
 """
 
 from __future__ import annotations
@@ -37,31 +39,41 @@ def _discover() -> dict[str, Method]:
             if method.name in methods:
                 raise RuntimeError(f"read method {method.name!r} is defined twice")
             methods[method.name] = method
+            _SOURCES[method.name] = module.__name__
     return methods
 
 
-_methods: dict[str, Method] | None = None
+_SOURCES: dict[str, str] = {}  # method name -> the module (or file) whose METHODS list holds it
 
 
-def methods() -> dict[str, Method]:
-    """Every read method by name (the method modules are imported on the first call)."""
-    global _methods
-    if _methods is None:
-        _methods = _discover()
-    return _methods
+def method_source(name: str) -> str:
+    """The importable module (``nwb_cloud.access.remfile_http``) or the file (``/x/mine.py``) defining ``name``."""
+    get_method(name)
+    return _SOURCES[name]
+
+
+_registry: dict[str, Method] | None = None
+
+
+def _methods() -> dict[str, Method]:
+    global _registry
+    if _registry is None:
+        _registry = _discover()
+    return _registry
 
 
 def __getattr__(name: str):
-    if name == "METHODS":  # the registry, as a module attribute: `from nwb_cloud.access import METHODS`
-        return methods()
+    if name == "METHODS":  # the registry, built on first use
+        return _methods()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_method(name: str) -> Method:
+    methods = _methods()
     try:
-        return methods()[name]
+        return methods[name]
     except KeyError:
-        raise UnknownMethod(f"unknown read method {name!r}; known: {', '.join(methods())}") from None
+        raise UnknownMethod(f"unknown read method {name!r}; known: {', '.join(methods)}") from None
 
 
 def load_methods(path: str | Path) -> list[str]:
@@ -77,10 +89,11 @@ def load_methods(path: str | Path) -> list[str]:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         rows = list(getattr(module, "METHODS", []))
-        taken = [row.name for row in rows if row.name in methods()]
+        taken = [row.name for row in rows if row.name in _methods()]
         if taken:
             raise AccessError(f"{path} defines read method(s) {', '.join(taken)} already in the registry")
-        methods().update({row.name: row for row in rows})
+        _methods().update({row.name: row for row in rows})
+        _SOURCES.update({row.name: str(path) for row in rows})
         _LOADED[path] = module
     return [row.name for row in getattr(module, "METHODS", [])]
 
@@ -95,5 +108,5 @@ def open_nwb(store, key: str, method: str) -> Opened:
 
 __all__ = [
     "METHODS", "AccessError", "Method", "MethodUnavailable", "NotNwbFile", "Opened", "UnknownMethod", "Unsupported",
-    "get_method", "load_methods", "methods", "open_nwb", "translate_errors",
+    "get_method", "load_methods", "method_source", "open_nwb", "translate_errors",
 ]  # fmt: skip
