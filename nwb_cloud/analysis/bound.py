@@ -93,6 +93,7 @@ class Floor:
     metadata_bytes: int
     decode_h5py_s: float = 0.0  # h5py's local read shared by the cores (the decode term before the fastest decoder)
     decoder: str | None = None  # the decoder of decode_s; None: h5py's own filters
+    decode_cpu_s: float = 0.0  # decode_s before sharing: the CPU a reader's decoding needs ("CPU / decode CPU")
     local_pynwb_s: float | None = None  # what h5py + pynwb take locally for the same workload (READ)
 
     @property
@@ -131,7 +132,8 @@ def bound(measured: Measured, profile: Profile, loopback_throughput: float | Non
     network_s = cost.ideal_transfer_s(profile, nbytes, warm=warm, loopback_throughput=loopback_throughput)
     decode_h5py_s = measured.local_s / decode_cores
     fastest = measured.fast_decode_s if measured.kind == READ else None
-    decode_s = min(fastest, measured.local_s) / decode_cores if fastest is not None else decode_h5py_s
+    decode_cpu_s = min(fastest, measured.local_s) if fastest is not None else measured.local_s
+    decode_s = decode_cpu_s / decode_cores
     best = cost.bandwidth(profile, cost.INF, loopback_throughput)
     return Floor(
         seconds=max(network_s, decode_s),
@@ -157,6 +159,7 @@ def bound(measured: Measured, profile: Profile, loopback_throughput: float | Non
         metadata_reads=measured.metadata_reads,
         metadata_bytes=measured.metadata_bytes,
         decode_h5py_s=decode_h5py_s,
+        decode_cpu_s=decode_cpu_s,
         decoder=measured.decoder if fastest is not None else None,
         local_pynwb_s=measured.local_pynwb_s,
     )

@@ -24,7 +24,7 @@ from nwb_cloud.datasets.catalog import Asset
 from nwb_cloud.settings import usable_cores
 from nwb_cloud.workloads import Workload, get_workload
 
-MEASURE_VERSION = 2  # bump when what is measured, or how, changes
+MEASURE_VERSION = 3  # bump when what is measured, or how, changes
 REPEATS = 3
 
 

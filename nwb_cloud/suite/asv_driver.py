@@ -80,3 +80,16 @@ def run_asv(
         raise AsvError("`asv publish` failed")
     html = repo / "reports" / "html" / "index.html"
     return {"passed": status == 0, "status": status, "html": html, "commit": commit}
+
+
+def refuse_results_of_commit(repo: Path, what: str, machine: str | None = None) -> None:
+    """Stop before ``what`` runs on a commit this machine already has asv results for: asv would replace the
+    results of every benchmark class both runs measure (the same class, other parameters)."""
+    machine = machine or socket.gethostname()
+    commit = _commit(Path(repo))
+    found = sorted((Path(repo) / "results" / machine).glob(f"{commit[:8]}-*.json"))
+    if found:
+        raise AsvError(
+            f"{found[0]} already holds results of commit {commit[:8]} on {machine}: {what} would replace them. "
+            "Commit those results first (the run then gets a commit of its own), or move them aside"
+        )

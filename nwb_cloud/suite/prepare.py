@@ -9,7 +9,7 @@ import uuid
 from nwb_cloud.access import METHODS, Unsupported, get_method
 from nwb_cloud.access.base import PAGED
 from nwb_cloud.analysis import floor_for, measure_loopback_throughput
-from nwb_cloud.analysis.decode import codec_speeds
+from nwb_cloud.analysis.decode import codec_speeds, decoder_speeds
 from nwb_cloud.cloud.profiles import PROFILES
 from nwb_cloud.datasets.catalog import DANDI_ASSETS, Catalog, prepare_dandi, prepare_embedded
 from nwb_cloud.datasets.layouts import (
@@ -20,6 +20,7 @@ from nwb_cloud.datasets.layouts import (
     SHAPES,
     layouts_for,
 )
+from nwb_cloud.refs import inflate
 from nwb_cloud.settings import Settings, usable_cores
 from nwb_cloud.suite.state import Block, Grid, RunState
 from nwb_cloud.workloads import WORKLOADS, get_workload
@@ -224,9 +225,21 @@ def _union(*groups) -> list[str]:
 
 
 def prepare_run(
-    settings: Settings, store, grid: Grid | None = None, progress: bool = True, log=print, key_prefix: str = ""
+    settings: Settings,
+    store,
+    grid: Grid | None = None,
+    progress: bool = True,
+    log=print,
+    key_prefix: str = "",
+    extend=None,
 ) -> RunState:
-    """The data in ``store`` (objects under ``key_prefix``), what each method needs beside it, the state file."""
+    """The data in ``store`` (objects under ``key_prefix``), what each method needs beside it, the state file.
+
+    ``extend(catalog, grid, log) -> dict`` (a higher layer's run step, e.g. the closed loop of
+    :mod:`nwb_cloud.recommend.loop`) runs once the grid's own files are in the store: it may add assets to
+    the catalog and blocks (with their layouts and methods) to the grid, which are then prepared and bounded
+    like the grid's own; what it returns is kept in the state's ``extra`` (and so in the run info).
+    """
     grid = grid or default_grid(settings)
     for method in grid.methods:
         get_method(method)  # an unknown name fails here, before any work
@@ -252,6 +265,13 @@ def prepare_run(
             catalog.assets.update(written.assets)
         log("decode speed of every codec on this machine (one NeuroConv-default chunk per modality)")
         extra["codecs"] = codec_speeds(settings.size, settings.seed)
+        log("the inflate decoders on this machine (the table nwb-index chooses its decoder from)")
+        extra["decoders"] = decoder_speeds(settings.size, settings.seed)
+        inflate.save_table(settings.data_dir / inflate.TABLE_FILE, extra["decoders"])
+    if extend is not None:
+        extra.update(extend(catalog, grid, log))
+        for method in grid.methods:
+            get_method(method)
     unsupported: dict[str, str] = {}
     failures = prepare_methods(catalog, grid.methods, log=log, grid=grid, unsupported=unsupported)
     floors = prepare_floors(catalog, grid, settings.data_dir, log=log) if settings.source == "embedded" else []
@@ -268,6 +288,8 @@ def prepare_run(
 
 def prepare_floors(catalog, grid, data_dir, log=print) -> list[dict]:
     """Measure loopback throughput and every cell's physical bound once, before asv's processes need them."""
+    if not catalog.assets:
+        return []
     largest = max(catalog.assets.values(), key=lambda a: a.size_bytes)
     throughput = measure_loopback_throughput(catalog.store, largest.key, data_dir)
     log(f"loopback throughput of the endpoint: {throughput / 1e6:.0f} MB/s (one connection)")

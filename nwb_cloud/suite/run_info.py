@@ -63,6 +63,8 @@ def run_info(
         "profiles": {name: PROFILES[name].to_dict() for name in state.grid.profiles if name in PROFILES},
         "assets": {name: a.summary() for name, a in catalog.assets.items()},  # + write time, compression ratio
         "codecs": state.extra.get("codecs", []),  # decode speed of each codec on this machine
+        # MB of output per CPU second of each inflate decoder, per codec and chunk size: nwb-index's choice
+        "decoders": state.extra.get("decoders", []),
         "unavailable_methods": {n: m.unavailable() for n, m in METHODS.items() if m.unavailable()},
         "prepare_failures": state.extra.get("prepare_failures", {}),
         "floors": state.extra.get("floors", []),
@@ -77,6 +79,7 @@ def run_info(
         "cell_failures": _cell_failures(state),
         "unsupported_cells": _unsupported_cells(state),
         "prepare_unsupported": state.extra.get("prepare_unsupported", {}),
+        **({"loop": state.extra["loop"]} if "loop" in state.extra else {}),  # the closed loop's plan and verdicts
     }
 
 

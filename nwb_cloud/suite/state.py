@@ -144,6 +144,24 @@ class Grid:
     def excludes(self, method: str, profile: str, workload: str | None = None, layout: str | None = None) -> bool:
         return self.exclusion(method, profile, workload, layout) is not None
 
+    def add_block(self, block: Block, layouts: dict[str, tuple[str, str, bool]] | None = None) -> None:
+        """Measure ``block`` too: its values join the axes; ``layouts`` gives the facts of layouts made for the
+        run (name -> (modality, backend, paged)), which the layout registry does not hold."""
+        if self.blocks is None and self.layouts:  # a grid of every combination: it stays one, as a block
+            self.blocks = [Block("grid", list(self.workloads), list(self.methods), list(self.layouts),
+                                 list(self.profiles))]  # fmt: skip
+        for name, (modality, backend, paged) in (layouts or {}).items():
+            self.facts["layout_modalities"][name] = [modality]
+            self.facts["layout_backend"][name] = backend
+            self.facts["layout_paged"][name] = bool(paged)
+        for axis in ("workloads", "methods", "layouts", "profiles"):
+            values = getattr(block, axis)
+            if values is None:
+                raise ValueError(f"block {block.name!r}: an added block names its {axis}")
+            setattr(self, axis, list(dict.fromkeys([*getattr(self, axis), *values])))
+        self.blocks = [*(self.blocks or []), block]
+        self.facts = _complete_facts(self.facts, self.workloads, self.methods, self.layouts)
+
     def samples(self, workload: str, method: str, layout: str, profile: str) -> int:
         """Cold samples the cell takes: the most any block containing it asks for, else ``repeat``."""
         asked = [
