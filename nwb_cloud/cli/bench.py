@@ -8,11 +8,12 @@ from nwb_cloud.cli._common import add_settings_arguments, console, embedded_stor
 
 
 def _report(repo: Path) -> Path | None:
+    """The run published: report page, guidance page and README's marked blocks, all from ``results/``."""
     try:
-        from nwb_cloud.report import build
+        from nwb_cloud.report import publish
     except ImportError:  # the report package is optional for a bare asv run
         return None
-    return build(repo / "results", repo / "reports")
+    return publish(repo / "results", repo / "reports", readme=repo / "README.md", log=console.print)[0]
 
 
 def bench(args) -> int:

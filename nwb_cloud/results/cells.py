@@ -11,6 +11,8 @@ Track values that are absent, NaN or failed are NaN here and read "not measured"
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -20,6 +22,7 @@ from nwb_cloud.results.run_info import grid_excludes, info_unavailable, run_info
 from nwb_cloud.workloads import WORKLOADS
 
 OK, FAILED_STATUS, UNAVAILABLE, EXCLUDED, SKIPPED_STATUS = "ok", "failed", "unavailable", "excluded", "skipped"
+UNSUPPORTED = "unsupported"
 TIME_MEASURE = "time_workload"
 STREAMING_SUITE = "streaming"  # the benchmark module of the read grid (benchmarks/streaming.py)
 # The track benchmarks of the streaming grid; each becomes a column (NaN when not measured).
@@ -52,6 +55,7 @@ def cells_frame(records: list[Record], run_infos: list[dict] | None = None) -> p
         row = rows.setdefault(key, _empty_row(key, record))
         if record.started_at:
             row["run_started"] = max(row["run_started"] or 0, record.started_at)
+            row["run_first_started"] = min(row["run_first_started"] or math.inf, record.started_at)
         if record.measure == TIME_MEASURE:
             _set_time(row, record)
         elif record.outcome == MEASURED:
@@ -66,6 +70,7 @@ def cells_frame(records: list[Record], run_infos: list[dict] | None = None) -> p
         if column not in frame:
             frame[column] = np.nan
     frame["run_started"] = frame.groupby(["machine", "commit", "env"])["run_started"].transform("max")
+    frame["run_first_started"] = frame.groupby(["machine", "commit", "env"])["run_first_started"].transform("min")
     infos = {run: run_info_for(run_infos, *run) or {} for run in set(zip(frame["machine"], frame["commit"]))}
     frame["reason"] = [_reason(row, infos[row["machine"], row["commit"]]) for row in frame.to_dict("records")]
     frame["size"] = [str(infos[m, c].get("size") or "-") for m, c in zip(frame["machine"], frame["commit"])]
@@ -110,6 +115,7 @@ def _empty_row(key: tuple, record: Record) -> dict:
     row.update(
         commit_date=record.commit_date,
         run_started=record.started_at,
+        run_first_started=record.started_at,  # the run's first benchmark start (asv's started_at, ms)
         workload_class=record.workload_class,
         modality=workload.modality if workload else None,
         status=SKIPPED_STATUS,

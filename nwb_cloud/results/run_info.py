@@ -167,6 +167,15 @@ def reliability_rows(payload, source: str = "") -> list[dict]:
     return rows
 
 
+def raised_by(detail: str) -> str:
+    """The exception type a probe recorded and whose code raised it: this package's, or the reader's library."""
+    kind = str(detail).split(":", 1)[0].strip() if detail else ""
+    if not kind or " " in kind:
+        return f"(no exception type: {str(detail)[:60]})" if detail else "-"
+    owner = "this package" if kind.startswith("nwb_cloud.") else kind.split(".")[0]
+    return f"{kind} ({owner})"
+
+
 def load_reliability(results_dir: Path) -> pd.DataFrame:
     """Every reliability file as one frame (empty when there is none)."""
     rows = []
