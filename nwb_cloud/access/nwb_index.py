@@ -13,6 +13,12 @@ Where the local cache lives
     Until then it is :func:`default_cache_dir`, derived from :class:`nwb_cloud.settings.Settings` (the one
     place the environment is read), so a library user gets the same directory as the CLI.
 
+Cold and warm (the two rows)
+    ``nwb-index`` is the cold path, what a user's first open of an asset costs: an empty local cache, so the
+    open is the HEAD and the sidecar GET (and the sidecar written into that cache). ``nwb-index-warm``
+    (``variant_of="nwb-index"``, measured on the opens) opens from the configured cache, which ``prepare``
+    filled; it fails, rather than silently measure the cold path, when the cache holds no index of the asset.
+
 Read-only stores (DANDI's bucket)
     ``prepare`` builds the index and publishes it beside the asset; a store that refuses the write gets the
     index in the local cache instead, and every open then finds it there. ``configure(build=True)`` (or
@@ -21,12 +27,14 @@ Read-only stores (DANDI's bucket)
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from nwb_cloud.access.base import Method, Opened
+from nwb_cloud.access.base import AccessError, Method, Opened, Unsupported
 from nwb_cloud.cloud.store import StoreError
-from nwb_cloud.refs import build_index
+from nwb_cloud.refs import Unrepresentable, build_index, inflate
 from nwb_cloud.refs import sidecar as sidecars
 from nwb_cloud.refs.cache import AssetIdentity, IndexCache
 from nwb_cloud.refs.fetch import RangeReader
@@ -43,21 +51,45 @@ class Config:
     cache_dir: Path | None = None  # None: default_cache_dir()
     build: bool = False  # build a missing index into the cache on open
     policy: Policy = Policy()
+    decoder_table: Path | None = None  # None: default_decoder_table()
 
 
 _config = Config()
+_table_used: Path | None = None
 
 
-def configure(cache_dir: Path | str | None = None, build: bool | None = None, policy: Policy | None = None) -> Config:
-    """Set the method's defaults (the cache directory, building on open, the fetch policy); returns them."""
+def configure(
+    cache_dir: Path | str | None = None,
+    build: bool | None = None,
+    policy: Policy | None = None,
+    decoder_table: Path | str | None = None,
+) -> Config:
+    """Set the method's defaults (the cache directory, building on open, the fetch policy, the measured
+    decoder table); returns them."""
     global _config
-    changes = {"cache_dir": Path(cache_dir) if cache_dir is not None else None, "build": build, "policy": policy}
+    changes = {"cache_dir": Path(cache_dir) if cache_dir is not None else None, "build": build, "policy": policy,
+               "decoder_table": Path(decoder_table) if decoder_table is not None else None}  # fmt: skip
     _config = replace(_config, **{k: v for k, v in changes.items() if v is not None})
     return _config
 
 
 def default_cache_dir() -> Path:
     return Settings.from_env().data_dir / CACHE_FOLDER
+
+
+def default_decoder_table() -> Path:
+    """Where a run of the suite keeps the decoder table it measured on this machine."""
+    return Settings.from_env().data_dir / inflate.TABLE_FILE
+
+
+def use_decoder_table() -> None:
+    """Choose decoders from the measured table (:mod:`nwb_cloud.refs.inflate`), read once per process and
+    path; without one, inflate's own ranking."""
+    global _table_used
+    path = _config.decoder_table or default_decoder_table()
+    if path != _table_used:
+        inflate.use_table(inflate.load_table(path))
+        _table_used = path
 
 
 def index_cache() -> IndexCache:
@@ -71,6 +103,7 @@ def open_nwb_index(store, key: str, cache=None, build=None, progress=None, polic
     ``progress(done, total)`` follows a build. A cached index is opened while the HEAD that checks it is
     in flight; should the asset have changed, that open is dropped and the index found again.
     """
+    use_decoder_table()  # before the store's arrays choose their decoder
     cache = cache or index_cache()
     build = _config.build if build is None else build
     for speculate in (True, False):
@@ -113,10 +146,13 @@ def prepare(store, key: str, local_path: str | None = None) -> str:
     Returns where it went. A store that refuses the sidecar (read-only, e.g. DANDI) only gets the cache.
     """
     identity = AssetIdentity.of(store, key)
-    if local_path:
-        index = build_index(local_path, url=identity.url)
-    else:
-        index = build_index(identity.url, storage_options=store.s3fs_options())
+    try:
+        if local_path:
+            index = build_index(local_path, url=identity.url)
+        else:
+            index = build_index(identity.url, storage_options=store.s3fs_options())
+    except Unrepresentable as error:
+        raise Unsupported(f"nwb-index: {error}") from None
     cache = index_cache()
     cache.put(identity, index)
     try:
@@ -125,16 +161,43 @@ def prepare(store, key: str, local_path: str | None = None) -> str:
         return f"{cache.directory} (the store refused the sidecar: {refused})"
 
 
-def _open(store, key: str) -> Opened:
-    return open_nwb_index(store, key)
+def _open_cold(store, key: str) -> Opened:
+    """A first open: an empty cache of its own (removed on close), so the index comes from the sidecar."""
+    directory = Path(tempfile.mkdtemp(prefix="nwb-index-cold-"))
+    try:
+        opened = open_nwb_index(store, key, cache=IndexCache(directory))
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    opened.closers.insert(0, lambda: shutil.rmtree(directory, ignore_errors=True))  # last, after the reader
+    return opened
 
 
+def _open_warm(store, key: str) -> Opened:
+    cache = index_cache()
+    if not cache.holds_url(store.s3_url(key)):
+        raise AccessError(
+            f"nwb-index-warm: the index cache {cache.directory} holds no index of {store.s3_url(key)}: the warm "
+            "variant would measure a cold open (prepare the run, or `nwb-cloud index build`)"
+        )
+    return open_nwb_index(store, key, cache=cache)
+
+
+DATA_PATH = "parallel coalesced+split ranges on warm connections, decoded on every core"
 METHODS = [
     Method(
         name="nwb-index",
-        description="pynwb + hdmf-zarr over the NWB-complete index (cache/sidecar, 1 round trip); parallel "
-        "coalesced+split ranges on warm connections, decoded on every core",
-        open=_open,
+        description=f"pynwb + hdmf-zarr over the NWB-complete index, cold: empty local cache, so HEAD + sidecar GET "
+        f"(1 round trip); {DATA_PATH}",
+        open=_open_cold,
         prepare=prepare,
+    ),
+    Method(
+        name="nwb-index-warm",
+        description="nwb-index from a warm local index cache (filled by prepare): a HEAD only, pynwb building its "
+        "objects meanwhile",
+        open=_open_warm,
+        prepare=prepare,
+        variant_of="nwb-index",
     ),
 ]

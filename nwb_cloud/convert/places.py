@@ -177,6 +177,10 @@ class LocalPlace:
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
 
+    def download(self, name: str, local: Path) -> None:
+        Path(local).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.path / name, local)
+
     def probe_write(self) -> None:
         try:
             self.path.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from nwb_cloud.recommend.check import TARGET, check_recommendations, check_summa
 from nwb_cloud.recommend.codecs import CODECS, caveat
 from nwb_cloud.recommend.errors import RecommendError
 from nwb_cloud.recommend.fit import fit
+from nwb_cloud.recommend.loop_check import loop_groups, loop_summary, summary_line
 from nwb_cloud.recommend.measurements import Measurements, load
 from nwb_cloud.recommend.recommendation import recommend
 from nwb_cloud.results.tables import BASELINE_LAYOUT as BASELINE
@@ -31,9 +32,15 @@ from nwb_cloud.workloads import WORKLOADS
 TITLE = "Choosing chunk shape and codec for NWB data read from the cloud"
 
 
-def write_guidance(results, out_dir: str | Path) -> Path:
-    """Write ``out_dir/guidance.html`` (with ``figures/guidance-*.png`` and ``tables/guidance-*.csv``)."""
+def write_guidance(results, out_dir: str | Path, loop: pd.DataFrame | None = None) -> Path:
+    """Write ``out_dir/guidance.html`` (with ``figures/guidance-*.png`` and ``tables/guidance-*.csv``).
+
+    ``loop``: the closed loop's groups (:func:`~nwb_cloud.recommend.loop_check.loop_groups`); by default those
+    of the results folder ``results``.
+    """
     measurements = results if isinstance(results, Measurements) else load(Path(results))
+    if loop is None and not isinstance(results, Measurements):
+        loop = loop_groups(Path(results))
     out_dir = Path(out_dir)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     fitted = fit(measurements)
@@ -52,12 +59,15 @@ def write_guidance(results, out_dir: str | Path) -> Path:
                  _evidence(measurements, ratios, out_dir)),
         _section("Decoding can cost more than fetching", _decode(measurements, fitted, out_dir)),
         _section("How far to trust the recommendations", _trust(fitted, check, out_dir)),
+        _section("Recommendations measured: the closed loop", _closed_loop(loop)),
         _section("Caveats", _caveats(measurements, fitted)),
     ]  # fmt: skip
     tables = out_dir / "tables"
     tables.mkdir(parents=True, exist_ok=True)
     _keyed(fitted.residuals, measurements).to_csv(tables / "guidance-residuals.csv", index=False)  # cell by cell
     _keyed(check, measurements).to_csv(tables / "guidance-check.csv", index=False)  # the pick vs the best, per group
+    if loop is not None and len(loop):
+        loop.to_csv(tables / "guidance-loop.csv", index=False)  # the closed loop, group by group (keyed by its run)
     parts.insert(2, _p('Tables behind this page: <a href="tables/guidance-check.csv">guidance-check.csv</a> (the '
                        'recommendations check, group by group), <a href="tables/guidance-residuals.csv">'
                        "guidance-residuals.csv</a> (measured and predicted time of every read)."))  # fmt: skip
@@ -323,6 +333,72 @@ def _trust(fitted, check: pd.DataFrame, out_dir: Path) -> str:
         )
         text += "<h3>Groups where the pick missed the target</h3>" + missed.to_html(index=False, border=0)
     return text
+
+
+def _closed_loop(groups: pd.DataFrame | None) -> str:
+    """Per group of the closed loop: the recommended layout's measured time, the best measured, NeuroConv's
+    default and how many layouts were compared; the summary line; the misses and why; what 5x length changed."""
+    if groups is None or groups.empty:
+        return _p("No closed-loop run is in these results: <code>nwb-cloud bench --size full --block loop</code> "
+                  "recommends a layout for data shapes, mixes and lengths the model never saw, rewrites the file "
+                  "into it, and measures it beside NeuroConv's default and the layouts around it.")  # fmt: skip
+    summary = loop_summary(groups)
+    runs = groups[["machine", "size", "commit", "run"]].drop_duplicates()
+    text = _p(
+        f"<b>{_e(summary_line(summary).capitalize())}</b> (groups: a case of data, reads and network, read by one "
+        "reader). For each case the model (fitted to the layout study before the cases' files existed) recommended "
+        "a layout for a typical reader; the study file was rewritten into it (verified object by object), uploaded, "
+        "and measured with every reader of the study beside NeuroConv's default, the chunk shapes and codecs "
+        "around the recommendation, and its paged-HDF5 (read with a page buffer) and Zarr variants. Measured in "
+        + "; ".join(f"run {_e(r.run)} (machine {_e(r.machine)}, size {_e(r.size)}, commit {_e(str(r.commit)[:8])})"
+                    for r in runs.itertuples())
+        + " - a run of its own, never divided by the study's times."
+    )  # fmt: skip
+    shown = groups.assign(
+        recommended_s=groups["recommended_s"].map(_seconds),
+        best_s=groups["best_s"].map(_seconds),
+        default_s=groups["default_s"].map(_seconds),
+        ratio=groups["ratio"].map(lambda r: f"{r:.2f}x" if r == r else "-"),
+        speedup_vs_default=groups["speedup_vs_default"].map(lambda r: f"{r:.1f}x" if r == r else "-"),
+    )
+    columns = {"case": "case", "kind": "kind", "data": "data", "mix": "reads", "profile": "network",
+               "method": "reader", "layouts": "layouts compared", "recommended": "recommended layout",
+               "recommended_s": "recommended s", "best": "best measured layout", "best_s": "best s",
+               "ratio": "recommended / best", "default_s": "NeuroConv default s",
+               "speedup_vs_default": "faster than default"}  # fmt: skip
+    text += shown[list(columns)].rename(columns=columns).to_html(index=False, border=0)
+    misses = groups[~groups["within_target"].eq(True)]
+    if len(misses):
+        text += "<h3>Groups where the recommendation missed</h3><ul>" + "".join(
+            f"<li>{_e(r.case)} · {_e(r.method)}: {_e(_ratio_text(r.ratio))} - {_e(r.why)}</li>"
+            for r in misses.itertuples()
+        ) + "</ul>"  # fmt: skip
+    longer = groups[groups["kind"] == "length"]
+    for case, group in longer.groupby("case", sort=True):
+        same = group["same_as_1x"].iloc[0]
+        text += _p(
+            f"<b>{_e(case)}</b> ({_e(group['data'].iloc[0])}): the recommendation "
+            + ("is the one made at the study's length" if same else "changes with length")
+            + f" ({_e(group['recommended'].iloc[0])}); against NeuroConv's default it reads "
+            + ", ".join(f"{_e(r.method)} {r.speedup_vs_default:.1f}x faster" for r in group.itertuples()
+                        if r.speedup_vs_default == r.speedup_vs_default)
+            + "."
+        )  # fmt: skip
+    flagged = groups.drop_duplicates("case")
+    flagged = flagged[flagged["flags"].astype(bool)]
+    if len(flagged):
+        text += "<h3>Cost flags of the recommended layouts</h3><ul>" + "".join(
+            f"<li>{_e(r.case)}: {_e(r.flags)}</li>" for r in flagged.itertuples()
+        ) + "</ul>"  # fmt: skip
+    return text + _p('Every group: <a href="tables/guidance-loop.csv">guidance-loop.csv</a>.')
+
+
+def _seconds(value) -> str:
+    return f"{value:.3g}" if value == value and value is not None else "-"
+
+
+def _ratio_text(ratio) -> str:
+    return f"{ratio:.2f}x the best" if ratio == ratio and ratio is not None else "not measured"
 
 
 def _caveats(measurements: Measurements, fitted) -> str:

@@ -24,6 +24,7 @@ import pandas as pd
 from nwb_cloud.cloud.profiles import PROFILES, Profile
 from nwb_cloud.datasets.layouts import LAYOUTS
 from nwb_cloud.datasets.modalities import MODALITIES
+from nwb_cloud.recommend.cases import LOOP_PREFIX
 from nwb_cloud.recommend.codecs import HDF5, ZARR, codec_name
 from nwb_cloud.recommend.errors import NotEnoughMeasurements
 from nwb_cloud.recommend.geometry import geometry
@@ -73,8 +74,13 @@ def load(results_dir: str | Path, machine: str | None = None) -> Measurements:
 
 
 def from_cells(cells: pd.DataFrame, run_infos: dict, machine: str | None = None, origin: str = "") -> Measurements:
-    """:class:`Measurements` of a report cell frame and its run infos (``{(machine, commit): info}``)."""
+    """:class:`Measurements` of a report cell frame and its run infos (``{(machine, commit): info}``).
+
+    The closed loop's cells (layouts named ``loop-*``, :mod:`nwb_cloud.recommend.loop`) are never fitted: they
+    check the model's recommendations out of sample.
+    """
     ok = cells[(cells["status"] == "ok") & cells["workload"].map(_is_read)]
+    ok = ok[~ok["layout"].astype(str).str.startswith(LOOP_PREFIX)]
     if ok.empty:
         raise NotEnoughMeasurements(f"no timed read cells in {origin or 'the results'}")
     counts = ok.groupby("machine").size()

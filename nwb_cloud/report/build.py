@@ -58,8 +58,10 @@ def build(results_dir: Path, out_dir: Path, sources: blocks.Sources | None = Non
     sources = sources or load(results_dir)
     for run in sources.runs:
         _draw(run, out_dir)
-    _write_tables(pd.concat([run.cells for run in sources.runs], ignore_index=True), out_dir / "tables")
-    return write_text_whole(out_dir / "index.html", _render(sources, results_dir, out_dir))
+    latest = pd.concat([run.cells for run in sources.runs], ignore_index=True)
+    _write_tables(latest, out_dir / "tables")
+    machines = page.machines_section(latest, [run.info for run in sources.runs if run.info])
+    return write_text_whole(out_dir / "index.html", _render(sources, results_dir, out_dir, machines))
 
 
 def publish(results_dir: Path, out_dir: Path, readme: Path | None = None, log=print) -> list[Path]:
@@ -112,7 +114,7 @@ def _write_tables(cells: pd.DataFrame, folder: Path) -> None:
     headline_ratios(cells).to_csv(folder / "headline_ratios.csv", index=False)
 
 
-def _render(sources: blocks.Sources, results_dir: Path, out_dir: Path) -> str:
+def _render(sources: blocks.Sources, results_dir: Path, out_dir: Path, machines: str = "") -> str:
     runs, reliability = sources.runs, sources.reliability
     asv_pages = out_dir / "html" / "index.html"
     intro = (
@@ -126,7 +128,7 @@ def _render(sources: blocks.Sources, results_dir: Path, out_dir: Path) -> str:
         + '<a href="tables/cells.csv">cells.csv</a> · <a href="tables/headline_ratios.csv">headline_ratios.csv</a></p>'
     )
     check = sources.check
-    body = [intro, page.alerts(runs, reliability), _contents(runs, reliability, check)]
+    body = [intro, page.alerts(runs, reliability), _contents(runs, reliability, check, bool(machines)), machines]
     for run in runs:
         label = f" — {run.label}" if len(runs) > 1 else ""
         body.append(section(f"{run.key}-headline", f"Headline{label}", page.headline(run)))
@@ -140,8 +142,10 @@ def _render(sources: blocks.Sources, results_dir: Path, out_dir: Path) -> str:
     return html_page(TITLE, "\n".join(part for part in body if part))
 
 
-def _contents(runs: list[page.Run], reliability: pd.DataFrame, check: dict | None = None) -> str:
-    items = []
+def _contents(
+    runs: list[page.Run], reliability: pd.DataFrame, check: dict | None = None, machines: bool = False
+) -> str:
+    items = ['<a href="#machines">Machines side by side</a>'] if machines else []
     for run in runs:
         label = f" ({run.label})" if len(runs) > 1 else ""
         items.append(f'<a href="#{run.key}-headline">Headline{esc(label)}</a>')

@@ -196,3 +196,43 @@ def headline_cells(cells: pd.DataFrame, profile: str = MAIN_PROFILE) -> tuple[pd
     order = list(first.sort_values("time_over_bound")["method"])
     rest = measured[~measured["method"].isin(order)].groupby("method")["time_over_bound"].median().sort_values()
     return chosen.reset_index(drop=True), columns, order + list(rest.index)
+
+
+SIDE_BY_SIDE_PROFILES = ("real", "in-region")  # real S3 measured on a fleet machine; its emulated stand-in here
+
+
+def side_by_side(cells: pd.DataFrame, profiles: tuple[str, ...] = SIDE_BY_SIDE_PROFILES) -> pd.DataFrame:
+    """Per data size, each cell's median time on every run that measured it under ``profiles``: one column per
+    run and profile (``machine · profile · commit``), the machines side by side. Times only, never a ratio
+    between runs; only cells measured by at least two runs of the size appear."""
+    require_runs(cells)
+    chosen = cells[(cells["status"] == OK) & cells["profile"].isin(profiles)]
+    keys = ["size", "suite", "workload", "method", "layout"]
+    if chosen.empty:
+        return pd.DataFrame(columns=keys)
+    label = chosen["machine"] + " · " + chosen["profile"] + " · " + chosen["commit"].str[:8]
+    wide = chosen.assign(run=label).pivot_table(index=keys, columns="run", values="time_s", aggfunc="first")
+    wide = wide[wide.notna().sum(axis=1) >= 2]
+    return wide.reset_index().rename_axis(columns=None)
+
+
+def measured_profiles(infos: list[dict], emulated: dict | None = None) -> pd.DataFrame:
+    """The network each run measured (its ``real`` profile, from its run info), beside the emulated profile
+    that stands for it (``emulated``: name -> figures, e.g. in-region's): how far the emulation is from S3."""
+    rows = []
+    for name, figures in (emulated or {}).items():
+        rows.append({"machine": "(emulated)", "run_id": "", "profile": name, **_figures(figures)})
+    for info in infos:
+        real = (info.get("profiles") or {}).get("real")
+        if isinstance(real, dict) and real.get("connection_bandwidth"):
+            machine = info.get("machine")
+            name = machine.get("name") or machine.get("host") if isinstance(machine, dict) else machine
+            rows.append({"machine": name, "run_id": info.get("run_id", ""), "profile": "real", **_figures(real)})
+    columns = ["machine", "run_id", "profile", "rtt_s", "first_byte_s", "connection_bandwidth", "total_bandwidth",
+               "jitter_s", "description"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _figures(profile: dict) -> dict:
+    keys = ("rtt_s", "first_byte_s", "connection_bandwidth", "total_bandwidth", "jitter_s", "description")
+    return {key: profile.get(key) for key in keys}
