@@ -41,7 +41,7 @@ QUICK, FULL = "quick", "full"
 READS, OPENS = HEADLINE_READS, HEADLINE_OPENS
 FRIENDLY = FRIENDLY_LAYOUT
 # figures measured on the first read of the headline grid, shown when the run recorded them
-EXTRA_COLUMNS = (("open before the read", "open_s"), ("client CPU", "cpu_s"), ("decode CPU", "decode_cpu_s"))
+EXTRA_COLUMNS = (("open before the read", "open_s"), ("client CPU", "cpu_s"), ("CPU / decode CPU", "cpu_over_decode"))
 
 
 @dataclass
@@ -189,7 +189,8 @@ def methods_block(sources: Sources) -> str:
             row.append(f"{fmt.seconds(cell['time_s'])} ({fmt.ratio(cell['time_over_bound'])})")
         for _, column in extra:
             cell = keyed.get((*columns[0], method))
-            row.append(fmt.seconds(cell[column]) if cell is not None else "-")
+            shown = fmt.ratio if column == "cpu_over_decode" else fmt.seconds
+            row.append(shown(cell[column]) if cell is not None else "-")
         rows.append(row)
     headers = ["method", *(f"{w} · {'default' if layout == BASELINE_LAYOUT else layout}" for w, layout in columns)]
     headers += [f"{label} ({columns[0][0]} · default)" for label, _ in extra]
@@ -204,6 +205,9 @@ def methods_block(sources: Sources) -> str:
     if patch is not None and not fmt.missing(patch.get("bound_s")):
         bound = (f" On the default layout the bound of the {columns[0][0]} read is {fmt.seconds(patch['bound_s'])}, "
                  f"set by {patch['binds']}.")  # fmt: skip
+    if patch is not None and not fmt.missing(patch.get("decode_cpu_s")):
+        bound += (f" Reading its selection from a local copy on one core takes {fmt.seconds(patch['decode_cpu_s'])} "
+                  "of CPU (the decode CPU every method must spend).")  # fmt: skip
     return (
         _from(run) + "\n\nMedian time of a read under the profile" + network + " and, in brackets, time / bound "
         "(1× = the physical limit of the network and this machine's decoders)." + bound + " Every cell's IQR, "

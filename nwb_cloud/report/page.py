@@ -334,7 +334,8 @@ def methods_table(run: Run) -> str:
                               f'<br><span class="muted small">{esc(spread)}</span>', cls="num", raw=True))  # fmt: skip
         first = keyed.get((*columns[0], method))
         for _, column in extra:
-            row.append(_num(fmt.seconds(first[column]) if first is not None else fmt.NOT_MEASURED))
+            shown = fmt.ratio if column == "cpu_over_decode" else fmt.seconds
+            row.append(_num(shown(first[column]) if first is not None else fmt.NOT_MEASURED))
         rows.append(row)
     headers = ["method", *(f"{w} · {'default' if layout == BASELINE_LAYOUT else layout}" for w, layout in columns)]
     headers += [f"{label} ({columns[0][0]} · default)" for label, _ in extra]
@@ -344,6 +345,12 @@ def methods_table(run: Run) -> str:
         "range and their number. " + (f"Not recorded by this run: {', '.join(missing)}." if missing else ""),
         "muted",
     )
+    decode = cells[(cells["workload"] == columns[0][0]) & (cells["layout"] == columns[0][1])]
+    decode = decode["decode_cpu_s"].dropna() if "decode_cpu_s" in decode else decode.iloc[0:0]
+    if len(decode):
+        note += paragraph(f"Decode CPU of {columns[0][0]} on the default layout (a local single-threaded read of "
+                          f"the same selection, the CPU every method must spend): {fmt.seconds(decode.iloc[0])}.",
+                          "muted")  # fmt: skip
     return "<h3>Read methods</h3>" + note + table(headers, rows)
 
 
@@ -355,7 +362,7 @@ def _recorded(cells: pd.DataFrame, column: str) -> bool:
 HEADLINE_EXTRA = (
     ("open before the read", "open_s", "the untimed open before a read, in a fresh process"),
     ("client CPU", "cpu_s", "CPU seconds of the reader's process in the timed part"),
-    ("decode CPU", "decode_cpu_s", "a local single-threaded read of the same selection"),
+    ("CPU / decode CPU", "cpu_over_decode", "client CPU over a local single-threaded read of the same selection"),
 )
 
 
