@@ -153,6 +153,7 @@ def reliability_rows(payload, source: str = "") -> list[dict]:
         rows.append(
             {
                 **{k: context[k] for k in ("profile", "layout", "workload") if k in context},
+                **{f"probe_{k}": context[k] for k in ("run_id", "commit", "date", "size") if k in context},
                 **{k: entry[k] for k in ("profile", "layout", "workload") if k in entry},
                 "method": str(entry["method"]),
                 "fault": str(entry.get("fault") or entry.get("scenario") or "?"),
@@ -173,6 +174,7 @@ def raised_by(detail: str) -> str:
     if not kind or " " in kind:
         return f"(no exception type: {str(detail)[:60]})" if detail else "-"
     owner = "this package" if kind.startswith("nwb_cloud.") else kind.split(".")[0]
+    owner = "the reader, a bare exception" if owner == "builtins" else owner
     return f"{kind} ({owner})"
 
 
