@@ -173,8 +173,12 @@ def raised_by(detail: str) -> str:
     kind = str(detail).split(":", 1)[0].strip() if detail else ""
     if not kind or " " in kind:
         return f"(no exception type: {str(detail)[:60]})" if detail else "-"
-    owner = "this package" if kind.startswith("nwb_cloud.") else kind.split(".")[0]
-    owner = "the reader, a bare exception" if owner == "builtins" else owner
+    if kind.startswith("nwb_cloud.access."):  # the access layer's one error type, wrapping what the reader raised
+        owner = "the reader's error, as this package's access layer names it"
+    elif kind.startswith("nwb_cloud."):
+        owner = "this package"
+    else:
+        owner = "the reader, a bare exception" if kind.startswith("builtins.") else kind.split(".")[0]
     return f"{kind} ({owner})"
 
 
