@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from rich.console import Console
 
+from nwb_cloud.cli._common import confirm_spending, key_value_pairs, status_summary
 from nwb_cloud.cli.convert import add_location_arguments
 from nwb_cloud.settings import Settings
 
@@ -57,15 +57,7 @@ def plan_command(args) -> int:
 
 
 def _confirm(plan, assume_yes: bool) -> None:
-    from nwb_cloud.batch.errors import NotConfirmed
-
-    if assume_yes or plan.executor == "local":
-        return
-    if not sys.stdin.isatty():
-        raise NotConfirmed(f"not starting instances for an estimated ${plan.cost.total:.2f} without --yes")
-    answer = console.input(f"Start AWS Batch jobs for an estimated [bold]${plan.cost.total:.2f}[/]? [y/N] ")
-    if answer.strip().lower() not in ("y", "yes"):
-        raise NotConfirmed("not confirmed: nothing was created")
+    confirm_spending(plan.cost.total, "AWS Batch jobs", assume_yes or plan.executor == "local")
 
 
 def submit_command(args) -> int:
@@ -89,11 +81,13 @@ def submit_command(args) -> int:
             f"(measured/estimated {outcome.ratio:.2f}); {len(outcome.records)} records kept in {_records_path(args)}"
         )
         return 0 if all(c.status == "SUCCEEDED" for c in outcome.chains) else 1
+    from nwb_cloud.batch.errors import BatchError
     from nwb_cloud.batch.submit import submit
 
     submitted = submit(
         plan, rclone, image=args.image, deployment=args.deployment, subnets=_split(args.subnets),
-        security_groups=_split(args.security_groups), tags=_pairs(args.tag), secret_env=_pairs(args.secret_env),
+        security_groups=_split(args.security_groups), tags=key_value_pairs(args.tag, BatchError),
+        secret_env=key_value_pairs(args.secret_env, BatchError),
         log=console.print,
     )  # fmt: skip
     console.print(f"submitted run {plan.run_id}; follow it with: nwb-cloud batch status RUN --wait")
@@ -121,7 +115,7 @@ def status_command(args) -> int:
     run, session, region = _open(args)
     batch = session.client("batch", region_name=region)
     if args.wait:
-        states = wait(run, batch, poll_s=args.poll, on_poll=lambda s: console.print(_summary(s)))
+        states = wait(run, batch, poll_s=args.poll, on_poll=lambda s: console.print(status_summary(s)))
     else:
         states = run_state(run, batch)
     table = Table("session", "status", "transfer", "convert", "upload", "failure", title=f"run {run.run_id}")
@@ -132,13 +126,6 @@ def status_command(args) -> int:
     if kept:
         console.print(f"{kept} new throughput records kept in {_records_path(args)}")
     return 1 if any(s.status == "FAILED" for s in states) else 0
-
-
-def _summary(states) -> str:
-    counts: dict[str, int] = {}
-    for state in states:
-        counts[state.status] = counts.get(state.status, 0) + 1
-    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
 
 
 def logs_command(args) -> int:
@@ -212,18 +199,6 @@ def prices_command(args) -> int:
 
 def _split(text: str | None) -> list[str] | None:
     return [item.strip() for item in text.split(",") if item.strip()] if text else None
-
-
-def _pairs(items: list[str] | None) -> dict[str, str]:
-    from nwb_cloud.batch.errors import BatchError
-
-    pairs = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise BatchError(f"{item!r} is not KEY=VALUE")
-        pairs[key] = value
-    return pairs
 
 
 def _add_plan_arguments(parser) -> None:

@@ -53,7 +53,8 @@ def _loop_verdicts(repo: Path) -> None:
 
 
 def bench(args) -> int:
-    from nwb_cloud.cloud.calibrate import measure_overhead
+    from nwb_cloud.analysis.serving import store_serving_cost
+    from nwb_cloud.cloud.calibrate import measure_overhead, measure_serving_cost
     from nwb_cloud.suite.asv_driver import refuse_results_of_commit
     from nwb_cloud.suite.measure import measure_prepared
     from nwb_cloud.suite.prepare import prepare_run
@@ -75,6 +76,11 @@ def bench(args) -> int:
     else:
         with embedded_store(settings) as (endpoint, store):
             console.print(f"embedded S3 endpoint: {endpoint.url}")
+            serving = None
+            if not args.no_calibrate:  # before the bounds: they count it (nwb_cloud.analysis.bound)
+                console.print("measuring what the embedded server and the proxy cost in CPU per request and MB")
+                serving = measure_serving_cost(endpoint)
+                store_serving_cost(settings.data_dir, serving)
             grid, extend, bench_pattern = None, None, args.bench
             if args.block == "loop":
                 grid, extend = _loop(args, settings, repo, store)
@@ -89,7 +95,9 @@ def bench(args) -> int:
             if not args.no_calibrate:
                 console.print("measuring the shaping proxy's own overhead against direct loopback")
                 overhead = measure_overhead(endpoint).to_dict()
-            measured = measure_prepared(state, settings.state_path, repo, endpoint.url, overhead, bench_pattern)
+            measured = measure_prepared(
+                state, settings.state_path, repo, endpoint.url, overhead, bench_pattern, serving=serving
+            )
     info, outcome, failed = measured.info, measured.asv, measured.failures
     info_path = write_run_info(repo / "results", info)
     console.print(f"run info: {info_path}")
@@ -113,7 +121,9 @@ def register(subparsers) -> None:
     add_settings_arguments(parser)
     parser.add_argument("--bench", help="only benchmarks matching this regular expression (asv --bench)")
     parser.add_argument("--repo", default=".", help="the nwb-cloud checkout holding asv.conf.json")
-    parser.add_argument("--no-calibrate", action="store_true", help="skip measuring the proxy's own overhead")
+    parser.add_argument(
+        "--no-calibrate", action="store_true", help="skip measuring the proxy's overhead and the serving CPU cost"
+    )
     parser.add_argument(
         "--block",
         choices=("loop",),
