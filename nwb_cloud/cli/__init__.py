@@ -2,7 +2,8 @@
 
 Every module of this package that defines ``register(subparsers)`` adds its commands; each command parser
 sets ``handler=callable(args) -> int``. A :class:`~nwb_cloud.errors.NwbCloudError` becomes one line on
-stderr and exit code 2; Ctrl-C exits 130 after the command's own clean-up has run.
+stderr and exit code 2; Ctrl-C exits 130 and SIGTERM 143, after the command's own clean-up has run, and
+even when a library swallowed the interruption (:mod:`nwb_cloud.processes`).
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import signal
 import sys
 
-from nwb_cloud import __version__
+from nwb_cloud import __version__, processes
 from nwb_cloud.errors import NwbCloudError
 
 EXIT_USER_ERROR = 2
@@ -36,10 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        with processes.stopping_on_signals():
+            code = int(args.handler(args) or 0)
+            processes.stop_if_interrupted()  # a signal a library swallowed still stops with its exit code
+        return code
     except NwbCloudError as error:
         print(f"nwb-cloud {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print(f"nwb-cloud {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        name = signal.Signals(processes.exit_code(interrupt) - 128).name
+        print(f"nwb-cloud: interrupted ({name}); finished work is kept, a re-run resumes", file=sys.stderr)
+        return processes.exit_code(interrupt)

@@ -263,7 +263,7 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=submit_command)
 
     parser = commands.add_parser("status", help="per-session state of a run; --wait until it ends or a job fails")
-    parser.add_argument("run", help="the run folder printed by submit (s3://bucket/prefix/.nwb-cloud/runs/RUN)")
+    parser.add_argument("run", help="the run folder printed by submit (s3://bucket/prefix/.conversion-state/runs/RUN)")
     parser.add_argument("--wait", action="store_true", help="poll until every job finished or one FAILED")
     parser.add_argument("--poll", type=float, default=30.0, help="seconds between polls (default 30)")
     parser.add_argument("--endpoint-url", help="S3 endpoint of the run folder, if not AWS")
@@ -288,7 +288,7 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=cleanup_command)
 
     parser = commands.add_parser("run-step", help="run one step of one session (the Batch container's command)")
-    parser.add_argument("run", help="the run folder (s3://bucket/prefix/.nwb-cloud/runs/RUN or a folder)")
+    parser.add_argument("run", help="the run folder (s3://bucket/prefix/.conversion-state/runs/RUN or a folder)")
     parser.add_argument("session")
     parser.add_argument("step", choices=("transfer", "convert", "upload"))
     parser.add_argument("--endpoint-url", help="S3 endpoint of the run folder, if not AWS")

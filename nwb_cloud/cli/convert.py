@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rich.console import Console
@@ -33,10 +34,19 @@ def convert(args) -> int:
     workdir = args.workdir or settings.data_dir / "convert-work"
     records = args.records or settings.data_dir / "throughput.jsonl"
     outcomes = run(spec, args.source, destination, workdir, rclone, layout=args.layout, records_path=records)
-    table = Table("session", "status", "seconds", "detail", title=f"{args.source} -> {destination.label}")
-    for outcome in outcomes:
-        table.add_row(outcome.session, outcome.status, f"{outcome.seconds:.1f}", outcome.error or "")
-    console.print(table)
+    if args.json:
+        sessions = [
+            {"session": o.session, "status": o.status, "seconds": round(o.seconds, 3), "error": o.error,
+             "redone_because": o.redone, "steps_run": [r.step for r in o.steps if not r.skipped]}
+            for o in outcomes
+        ]  # fmt: skip
+        print(json.dumps({"source": args.source, "destination": destination.label, "sessions": sessions}, indent=1))
+    else:
+        table = Table("session", "status", "seconds", "detail", title=f"{args.source} -> {destination.label}")
+        for outcome in outcomes:
+            detail = outcome.error or (f"converted again: {outcome.redone}" if outcome.redone else "")
+            table.add_row(outcome.session, outcome.status, f"{outcome.seconds:.1f}", detail)
+        Console().print(table)  # the result: stdout (the progress went to stderr)
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 
@@ -56,4 +66,5 @@ def register(subparsers) -> None:
     parser.add_argument("--workdir", type=Path, help="local staging folder (default: DATA_DIR/convert-work)")
     parser.add_argument("--records", type=Path, help="throughput records file (default: DATA_DIR/throughput.jsonl)")
     parser.add_argument("--data-dir", type=Path, help="where run state and records live (NWB_CLOUD_DATA_DIR)")
+    parser.add_argument("--json", action="store_true", help="print the sessions' outcomes as JSON on stdout")
     parser.set_defaults(handler=convert)

@@ -32,6 +32,9 @@ from nwb_cloud.convert.errors import ChecksumMismatch, ConvertError, Destination
 from nwb_cloud.convert.rclone import Remote
 
 STAGING_REMOTE = "nwbcloudplace"  # the rclone remote name an S3 place is reached by
+# Where a destination keeps this package's state (done-records, runs, staging). Hidden, so `dandi upload` skips
+# it, and without ".nwb" in its name, which nwbinspector's folder scan (``*.nwb*``) would take for a file.
+STATE_FOLDER = ".conversion-state"
 
 
 @cache
@@ -177,10 +180,19 @@ class LocalPlace:
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
 
+    def check_reachable(self) -> None:
+        """What can be known without writing: the folder, or the nearest one above it, is writable."""
+        existing = next((p for p in (self.path, *self.path.parents) if p.exists()), None)
+        if existing is None or not existing.is_dir():
+            raise DestinationError(f"cannot write to {self.path}: {existing} is not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise DestinationError(f"cannot write to {self.path}: {existing} is not writable")
+
     def probe_write(self) -> None:
+        self.check_reachable()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            probe = self.path / f".nwb-cloud-probe-{uuid.uuid4().hex[:8]}"
+            probe = self.path / f".conversion-probe-{uuid.uuid4().hex[:8]}"
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as error:
@@ -382,9 +394,13 @@ class S3Place:
             Bucket=self.bucket, Key=self.key(name), Filename=str(local), Config=TRANSFER,
         )  # fmt: skip
 
+    def check_reachable(self) -> None:
+        """What can be known without writing: the bucket exists and these credentials may list the prefix."""
+        self._call(self.label, self.client().list_objects_v2, Bucket=self.bucket, Prefix=self.key(), MaxKeys=1)
+
     def probe_write(self) -> None:
         """Write and delete one empty object: the only sure test of write access (and of the bucket)."""
-        name = f".nwb-cloud/probe-{uuid.uuid4().hex[:12]}"
+        name = f"{STATE_FOLDER}/probe-{uuid.uuid4().hex[:12]}"
         try:
             self.client().put_object(Bucket=self.bucket, Key=self.key(name), Body=b"")
         except botocore.exceptions.ClientError as error:

@@ -22,6 +22,7 @@ from pathlib import Path
 from nwb_cloud.access import MethodUnavailable, get_method
 from nwb_cloud.analysis import floor_for
 from nwb_cloud.analysis.errors import AnalysisError
+from nwb_cloud.cloud.endpoint import require_answering
 from nwb_cloud.cloud.profiles import get_profile
 from nwb_cloud.cloud.proxy_process import ProxyProcess
 from nwb_cloud.settings import Settings
@@ -35,7 +36,11 @@ NAN = float("nan")
 
 @cache
 def load_state() -> RunState:
-    return RunState.load(Settings.from_env().state_path)
+    """The prepared run, whose endpoint must be answering: a stopped one fails the discovery, loudly."""
+    state = RunState.load(Settings.from_env().state_path)
+    if state.catalog.store.endpoint_url:
+        require_answering(state.catalog.store.endpoint_url)
+    return state
 
 
 @cache
