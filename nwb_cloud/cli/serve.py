@@ -7,6 +7,12 @@ import threading
 
 from nwb_cloud.cli._common import add_settings_arguments, embedded_store, settings_from
 
+# what `nwb-cloud bench` runs (nwb_cloud.suite.asv_driver), typed in a shell of the checkout
+ASV_RUN = (
+    "asv run -E existing:.venv/bin/python --set-commit-hash $(git rev-parse HEAD) --machine $(hostname) "
+    "--show-stderr --record-samples"
+)
+
 
 def serve(args) -> int:
     from nwb_cloud.suite.prepare import prepare_run
@@ -17,9 +23,7 @@ def serve(args) -> int:
         if not args.no_prepare:
             prepare_run(settings, store)
             print(f"run state (with this endpoint's credentials): {settings.state_path}")
-            print(
-                f"asv by hand: NWB_CLOUD_STATE={settings.state_path} asv run -E existing:python --set-commit-hash HEAD"
-            )
+            print(f"asv by hand: NWB_CLOUD_STATE={settings.state_path} {ASV_RUN}")
         print("serving; Ctrl-C stops", flush=True)
         threading.Event().wait(args.seconds)
     return 0
