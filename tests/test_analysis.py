@@ -36,6 +36,7 @@ from nwb_cloud.datasets.catalog import Asset
 from nwb_cloud.datasets.layouts import get_layout
 from nwb_cloud.datasets.modalities import get_modality
 from nwb_cloud.datasets.writer import write_recording
+from nwb_cloud.refs import inflate
 from nwb_cloud.workloads import get_workload
 
 MB = 1e6
@@ -225,6 +226,19 @@ def test_a_small_read_of_one_big_chunk_is_decode_bound():
     assert (floor.binding, floor.seconds) == ("decode", 0.5)
 
 
+def test_the_decode_term_is_the_fastest_decoders_and_h5pys_is_kept_beside_it():
+    measured = _read(int(20 * MB), chunks=4, local_s=2.0, fast_decode_s=0.6, decoder="libdeflate", local_pynwb_s=2.3)
+    floor = bound(measured, PROFILES["loopback"])
+    assert floor.decode_s == pytest.approx(0.3) and floor.decode_h5py_s == pytest.approx(1.0)  # both on 2 cores
+    assert (floor.decoder, floor.local_pynwb_s, floor.seconds) == ("libdeflate", 2.3, floor.decode_s)
+    # no faster decoder measured (a codec h5py's own filters decode): h5py's read is the term
+    plain = bound(_read(int(20 * MB), chunks=4, local_s=2.0), PROFILES["loopback"])
+    assert plain.decode_s == plain.decode_h5py_s == pytest.approx(1.0) and plain.decoder is None
+    # a "faster" decoder slower than h5py's whole read (a tiny chunk, a noisy timing) never raises the bound
+    slower = bound(_read(int(MB), chunks=1, local_s=0.01, fast_decode_s=0.02, decoder="isal"), PROFILES["loopback"])
+    assert slower.decode_s == pytest.approx(0.01)
+
+
 def test_the_warm_optimum_is_below_both_simple_strategies():
     for nbytes in (1e3, 1e5, 2e5, 1e6, 1e8):
         ideal = cost.ideal_transfer_s(SLOW, nbytes, warm=True)
@@ -327,6 +341,10 @@ def test_floor_for_reads_the_file_and_is_cached(ecephys_asset, tmp_path, monkeyp
     assert floor.compressed_bytes == sum(i.size for i in needed)
     assert floor.selection_bytes == rows * 2
     assert floor.kind == "read" and floor.local_s > 0 and floor.binding in ("network", "decode")
+    # gzip chunks: the decode term is the fastest exact decoder's CPU, h5py's read kept beside it; and what
+    # h5py + pynwb take for the whole workload locally (selection and band-pass filter) is recorded
+    assert floor.decoder == inflate.available()[0] and 0 < floor.decode_s <= floor.decode_h5py_s
+    assert floor.local_pynwb_s > 0
 
     class Measuring(Exception):
         pass
@@ -368,3 +386,33 @@ def test_loopback_throughput_is_measured_and_kept_for_the_run(store, tmp_path):
     assert stored_loopback_throughput(tmp_path) == throughput
     with pytest.raises(AnalysisError, match="no such object"):
         measure_loopback_throughput(store, "analysis/missing.bin")
+
+
+# -- the decoder table -----------------------------------------------------------------------------------------
+def test_the_decoder_table_measures_every_decoder_on_both_codecs_and_drives_the_choice():
+    from nwb_cloud.analysis.decode import InflateDecoders, decoder_speeds
+
+    table = decoder_speeds("quick", 0, chunk_bytes=(100_000, 1_000_000), repeats=1)
+    keys = {(r["decoder"], r["codec"], r["modality"], r["chunk_bytes"]) for r in table}
+    assert len(keys) == len(table) == len(inflate.DECODERS) * 2 * 2 * 2
+    for row in table:
+        assert row["installed"] == (row["decoder"] in inflate.available())
+        if row["installed"]:  # every installed decoder gave zlib's bytes, at a speed
+            assert row["exact"] and row["output_mb_per_cpu_s"] > 0
+            assert row["stored_bytes"] < row["chunk_bytes"]  # the signals compress
+    chosen = inflate.choose(inflate.DEFLATE, 1_000_000, table)
+    per_decoder = {}
+    for row in table:
+        if row["installed"] and row["codec"] == inflate.DEFLATE and abs(row["chunk_bytes"] - 1e6) < 1e5:
+            per_decoder.setdefault(row["decoder"], []).append(1 / row["output_mb_per_cpu_s"])
+    assert chosen == min(per_decoder, key=lambda name: sum(per_decoder[name]))
+
+    bench = InflateDecoders()
+    row = next(r for r in table if r["installed"] and r["modality"] == "ecephys" and r["codec"] == "deflate")
+    figure = bench.track_output_mb_per_cpu_s(table, row["decoder"], "deflate", row["chunk_bytes"], "ecephys")
+    assert figure == row["output_mb_per_cpu_s"]
+    with pytest.raises(NotImplementedError):  # a size the table has no chunk for
+        bench.track_output_mb_per_cpu_s(table, row["decoder"], "deflate", 10_000_000, "ecephys")
+    wrong = [{**row, "exact": False}]
+    with pytest.raises(AssertionError, match="other bytes"):
+        bench.track_output_mb_per_cpu_s(wrong, row["decoder"], "deflate", row["chunk_bytes"], "ecephys")

@@ -103,3 +103,16 @@ def test_the_conversion_image_context_holds_only_the_package():
     assert excluded(".venv", patterns) and excluded("tests", patterns) and excluded("results", patterns)
     assert not excluded("nwb_cloud", patterns) and not excluded("constraints.txt", patterns)
     assert not excluded(".git", ignored(REPO / "docker" / "benchmark-host" / "Dockerfile"))  # asv needs it
+
+
+def test_the_fleet_child_command_parses_as_the_benchmark_host_runs_it():
+    from types import SimpleNamespace
+
+    from nwb_cloud.convert.places import parse_place
+    from nwb_cloud.fleet.submit import child_command
+
+    plan = SimpleNamespace(run_id="f1", results=parse_place("s3://bucket/bench", region="us-east-2"))
+    args = build_parser().parse_args(child_command(plan, "c7i.large-us-east-2"))
+    assert (args.run, args.child, args.region) == ("s3://bucket/bench/.nwb-cloud/fleet/f1", "c7i.large-us-east-2",
+                                                   "us-east-2")  # fmt: skip
+    assert args.handler.__name__ == "run_child_command"

@@ -20,6 +20,7 @@ LAYERS = [
     {"results"},
     {"recommend"},
     {"convert", "batch"},
+    {"fleet"},
     {"report"},
     {"cli", "__main__", "__init__"},
 ]

@@ -10,6 +10,9 @@ from nwb_cloud.suite.cell import Cell, CellRun
 from nwb_cloud.workloads import WORKLOADS, Result, WrongRead
 
 AVAILABLE = [name for name, method in METHODS.items() if not method.unavailable() and "hdf5" in method.formats]
+# the page-buffer variants read the paged cells (below); on the others they are their base method
+BUFFERED = [name for name in AVAILABLE if METHODS[name].varies == "paged"]
+AVAILABLE = [name for name in AVAILABLE if name not in BUFFERED]
 SKELETON_METHODS = ["fsspec", "remfile", "kerchunk"]
 
 
@@ -18,7 +21,7 @@ def prepared(catalog):
     """Run what methods need beside each asset (reference indexes, ...) once."""
     from nwb_cloud.suite.prepare import prepare_methods
 
-    failures = prepare_methods(catalog, AVAILABLE, log=lambda *_: None)
+    failures = prepare_methods(catalog, AVAILABLE + BUFFERED, log=lambda *_: None)
     return failures
 
 
@@ -53,6 +56,13 @@ def test_every_method_reads_exactly(catalog, prepared, reading_store, method, la
     result = run.once()  # raises WrongRead on any difference from the local source file
     if isinstance(result.raw, np.ndarray):
         assert result.raw.size > 0
+
+
+@pytest.mark.parametrize(("workload", "layout"), [(w, lay) for w, lay in CELLS if lay.endswith("-paged")])
+@pytest.mark.parametrize("method", BUFFERED)
+def test_every_page_buffer_variant_reads_paged_files(catalog, prepared, reading_store, method, layout, workload):
+    assert BUFFERED, "every h5py-based method has a page-buffer variant"
+    CellRun(catalog, Cell(workload, method, layout), store=reading_store).once()  # raises WrongRead
 
 
 def test_a_wrong_read_is_a_failure_not_a_time(catalog):

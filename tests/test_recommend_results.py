@@ -205,8 +205,10 @@ def test_guidance_page_from_results(results_dir, tmp_path):
     page = write_guidance(results_dir, tmp_path / "reports")
     text = page.read_text()
     for heading in ("In short", "What to choose", "The evidence", "Decoding can cost more than fetching",
-                    "How far to trust", "Recommendations hold", "Caveats"):  # fmt: skip
+                    "How far to trust", "Recommendations hold", "Recommendations measured: the closed loop",
+                    "Caveats"):  # fmt: skip
         assert heading in text, heading
+    assert "No closed-loop run is in these results" in text  # this results folder holds no loop run
     figures = sorted(p.name for p in (tmp_path / "reports" / "figures").iterdir())
     assert figures == ["guidance-decode.png", "guidance-ecephys-layouts.png", "guidance-fit.png",
                        "guidance-ophys-layouts.png"]  # fmt: skip

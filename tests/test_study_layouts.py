@@ -110,6 +110,41 @@ def test_every_asset_is_read_exactly_through_the_endpoint(study_catalog, data_di
     run.once()  # raises WrongRead on any difference from the local source
 
 
+@pytest.mark.parametrize(("modality", "layout"), [(m, n) for m, n in PAIRS if get_layout(n).backend == "hdf5"])
+def test_every_deflate_chunk_of_every_layout_inflates_to_zlibs_bytes_with_every_decoder(
+    study_catalog, modality, layout
+):
+    """The index's faster inflate (nwb_cloud.refs.inflate) against zlib on every stored chunk of every dataset
+    HDF5's deflate filter wrote in the asset (the bulk series and the small ones beside it); a wrong byte fails."""
+    import zlib
+
+    import h5py
+
+    from nwb_cloud.refs import inflate
+
+    decoders = {name: inflate.exact(name) for name in inflate.available()}
+    datasets = []
+    with h5py.File(study_catalog.asset(modality, layout).local_path, "r") as file:
+        file.visititems(lambda name, obj: datasets.append(obj) if isinstance(obj, h5py.Dataset) else None)
+        checked = 0
+        for dataset in datasets:
+            if dataset.chunks is None or dataset.compression != "gzip":
+                continue
+            nbytes = int(np.prod(dataset.chunks)) * dataset.dtype.itemsize
+            for index in range(dataset.id.get_num_chunks()):
+                mask, stored = dataset.id.read_direct_chunk(dataset.id.get_chunk_info(index).chunk_offset)
+                expected = zlib.decompress(stored) if mask == 0 else None  # an unfiltered chunk: zlib's error
+                for name, decode in decoders.items():
+                    if expected is None:
+                        with pytest.raises(zlib.error):
+                            decode(stored, nbytes)
+                    else:
+                        assert bytes(decode(stored, nbytes)) == expected, (dataset.name, index, name)
+                checked += 1
+    if get_layout(layout).codec in ("gzip-1", "gzip-4", "gzip-9", "shuffle-gzip-4"):
+        assert checked > 0
+
+
 # -- what each write records ----------------------------------------------------------------------------------
 def test_write_time_and_compression_ratio_are_recorded_and_survive_the_cache(tmp_path):
     ophys = get_modality("ophys")
@@ -215,21 +250,38 @@ def test_the_full_grid_is_the_study():
     # opening does not depend on the codec: the codec sweep times the reads only
     assert not any(w.startswith("open") for w, _, layout, _ in grid.cells() if layout == "ecephys-neuroconv-lzf")
     assert {p for w, *_, p in grid.cells() if w == "open_session"} == {"in-region"}
-    assert {m for w, m, *_ in grid.cells() if w == "open_session"} == {m for m in SESSION_METHODS if m in METHODS}
+    sessions = {m for m in SESSION_METHODS if m in METHODS}
+    buffered = {n for n, m in METHODS.items() if m.varies == "paged" and m.variant_of in sessions}
+    assert {m for w, m, *_ in grid.cells() if w == "open_session"} == sessions | buffered
     # the shape sweep is read under lab too (where the network binds): the recommendation depends on it
     lab = {(w, layout) for w, _, layout, p in grid.cells() if p == "lab"}
     assert ("ophys_patch", "ophys-200x16x16") in lab and ("ecephys_electrode", "ecephys-65536x1") in lab
-    assert len(grid.cells()) <= 320  # ~50 min on 2 cores with the files written (see default_grid)
+    assert len(grid.cells()) <= 350  # ~50 min on 2 cores with the files written (see default_grid)
 
 
 @pytest.mark.parametrize("size", ["quick", "full"])
 def test_open_only_variants_are_measured_on_opens_only(size):
     grid = default_grid(Settings(size=size))
-    variants = {name for name, method in METHODS.items() if method.variant_of}
+    variants = {name for name, method in METHODS.items() if method.variant_of and method.varies == "opens"}
     assert variants, "the registry names the variants that differ only in how they open"
     measured = {(w, m) for w, m, *_ in grid.cells() if m in variants}
     assert measured and all(WORKLOADS[w].select is None for w, _ in measured)
     assert all(METHODS[m].variant_of in {c[1] for c in grid.cells()} for m in variants)
+
+
+@pytest.mark.parametrize("size", ["quick", "full"])
+def test_paged_layouts_are_read_with_and_without_a_page_buffer_by_every_h5py_method(size):
+    grid = default_grid(Settings(size=size))
+    buffered = {n: m.variant_of for n, m in METHODS.items() if m.varies == "paged"}
+    cells = {(w, m, layout) for w, m, layout, _ in grid.cells()}
+    paged = {(w, layout) for w, m, layout in cells if m in buffered}
+    assert paged and all(LAYOUTS[layout].page_size for _, layout in paged)
+    reads = [(w, layout) for w, layout in paged if WORKLOADS[w].select is not None]
+    for workload, layout in reads:  # every variant measured on a read has its base beside it, and vice versa
+        measured = {m for w, m, lay in cells if (w, lay) == (workload, layout)}
+        assert {buffered[m] for m in measured if m in buffered} == {m for m in measured if m in buffered.values()}
+    if size == "quick":  # every h5py-based method, both seed reads
+        assert {m for _, m, _ in cells if m in buffered} == set(buffered)
 
 
 def test_the_quick_grid_keeps_a_representative_subset():
@@ -238,7 +290,7 @@ def test_the_quick_grid_keeps_a_representative_subset():
     assert measured_layouts == set(QUICK_LAYOUTS)
     assert {w for w, *_ in grid.cells()} == set(grid.workloads)  # every workload, session open included
     assert {m for w, m, *_ in grid.cells() if w == "open_session"} >= {"fsspec", "remfile"}
-    assert len(grid.cells()) <= 210  # ~15 minutes on 2 cores (see nwb_cloud.suite.prepare.default_grid)
+    assert len(grid.cells()) <= 210  # see nwb_cloud.suite.prepare.default_grid for its length
 
 
 def test_the_ratio_explanation_names_what_binds_each_side():

@@ -35,7 +35,7 @@ def prepared_state(settings, store, catalog, tmp_path_factory):
 def _discover(state_file) -> dict:
     code = (
         "import json, benchmarks.streaming as s\n"
-        "print(json.dumps({n: [c.params, c.param_names, c.repeat, c.number] for n, c in vars(s).items() "
+        "print(json.dumps({n: [c.params, c.param_names, c.repeat, c.rounds, c.number] for n, c in vars(s).items() "
         "if isinstance(c, type) and hasattr(c, 'time_workload') and hasattr(c, 'workload')}))"
     )
     env = {**os.environ, "NWB_CLOUD_STATE": str(state_file)}
@@ -49,12 +49,12 @@ def test_grid_has_one_class_per_workload_with_every_other_axis(prepared_state):
     assert set(classes) == {
         "OphysPatch", "EcephysElectrode", "OpenEcephys", "OpenOphys", "OphysClip", "EcephysWindow", "OpenSession"
     }  # fmt: skip
-    for name, (params, names, repeat, number) in classes.items():
+    for name, (params, names, repeat, rounds, number) in classes.items():
         assert names == ["method", "layout", "profile"]
         # the layout axis holds the layouts that apply to the workload's modality
         layouts = ["neuroconv-default"] if name == "OpenSession" else ["neuroconv-default", "workload-friendly"]
         assert params == [["fsspec", "remfile"], layouts, ["loopback"]]
-        assert (repeat, number) == (2, 1)
+        assert (repeat, rounds, number) == (1, 2, 1)  # one sample per process, one process per sample
 
 
 def test_conversion_benchmark_is_discovered(prepared_state):
@@ -105,9 +105,9 @@ def test_default_grid_reads_the_registries():
     assert grid.workloads == list(WORKLOADS) and grid.methods == list(METHODS)
     assert "neuroconv-default" in grid.layouts and "workload-friendly" in grid.layouts
     # quick: every method under the main profile, the core methods under every profile
-    assert "in-region" in grid.profiles and "loopback" in grid.profiles
-    assert not grid.excludes("remfile", "loopback") and not grid.excludes("fsspec-none", "in-region")
-    assert grid.excludes("fsspec-none", "loopback")
+    assert "in-region" in grid.profiles and "lab" in grid.profiles and "loopback" not in grid.profiles
+    assert not grid.excludes("remfile", "lab") and not grid.excludes("fsspec-none", "in-region")
+    assert grid.excludes("fsspec-none", "lab")
     full = default_grid(Settings(size="full"))
     # full (the study): the study methods under the main profile, the network-bound contrast (lab) on the seed
     # reads; the cache-less readers (fsspec-none) are the quick run's comparison of methods, not the study's
@@ -128,7 +128,8 @@ def test_run_info_summarises_samples_and_failures(prepared_state):
     failure_log(state).append("open_ophys[fsspec, neuroconv-default, lab]", {"error": "check: WrongRead: 3 differ"})
     info = run_info(state, commit="abc123")
     cell = info["samples"]["ophys_patch|remfile|workload-friendly|in-region"]
-    assert cell == {"seconds": 0.6, "requests": 5, "open_requests": 3, "samples": 3}
+    assert cell == pytest.approx({"seconds": 0.6, "seconds_q25": 0.55, "seconds_q75": 0.65, "requests": 5,
+                                  "open_requests": 3, "samples": 3})  # fmt: skip
     assert info["cell_failures"] == {"open_ophys|fsspec|neuroconv-default|lab": "check: WrongRead: 3 differ"}
     assert info["commit"] == "abc123"
     text = json.dumps(info, default=str)

@@ -1,13 +1,16 @@
 """Read methods: each module of this package defines ``METHODS``, a list of :class:`Method` rows.
 
 Adding a method is adding one module (or one row to an existing module's list); the registry, the CLI and
-the asv grid pick it up from here.
+the asv grid pick it up from here. A module outside the package (a lab's own reader, a test's broken one)
+is added with :func:`load_methods`; a run's state file names such files so every benchmark process loads them.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
+from pathlib import Path
 
 from nwb_cloud.access.base import (
     AccessError,
@@ -16,6 +19,7 @@ from nwb_cloud.access.base import (
     NotNwbFile,
     Opened,
     UnknownMethod,
+    Unsupported,
     translate_errors,
 )
 
@@ -43,12 +47,36 @@ def get_method(name: str) -> Method:
         raise UnknownMethod(f"unknown read method {name!r}; known: {', '.join(METHODS)}") from None
 
 
+def load_methods(path: str | Path) -> list[str]:
+    """Register the ``METHODS`` rows of the Python file ``path``; returns their names (a file loaded before is
+    not loaded again; a name already taken by another row raises)."""
+    path = Path(path).resolve()
+    name = f"nwb_cloud_methods_{abs(hash(str(path)))}"
+    module = _LOADED.get(path)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise AccessError(f"cannot load read methods from {path}: not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        rows = list(getattr(module, "METHODS", []))
+        taken = [row.name for row in rows if row.name in METHODS]
+        if taken:
+            raise AccessError(f"{path} defines read method(s) {', '.join(taken)} already in the registry")
+        METHODS.update({row.name: row for row in rows})
+        _LOADED[path] = module
+    return [row.name for row in getattr(module, "METHODS", [])]
+
+
+_LOADED: dict[Path, object] = {}
+
+
 def open_nwb(store, key: str, method: str) -> Opened:
     """Open the NWB file at ``key`` of ``store`` with the named read method."""
     return get_method(method)(store, key)
 
 
 __all__ = [
-    "METHODS", "AccessError", "Method", "MethodUnavailable", "NotNwbFile", "Opened", "UnknownMethod",
-    "get_method", "open_nwb", "translate_errors",
+    "METHODS", "AccessError", "Method", "MethodUnavailable", "NotNwbFile", "Opened", "UnknownMethod", "Unsupported",
+    "get_method", "load_methods", "open_nwb", "translate_errors",
 ]  # fmt: skip

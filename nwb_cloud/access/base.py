@@ -36,6 +36,11 @@ class NotNwbFile(AccessError):
     pass
 
 
+class Unsupported(AccessError):
+    """The method cannot represent this asset (e.g. an index of an LZF dataset): a cell it cannot measure, not a
+    failure. The benchmark grid skips such a cell with this message as the reason ("unsupported")."""
+
+
 @dataclass
 class Opened:
     """An open NWB file and what must be closed when done with it (in reverse order)."""
@@ -62,6 +67,10 @@ class Opened:
         self.close()
 
 
+OPENS, PAGED = "opens", "paged"
+VARIES = (OPENS, PAGED)
+
+
 @dataclass(frozen=True)
 class Method:
     name: str
@@ -70,9 +79,17 @@ class Method:
     formats: tuple[str, ...] = ("hdf5",)  # which asset backends it reads
     prepare: Callable[[Store, str, str | None], None] | None = None
     unavailable: Callable[[], str | None] = lambda: None  # why it cannot run here, or None
-    # a variant that differs from ``variant_of`` only in how it opens (e.g. unconsolidated Zarr metadata): the
-    # grids measure it on the open workloads, where the difference shows, and not on reads, whose open is untimed
+    # a labelled variant of another row (``variant_of``), measured where its difference shows (``varies``):
+    # OPENS - it differs only in how it opens (unconsolidated Zarr metadata, a warm index cache), so the grids
+    #   measure it on the open workloads only (a read's open is untimed: it would repeat its base's time);
+    # PAGED - it sets an HDF5 page buffer, which acts only on files with paged file space, so the grids measure
+    #   it on the paged layouts only (reads and opens)
     variant_of: str | None = None
+    varies: str = "opens"
+
+    def __post_init__(self):
+        if self.varies not in VARIES:
+            raise ValueError(f"method {self.name!r}: varies={self.varies!r}, expected one of {', '.join(VARIES)}")
 
     def __call__(self, store: Store, key: str) -> Opened:
         reason = self.unavailable()

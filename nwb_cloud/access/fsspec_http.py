@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import fsspec
 
-from nwb_cloud.access._h5py import open_h5_fileobj
-from nwb_cloud.access.base import Method
+from nwb_cloud.access._h5py import h5_file, h5py_methods
 
 
-def _open_https(store, key):
+def _open_https(store, key, **file_options):
     fs = fsspec.filesystem("https", skip_instance_cache=True)
     fileobj = fs.open(store.http_url(key), "rb")
-    return open_h5_fileobj(fileobj, [fileobj.close])
+    return h5_file(fileobj, [fileobj.close], **file_options)
 
 
-METHODS = [
-    Method(
-        name="fsspec-https",
-        description="h5py + fsspec HTTPS file on the object URL, default read-ahead cache (as nwb_benchmarks)",
-        open=_open_https,
-    ),
-]
+METHODS = h5py_methods(
+    "fsspec-https",
+    "h5py + fsspec HTTPS file on the object URL, default read-ahead cache (as nwb_benchmarks)",
+    _open_https,
+)

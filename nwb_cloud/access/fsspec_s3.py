@@ -5,24 +5,25 @@ every miss, ``blockcache`` keeps an LRU of aligned 5 MiB blocks, ``first`` keeps
 the HDF5 superblock and root metadata usually sit) and sends every other read as its own request, ``none``
 sends every read as its own request. The NWB benchmarks' "fsspec, no cache" is the ``readahead`` row (their
 "no cache" means no ``CachingFileSystem``). ``CachingFileSystem`` itself is left out on purpose: it copies
-blocks to local disk, so every sample after the first would time the local disk, not the cloud.
+blocks to local disk, so every sample after the first would time the local disk, not the cloud. s3fs documents
+no other read tuning than the cache type and its block size; every row has its page-buffer variant
+(:mod:`nwb_cloud.access._h5py`).
 """
 
 from __future__ import annotations
 
 import s3fs
 
-from nwb_cloud.access._h5py import open_h5_fileobj
-from nwb_cloud.access.base import Method
+from nwb_cloud.access._h5py import h5_file, h5py_methods
 
 BLOCK_SIZE = 5 * 2**20  # fsspec's default block size, stated so the rows' descriptions stay true
 
 
 def _opener(cache_type: str):
-    def open_fsspec(store, key):
+    def open_fsspec(store, key, **file_options):
         fs = s3fs.S3FileSystem(**store.s3fs_options())
         fileobj = fs.open(f"{store.bucket}/{key}", "rb", cache_type=cache_type, block_size=BLOCK_SIZE)
-        return open_h5_fileobj(fileobj, [fileobj.close])
+        return h5_file(fileobj, [fileobj.close], **file_options)
 
     return open_fsspec
 
@@ -35,6 +36,7 @@ CACHES = {
 }
 
 METHODS = [
-    Method(name=name, description=f"h5py + s3fs file, {description}", open=_opener(cache_type))
+    row
     for name, (cache_type, description) in CACHES.items()
+    for row in h5py_methods(name, f"h5py + s3fs file, {description}", _opener(cache_type))
 ]

@@ -10,8 +10,8 @@ request on one connection); ``nwb-index`` reads the same index through nwb_cloud
 
 from __future__ import annotations
 
-from nwb_cloud.access.base import AccessError, Method, Opened
-from nwb_cloud.refs import build_index, open_zarr_io
+from nwb_cloud.access.base import AccessError, Method, Opened, Unsupported
+from nwb_cloud.refs import Unrepresentable, build_index, open_zarr_io
 from nwb_cloud.refs import sidecar as sidecars
 
 
@@ -30,10 +30,13 @@ def open_index(refs: dict, store=None) -> Opened:
 
 def prepare(store, key: str, local_path: str | None = None) -> str:
     """Build the index of ``key`` (from ``local_path`` when given) and publish it; returns the sidecar key."""
-    if local_path:
-        refs = build_index(local_path, url=store.s3_url(key))
-    else:
-        refs = build_index(store.s3_url(key), storage_options=store.s3fs_options())
+    try:
+        if local_path:
+            refs = build_index(local_path, url=store.s3_url(key))
+        else:
+            refs = build_index(store.s3_url(key), storage_options=store.s3fs_options())
+    except Unrepresentable as error:
+        raise Unsupported(f"kerchunk: {error}") from None
     return sidecars.publish(store, key, refs)
 
 

@@ -30,8 +30,8 @@ import obstore
 import obstore.exceptions
 from obstore.store import S3Store
 
-from nwb_cloud.access._h5py import open_h5_fileobj
-from nwb_cloud.access.base import AccessError, Method
+from nwb_cloud.access._h5py import h5_file, h5py_methods
+from nwb_cloud.access.base import AccessError
 from nwb_cloud.cloud.store import CONNECT_TIMEOUT_S, MAX_ATTEMPTS, READ_TIMEOUT_S
 
 BLOCK = 512 * 1024
@@ -53,6 +53,8 @@ def s3_store(store) -> S3Store:
     else:
         config["access_key_id"] = store.access_key
         config["secret_access_key"] = store.secret_key
+        if store.session_token:
+            config["session_token"] = store.session_token
     client = {
         "allow_http": bool(store.endpoint_url and store.endpoint_url.startswith("http://")),
         "connect_timeout": timedelta(seconds=CONNECT_TIMEOUT_S),
@@ -120,10 +122,10 @@ class ObstoreFile(io.RawIOBase):
         return joined[offset : offset + end - start]
 
 
-def _open_obstore(store, key):
+def _open_obstore(store, key, **file_options):
     try:
         fileobj = ObstoreFile(s3_store(store), key)
-        return open_h5_fileobj(fileobj, [fileobj.close])
+        return h5_file(fileobj, [fileobj.close], **file_options)
     except obstore.exceptions.NotFoundError:
         raise AccessError(f"obstore: no such object: {store.s3_url(key)}") from None
     except obstore.exceptions.GenericError as error:
@@ -135,11 +137,8 @@ def _open_obstore(store, key):
         raise
 
 
-METHODS = [
-    Method(
-        name="obstore",
-        description=f"h5py + obstore get_range (chunk-sized reads exact; small reads via {BLOCK // 1024} KiB "
-        "blocks, LRU)",
-        open=_open_obstore,
-    ),
-]
+METHODS = h5py_methods(
+    "obstore",
+    f"h5py + obstore get_range (chunk-sized reads exact; small reads via {BLOCK // 1024} KiB blocks, LRU)",
+    _open_obstore,
+)

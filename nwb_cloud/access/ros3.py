@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import h5py
 
-from nwb_cloud.access._h5py import read_nwb
-from nwb_cloud.access.base import Method
+from nwb_cloud.access._h5py import h5py_methods
 
 
 def _unavailable() -> str | None:
@@ -24,21 +23,14 @@ def _unavailable() -> str | None:
     )
 
 
-def _open_ros3(store, key):
+def _open_ros3(store, key, **file_options):
     options = {"aws_region": store.region.encode()}
     if not store.anonymous:
         options["secret_id"] = store.access_key.encode()
         options["secret_key"] = store.secret_key.encode()
     name = f"{store.endpoint_url.rstrip('/')}/{store.bucket}/{key}" if store.endpoint_url else store.s3_url(key)
-    h5 = h5py.File(name, "r", driver="ros3", **options)
-    return read_nwb(h5, [h5.close])
+    h5 = h5py.File(name, "r", driver="ros3", **options, **file_options)
+    return h5, [h5.close]
 
 
-METHODS = [
-    Method(
-        name="ros3",
-        description="h5py ROS3 driver (HDF5's own S3 reader)",
-        open=_open_ros3,
-        unavailable=_unavailable,
-    ),
-]
+METHODS = h5py_methods("ros3", "h5py ROS3 driver (HDF5's own S3 reader)", _open_ros3, unavailable=_unavailable)

@@ -37,7 +37,15 @@ from hdmf_zarr import ZarrDataIO, ZarrIO
 from hdmf_zarr.nwb import NWBZarrIO
 from pynwb import NWBHDF5IO
 
-from nwb_cloud.access.base import AccessError, Method, Opened, require_writable, translate_errors, why_missing
+from nwb_cloud.access.base import (
+    AccessError,
+    Method,
+    Opened,
+    Unsupported,
+    require_writable,
+    translate_errors,
+    why_missing,
+)
 from nwb_cloud.cloud.transfer import upload
 
 SUFFIX = ".zarr"
@@ -83,7 +91,7 @@ def zarr_io_settings(dataset: h5py.Dataset) -> dict:
     """``ZarrDataIO`` arguments that store ``dataset``'s chunks with the same codec as in the HDF5 file."""
     unmapped = [str(f) for f in dataset._filters if str(f) not in TRANSLATED]
     if unmapped or dataset.scaleoffset:
-        raise AccessError(
+        raise Unsupported(
             f"hdmf-zarr prepare: {dataset.name} uses HDF5 filter(s) {', '.join(unmapped) or 'scaleoffset'} that "
             "hdmf-zarr cannot translate to a Zarr codec: no equivalent Zarr copy"
         )

@@ -8,9 +8,16 @@ bound = max(network, decode), because fetching and decoding can overlap but neit
   opened before the timed read); for an open they are the distinct metadata bytes in one request on a new
   connection (the ideal a metadata index approaches). The chunk index itself is assumed known, as a
   reference index gives it; an HDF5 reader that has to fetch B-tree nodes shows that as amplification.
-* decode: the measured local read of the same selection from the page cache, divided by the cores that
-  could share it (``min(cores, stored chunks touched)``: chunks decode independently). For an open, the
-  measured local pynwb open (metadata parsing and object construction, single-threaded, not divided).
+* decode: the least time this machine takes to decode the touched chunks, divided by the cores that could
+  share it (``min(cores, stored chunks touched)``: chunks decode independently): for deflate (with or
+  without shuffle) the CPU of the fastest exact decoder installed (:func:`~nwb_cloud.analysis.decode.
+  fastest_decode_s`), otherwise the measured h5py read of the selection from the page cache. h5py's own
+  term (zlib, and HDF5's read path) is kept beside it as ``decode_h5py_s``: being faster than h5py is the
+  user's gain, being near the fastest decoder's term is the reader's. For an open, the measured local pynwb
+  open (metadata parsing and object construction, single-threaded, not divided).
+
+Beside the bound, ``local_pynwb_s`` is what a user pays locally for the same work: h5py + pynwb running the
+workload on the local file (the open excluded, as in a read cell), the denominator of "time / local h5py".
 
 :class:`Measured` holds what the local copy says (profile-independent, cached on disk); :func:`bound` turns
 it into a :class:`Floor` for one profile with arithmetic alone.
@@ -36,6 +43,9 @@ class Measured:
     cores: int  # cores of this machine available to the process
     local_s: float  # least measured local time: the selection read (READ) or pynwb open + workload (OPEN)
     local_runs: int = 1
+    fast_decode_s: float | None = None  # CPU of the fastest exact decoder on the touched chunks (deflate only)
+    decoder: str | None = None  # which decoder that was
+    local_pynwb_s: float | None = None  # h5py + pynwb running the workload locally, open excluded (READ)
     chunks: int = 0  # stored chunks the selection touches
     missing_chunks: int = 0  # touched chunks never written (fill value): nothing to fetch
     ranges: int = 0  # byte ranges of the stored touched chunks, adjacent ones merged
@@ -81,6 +91,9 @@ class Floor:
     chunk_bytes: int
     metadata_reads: int
     metadata_bytes: int
+    decode_h5py_s: float = 0.0  # h5py's local read shared by the cores (the decode term before the fastest decoder)
+    decoder: str | None = None  # the decoder of decode_s; None: h5py's own filters
+    local_pynwb_s: float | None = None  # what h5py + pynwb take locally for the same workload (READ)
 
     @property
     def needed_bytes(self) -> int:
@@ -116,7 +129,9 @@ def bound(measured: Measured, profile: Profile, loopback_throughput: float | Non
             loopback_throughput=loopback_throughput,
         )
     network_s = cost.ideal_transfer_s(profile, nbytes, warm=warm, loopback_throughput=loopback_throughput)
-    decode_s = measured.local_s / decode_cores
+    decode_h5py_s = measured.local_s / decode_cores
+    fastest = measured.fast_decode_s if measured.kind == READ else None
+    decode_s = min(fastest, measured.local_s) / decode_cores if fastest is not None else decode_h5py_s
     best = cost.bandwidth(profile, cost.INF, loopback_throughput)
     return Floor(
         seconds=max(network_s, decode_s),
@@ -141,4 +156,7 @@ def bound(measured: Measured, profile: Profile, loopback_throughput: float | Non
         chunk_bytes=measured.chunk_bytes,
         metadata_reads=measured.metadata_reads,
         metadata_bytes=measured.metadata_bytes,
+        decode_h5py_s=decode_h5py_s,
+        decoder=measured.decoder if fastest is not None else None,
+        local_pynwb_s=measured.local_pynwb_s,
     )

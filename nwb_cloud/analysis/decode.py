@@ -3,6 +3,18 @@
 Reads from the page cache (the first read warms it; the least of the repeats is kept), so what is timed is
 decompression, filters and copying out: work every reader must do on the same chunks wherever the bytes
 come from. HDF5's chunk cache is turned off so that a repeat never finds a chunk already decoded.
+
+Three local figures per read, each the least of its repeats:
+
+* :func:`time_local_read`: h5py reading the selection (zlib for deflate): the decode term as h5py pays it;
+* :func:`time_local_pynwb`: h5py + pynwb running the workload on the local file, the same code a cold cell
+  times (the open excluded, as a read cell's open is): the user's local baseline, "time / local h5py";
+* :func:`fastest_decode_s`: the CPU the fastest exact decoder installed (:mod:`nwb_cloud.refs.inflate`)
+  takes to inflate and unshuffle the touched chunks of a deflate dataset: the decode term this machine
+  could reach, which the bound uses.
+
+:func:`decoder_speeds` is the decoder table (MB/s of output per CPU second, per decoder, codec and chunk
+size) that drives :func:`nwb_cloud.refs.inflate.choose`.
 """
 
 from __future__ import annotations
@@ -12,9 +24,12 @@ from pathlib import Path
 
 import h5py
 import hdf5plugin  # noqa: F401 - registers the plugin filters (Zstd, Blosc, ...) a layout may use
+import numcodecs
+import numpy as np
 import zarr
 
-from nwb_cloud.analysis.chunks import ChunkIndexError, is_zarr
+from nwb_cloud.analysis.chunks import ChunkIndexError, Touched, is_zarr
+from nwb_cloud.refs import inflate
 
 BUDGET_S = 20.0  # past this, stop repeating once two reads are timed
 
@@ -48,6 +63,103 @@ def time_local_read(local_path: str | Path, dataset_path: str, selection, repeat
     finally:
         close()
     return min(times), len(times)
+
+
+def time_local_pynwb(local_path: str | Path, run, repeats: int = 3) -> tuple[float, int]:
+    """(least seconds, runs timed) of ``run(nwbfile)`` on ``local_path`` opened with pynwb (the open not timed).
+
+    ``run`` is the workload a cell times (selection and processing); h5py's default chunk cache is kept, as a
+    user's local read has it.
+    """
+    from nwb_cloud.datasets.local import open_local
+
+    times: list[float] = []
+    with open_local(str(local_path)) as io:
+        nwbfile = io.read()
+        while len(times) < max(1, repeats):
+            started = time.perf_counter()
+            run(nwbfile)
+            times.append(time.perf_counter() - started)
+            if len(times) >= 2 and sum(times) > BUDGET_S:
+                break
+    return min(times), len(times)
+
+
+def fastest_decode_s(local_path: str | Path, dataset_path: str, chunks: Touched, repeats: int = 3):
+    """(least CPU seconds, decoder) to decode the stored touched ``chunks`` with the fastest exact inflate, or
+    None when the dataset is not deflate (shuffle optional) in an HDF5 file: then h5py's own decoders are the
+    fastest this package has, and :func:`time_local_read` stands. Chunks are read once (page cache); their
+    stored bytes are decoded as the index's data path decodes them (inflate, then unshuffle)."""
+    local_path = Path(local_path)
+    if is_zarr(local_path):
+        return None
+    with h5py.File(local_path, "r") as file:
+        dataset = file.get(dataset_path.strip("/"))
+        if not isinstance(dataset, h5py.Dataset) or dataset.chunks is None or dataset.compression != "gzip":
+            return None
+        if dataset.fletcher32 or dataset.scaleoffset is not None:
+            return None
+        itemsize = dataset.dtype.itemsize
+        stored = []
+        for chunk in chunks.chunks:
+            if chunk.stored:
+                offset = tuple(i * c for i, c in zip(chunk.index, chunks.chunk_shape))
+                stored.append(dataset.id.read_direct_chunk(offset))
+        shuffle = numcodecs.Shuffle(elementsize=itemsize) if dataset.shuffle else None
+    nbytes = chunks.chunk_nbytes
+    kind = inflate.SHUFFLE_DEFLATE if shuffle else inflate.DEFLATE
+    decode = inflate.decoder_for(kind, nbytes)
+    best = float("inf")
+    for _ in range(max(1, repeats)):
+        started = time.process_time()
+        for mask, data in stored:
+            out = decode(data, nbytes) if not mask & 1 else data  # bit 0: deflate skipped for this chunk
+            if shuffle is not None and not mask & 2:  # shuffle is the first filter when present
+                shuffle.decode(out)
+        best = min(best, time.process_time() - started)
+    return best, decode.decoder
+
+
+# -- the decoder table -------------------------------------------------------------------------------------------
+DECODER_CHUNK_BYTES = (100_000, 1_000_000, 10_000_000)  # ~the sweep's smallest, the read-shaped, NeuroConv's
+DECODER_REPEATS = 5
+
+
+def decoder_speeds(size: str = "quick", seed: int = 0, chunk_bytes=DECODER_CHUNK_BYTES, repeats=DECODER_REPEATS):
+    """The decoder table: every inflate of :data:`nwb_cloud.refs.inflate.DECODERS` on one chunk of each
+    modality's signal per chunk size, written by HDF5's deflate filter (level 4, NeuroConv's) alone and after
+    shuffle. Rows are :func:`nwb_cloud.refs.inflate.speed`'s (MB of output per CPU second, least of
+    ``repeats``; ``exact``: same bytes as zlib) plus ``modality``; a decoder not installed has a row saying so."""
+    import io
+
+    from nwb_cloud.datasets.modalities import get_modality
+
+    rows = []
+    for name in ("ophys", "ecephys"):
+        modality = get_modality(name)
+        source = modality.signal(modality.spec(size), seed)
+        for target in chunk_bytes:
+            shape = _chunk_of(source.shape, source.dtype.itemsize, target)
+            block = source.read(0, shape[0])[(slice(None), *(slice(0, c) for c in shape[1:]))]
+            for codec, shuffle in ((inflate.DEFLATE, False), (inflate.SHUFFLE_DEFLATE, True)):
+                buffer = io.BytesIO()
+                with h5py.File(buffer, "w") as file:
+                    file.create_dataset("x", data=block, chunks=block.shape, compression="gzip",
+                                        compression_opts=4, shuffle=shuffle)  # fmt: skip
+                with h5py.File(buffer, "r") as file:
+                    _, stored = file["x"].id.read_direct_chunk((0,) * block.ndim)
+                for decoder in inflate.DECODERS:
+                    row = inflate.speed(decoder, stored, block.nbytes, codec=codec, repeats=repeats)
+                    rows.append({"modality": name, "chunk_shape": list(block.shape), **row})
+    return rows
+
+
+def _chunk_of(shape, itemsize: int, target: int) -> tuple[int, ...]:
+    """A chunk of about ``target`` bytes: whole rows of the trailing axes' first 64 columns (ecephys: channels)
+    or 128x128 pixels (ophys), as many rows of the first axis as fit."""
+    trailing = tuple(min(s, 64 if len(shape) == 2 else 128) for s in shape[1:])
+    row = itemsize * int(np.prod(trailing))
+    return (max(1, min(shape[0], round(target / row))), *trailing)
 
 
 # -- decode speed of each codec ---------------------------------------------------------------------------------
@@ -148,3 +260,40 @@ def explain_ratio(baseline: dict, best: dict, measured: float | None = None, cla
             f"different machine, codec speed or network gives a different multiple: here {measured:.1f}x."
         )
     return " ".join(text)
+
+
+# -- the decoder table as an asv benchmark (benchmarks/decoders.py) ----------------------------------------------
+class InflateDecoders:
+    """MB of output per CPU second of each inflate decoder, per codec, chunk size and modality's signal.
+
+    The table that drives :func:`nwb_cloud.refs.inflate.choose`, measured on the machine that runs the suite
+    (CPU time, least of :data:`DECODER_REPEATS`: robust to other work, but not to caches shared with it). A
+    decoder that is not installed, or whose bytes differ from zlib's, has no figure (a wrong decode is never a
+    speed). It needs no run state: the signals are generated here, at the quick size.
+    """
+
+    params = [list(inflate.DECODERS), list(inflate.CODECS), list(DECODER_CHUNK_BYTES), ["ophys", "ecephys"]]
+    param_names = ["decoder", "codec", "chunk_bytes", "modality"]
+    timeout = 600
+
+    def setup_cache(self) -> list[dict]:
+        return decoder_speeds("quick", 0)
+
+    def track_output_mb_per_cpu_s(self, table, decoder, codec, chunk_bytes, modality) -> float:
+        for row in table:
+            if (row["decoder"], row["codec"], row["modality"]) == (decoder, codec, modality) and _near(
+                row["chunk_bytes"], chunk_bytes
+            ):
+                if not row["installed"]:
+                    raise NotImplementedError(f"{decoder} is not installed")
+                if not row["exact"]:
+                    raise AssertionError(f"{decoder} decoded {codec} chunks to other bytes than zlib")
+                return row["output_mb_per_cpu_s"]
+        raise NotImplementedError(f"no {codec} chunk of ~{chunk_bytes} bytes for {modality}")
+
+    track_output_mb_per_cpu_s.unit = "MB/s"
+
+
+def _near(measured: int, target: int) -> bool:
+    """Whether a chunk of ``measured`` bytes is the one made for ``target`` (whole rows: within 10%)."""
+    return abs(measured - target) <= 0.1 * target

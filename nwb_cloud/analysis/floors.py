@@ -15,7 +15,7 @@ from pathlib import Path
 
 from nwb_cloud.analysis.bound import OPEN, READ, Floor, Measured, bound
 from nwb_cloud.analysis.chunks import touched
-from nwb_cloud.analysis.decode import time_local_read
+from nwb_cloud.analysis.decode import fastest_decode_s, time_local_pynwb, time_local_read
 from nwb_cloud.analysis.errors import AnalysisError, FloorUnavailable
 from nwb_cloud.analysis.loopback import stored_loopback_throughput
 from nwb_cloud.analysis.metadata import count_open_reads, time_local_open
@@ -24,7 +24,7 @@ from nwb_cloud.datasets.catalog import Asset
 from nwb_cloud.settings import usable_cores
 from nwb_cloud.workloads import Workload, get_workload
 
-MEASURE_VERSION = 1  # bump when what is measured, or how, changes
+MEASURE_VERSION = 2  # bump when what is measured, or how, changes
 REPEATS = 3
 
 
@@ -53,6 +53,8 @@ def measure(asset: Asset, workload: Workload, repeats: int = REPEATS) -> Measure
     chunks = touched(local, dataset_path(asset), workload.select)
     selection = workload.select(chunks.shape)
     local_s, runs = time_local_read(local, dataset_path(asset), selection, repeats=repeats)
+    fastest = fastest_decode_s(local, dataset_path(asset), chunks, repeats=repeats)
+    pynwb_s, _ = time_local_pynwb(local, lambda nwbfile: workload.run(nwbfile, asset.series), repeats=repeats)
     return Measured(
         asset=asset.key,
         workload=workload.name,
@@ -60,6 +62,9 @@ def measure(asset: Asset, workload: Workload, repeats: int = REPEATS) -> Measure
         cores=cores,
         local_s=local_s,
         local_runs=runs,
+        fast_decode_s=fastest[0] if fastest else None,
+        decoder=fastest[1] if fastest else None,
+        local_pynwb_s=pynwb_s,
         chunks=chunks.stored,
         missing_chunks=chunks.missing,
         ranges=len(chunks.ranges()),

@@ -25,11 +25,36 @@ from nwb_cloud.convert.steps import STEPS
 
 @dataclass(frozen=True)
 class ChainResult:
-    session: str
+    session: str  # the chain's name (a session, a fleet child)
     status: str  # SUCCEEDED | FAILED
     seconds: float
     failed_step: str | None = None
     reason: str | None = None
+
+
+def run_chains(
+    chains: dict[str, list[tuple[str, list[str]]]], envs: dict[str, dict[str, str]], parallel: int = 1
+) -> list[ChainResult]:
+    """Each chain's (step, command) in order, stopping at its first failure; ``parallel`` chains at a time.
+
+    ``envs`` gives each chain's environment (the executor's own plus what a job definition would set).
+    """
+
+    def chain(name: str) -> ChainResult:
+        started = time.perf_counter()
+        for step, command in chains[name]:
+            done = subprocess.run(
+                command, env=envs[name], capture_output=True, text=True,
+                **processes.child_options(),  # the pool's thread waits for it, so it dies with this process
+            )  # fmt: skip
+            if done.returncode != 0:
+                lines = [line for line in done.stderr.splitlines() if line.strip()]
+                reason = lines[-1] if lines else f"exit code {done.returncode}"
+                return ChainResult(name, "FAILED", time.perf_counter() - started, step, reason)
+        return ChainResult(name, "SUCCEEDED", time.perf_counter() - started)
+
+    with ThreadPoolExecutor(max(1, parallel)) as pool:
+        return list(pool.map(chain, chains))
 
 
 class LocalExecutor:
@@ -45,21 +70,8 @@ class LocalExecutor:
         return command
 
     def run(self, run: Run, sessions: list[str]) -> list[ChainResult]:
-        with ThreadPoolExecutor(self.parallel) as pool:
-            return list(pool.map(lambda session: self._chain(run, session), sessions))
-
-    def _chain(self, run: Run, session: str) -> ChainResult:
-        started = time.perf_counter()
-        for step in STEPS:
-            done = subprocess.run(
-                self.command(run, session, step), env=self.env, capture_output=True, text=True,
-                **processes.child_options(),  # the pool's thread waits for it, so it dies with this process
-            )  # fmt: skip
-            if done.returncode != 0:
-                lines = [line for line in done.stderr.splitlines() if line.strip()]
-                reason = lines[-1] if lines else f"exit code {done.returncode}"
-                return ChainResult(session, "FAILED", time.perf_counter() - started, step, reason)
-        return ChainResult(session, "SUCCEEDED", time.perf_counter() - started)
+        chains = {session: [(step, self.command(run, session, step)) for step in STEPS] for session in sessions}
+        return run_chains(chains, {session: self.env for session in sessions}, self.parallel)
 
 
 @dataclass(frozen=True)

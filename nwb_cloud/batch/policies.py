@@ -1,7 +1,7 @@
 """IAM for the conversion jobs: each role gets what its user needs and nothing more.
 
 * job role (assumed by the containers): read and write objects under the destination prefix only, where
-  the outputs, the staging area and the run folder all live;
+  the outputs, the staging area and the run folder all live (a fleet's: under each of its buckets' prefixes);
 * execution role (used by ECS to start a container): read exactly the run's secrets, write to the
   deployment's log group, pull the image if it is in ECR;
 * instance role and Batch service role: AWS's managed policies for those services
@@ -26,21 +26,23 @@ def trust(service: str) -> dict:
     return {"Version": VERSION, "Statement": [statement]}
 
 
-def job_policy(bucket: str, prefix: str) -> dict:
-    objects = f"arn:aws:s3:::{bucket}/{prefix}/*" if prefix else f"arn:aws:s3:::{bucket}/*"
-    listing = {"s3:prefix": [f"{prefix}/*", prefix]} if prefix else {"s3:prefix": ["*"]}
-    return {
-        "Version": VERSION,
-        "Statement": [
+def job_policy(bucket: str, prefix: str, *more: tuple[str, str]) -> dict:
+    """Read and write objects under ``bucket/prefix`` (and each further ``(bucket, prefix)``), list only there."""
+    statements = []
+    for index, (name, path) in enumerate([(bucket, prefix), *more]):
+        objects = f"arn:aws:s3:::{name}/{path}/*" if path else f"arn:aws:s3:::{name}/*"
+        listing = {"s3:prefix": [f"{path}/*", path]} if path else {"s3:prefix": ["*"]}
+        suffix = str(index) if index else ""
+        statements += [
             {
-                "Sid": "ListTheDestinationPrefix",
+                "Sid": f"ListTheDestinationPrefix{suffix}",
                 "Effect": "Allow",
                 "Action": "s3:ListBucket",
-                "Resource": f"arn:aws:s3:::{bucket}",
+                "Resource": f"arn:aws:s3:::{name}",
                 "Condition": {"StringLike": listing},
             },
             {
-                "Sid": "ReadWriteUnderTheDestinationPrefix",
+                "Sid": f"ReadWriteUnderTheDestinationPrefix{suffix}",
                 "Effect": "Allow",
                 "Action": [
                     "s3:GetObject",
@@ -51,8 +53,8 @@ def job_policy(bucket: str, prefix: str) -> dict:
                 ],
                 "Resource": objects,
             },
-        ],
-    }
+        ]
+    return {"Version": VERSION, "Statement": statements}
 
 
 def execution_policy(secret_arns: list[str], log_group_arn: str, image: str) -> dict:

@@ -14,7 +14,7 @@ def _mb(nbytes: float) -> str:
     return f"{nbytes / 1e6:,.1f}"
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:
@@ -53,7 +53,7 @@ def render_plan(plan: Plan) -> Group:
     lines = [
         sessions,
         cost,
-        Text(f"estimated wall time {_duration(plan.wall_seconds)}, job time {_duration(plan.job_seconds)}"),
+        Text(f"estimated wall time {duration(plan.wall_seconds)}, job time {duration(plan.job_seconds)}"),
     ]
     if plan.alternatives:
         others = ", ".join(f"{name} ${total:.4f}" for name, total in plan.alternatives)

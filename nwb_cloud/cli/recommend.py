@@ -23,6 +23,17 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
+def _megabytes(text: str) -> int:
+    """A positive size in MB (argparse type): bytes."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of MB (e.g. 1000)") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} MB: give a positive size")
+    return int(value * 1e6)
+
+
 def _model(args):
     from nwb_cloud.recommend import CostModel, default_model, fit, load_measurements
 
@@ -60,6 +71,7 @@ def _recommendation(args, dataset):
         codecs=args.codec or None,
         backend=args.backend,
         model=_model(args),
+        **({"memory_limit_bytes": args.memory_limit} if args.memory_limit else {}),
     )
 
 
@@ -147,6 +159,12 @@ def _recommend_options(parser) -> None:
         "--results", type=Path, help="fit the model to this asv results folder instead of the shipped one"
     )
     parser.add_argument("--model", type=Path, help="a model file written by `nwb-cloud fit-model`")
+    parser.add_argument(
+        "--memory-limit",
+        type=_megabytes,
+        metavar="MB",
+        help="flag the layout if its write buffer or one read holds more than this (default 1000 MB)",
+    )
     parser.add_argument("--json", action="store_true", help="print the full recommendation as JSON")  # fmt: skip
 
 

@@ -70,7 +70,8 @@ class Overhead:
         return "\n".join(rows)
 
 
-def _read_range(session: requests.Session, url: str, start: int, end: int) -> int:
+def read_range(session: requests.Session, url: str, start: int, end: int) -> int:
+    """GET bytes [start, end) on ``session``'s connection, reading them all; the number read."""
     response = session.get(url, headers={"Range": f"bytes={start}-{end - 1}"}, stream=True, timeout=60)
     response.raise_for_status()
     n = 0
@@ -84,22 +85,22 @@ def _read_range(session: requests.Session, url: str, start: int, end: int) -> in
 def _measure_path(store: Store, size: int, parallel: int, small_gets: int) -> tuple[float, float, float]:
     url = store.http_url(CALIBRATION_KEY)
     session = requests.Session()
-    _read_range(session, url, 0, 100)  # open the connection
+    read_range(session, url, 0, 100)  # open the connection
     times = []
     for _ in range(small_gets):
         t = time.perf_counter()
-        _read_range(session, url, 0, 100)
+        read_range(session, url, 0, 100)
         times.append(time.perf_counter() - t)
     t = time.perf_counter()
-    _read_range(session, url, 0, size)
+    read_range(session, url, 0, size)
     single = size / (time.perf_counter() - t)
     share = size // parallel
     sessions = [requests.Session() for _ in range(parallel)]
     for s in sessions:
-        _read_range(s, url, 0, 100)
+        read_range(s, url, 0, 100)
     with ThreadPoolExecutor(parallel) as pool:
         t = time.perf_counter()
-        total = sum(pool.map(lambda i: _read_range(sessions[i], url, i * share, (i + 1) * share), range(parallel)))
+        total = sum(pool.map(lambda i: read_range(sessions[i], url, i * share, (i + 1) * share), range(parallel)))
         parallel_rate = total / (time.perf_counter() - t)
     return statistics.median(times) * 1e3, single / 1e6, parallel_rate / 1e6
 
@@ -134,7 +135,7 @@ def _single_stream_while_busy(store: Store, size: int) -> float:
     try:
         url, session = store.http_url(CALIBRATION_KEY), requests.Session()
         start = time.perf_counter()
-        _read_range(session, url, 0, size)
+        read_range(session, url, 0, size)
         return size / (time.perf_counter() - start) / 1e6
     finally:
         stop.set()

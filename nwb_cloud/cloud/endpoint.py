@@ -16,8 +16,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from urllib.parse import urlparse
 from pathlib import Path
+from urllib.parse import urlparse
 
 from nwb_cloud import processes
 from nwb_cloud.cloud.store import Store, StoreError

@@ -1,7 +1,9 @@
 """Network profiles: what S3 looks like from where the reader sits, in one table with the source of each figure.
 
 A profile is applied by the shaping proxy (:mod:`nwb_cloud.cloud.proxy`) between a reader and the embedded
-endpoint, and used by the physical bound (:mod:`nwb_cloud.analysis`). ``loopback`` means no shaping.
+endpoint, and used by the physical bound (:mod:`nwb_cloud.analysis`). ``loopback`` means no shaping; ``real``
+means none either, on the network the host really has (a fleet child on EC2 reading S3), whose figures are
+measured at the start of the run (:mod:`nwb_cloud.cloud.realnet`) so the emulated profiles can be checked.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class Profile:
 
     @property
     def shaped(self) -> bool:
-        return self.name != "loopback"
+        """Whether the profile has network figures (a measured ``real`` profile has; ``loopback`` has none)."""
+        return bool(self.rtt_s or self.first_byte_s or self.connection_bandwidth or self.total_bandwidth)
 
     def request_latency_s(self) -> float:
         """Time from sending a request on an open connection to its first byte arriving."""
@@ -75,6 +78,17 @@ PROFILES: dict[str, Profile] = {
             connection_bandwidth=None,
             total_bandwidth=None,
             sources="-",
+        ),
+        Profile(
+            name="real",
+            description="no shaping proxy: the network this host really has to the store (real S3 on EC2); its "
+            "RTT, first byte and per-connection throughput are measured at the start of every run (run info)",
+            rtt_s=0.0,
+            connect_rtts=0,
+            first_byte_s=0.0,
+            connection_bandwidth=None,
+            total_bandwidth=None,
+            sources="measured: nwb_cloud.cloud.realnet",
         ),
         Profile(
             name="in-region",

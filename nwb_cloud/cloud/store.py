@@ -37,6 +37,7 @@ class Store:
     region: str = "us-east-1"
     access_key: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)  # temporary credentials (an IAM role's)
 
     @property
     def anonymous(self) -> bool:
@@ -79,6 +80,7 @@ class Store:
             region_name=self.region,
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
+            aws_session_token=self.session_token,
             config=self.botocore_config(**config),
         )
 
@@ -102,6 +104,8 @@ class Store:
         else:
             options["key"] = self.access_key
             options["secret"] = self.secret_key
+            if self.session_token:
+                options["token"] = self.session_token
         return options
 
     def http_url(self, key: str, expires_s: int = 3600) -> str:

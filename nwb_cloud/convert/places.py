@@ -180,6 +180,10 @@ class LocalPlace:
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
 
+    def download(self, name: str, local: Path) -> None:
+        Path(local).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.path / name, local)
+
     def check_reachable(self) -> None:
         """What can be known without writing: the folder, or the nearest one above it, is writable."""
         existing = next((p for p in (self.path, *self.path.parents) if p.exists()), None)

@@ -126,8 +126,11 @@ def prepare_embedded(
     progress: bool = True,
     log=print,
     workers: int = 1,
+    key_prefix: str = "",
 ) -> Catalog:
     """Generate (or reuse) every modality x layout file the layout applies to; upload what the store lacks.
+
+    Objects are named ``<key_prefix><size>/<file>``: a prefix keeps them in their place in a shared bucket.
 
     ``workers`` > 1 writes the missing files that many at a time first (one core each: compression in h5py
     is single-threaded), so a file's recorded write time is still one core's.
@@ -144,31 +147,37 @@ def prepare_embedded(
             layout = get_layout(layout_name)
             log(f"{modality.name}/{layout.name}: {'checking' if progress else 'writing'} the {size} file")
             written = write_recording(modality, layout, size, seed, Path(data_dir) / "assets", progress=progress)
-            key = f"{size}/{written.path.name}"
-            local_size = _local_size(written.path)
-            remote = existing(store, key)
-            if remote is None or remote["size"] != local_size:
-                upload(store, written.path, key, progress=progress)
-                remote = existing(store, key) or {"size": local_size, "etag": ""}
-            catalog.add(
-                Asset(
-                    modality=modality.name,
-                    layout=layout.name,
-                    key=key,
-                    series=modality.series_path,
-                    size_bytes=local_size,
-                    etag=remote["etag"],
-                    chunk_shape=written.chunk_shape,
-                    local_path=str(written.path),
-                    write_seconds=written.write_seconds,
-                    write_cpu_seconds=written.write_cpu_seconds,
-                    backend=layout.backend,
-                    codec=layout.codec,
-                    raw_bytes=written.raw_bytes,
-                    stored_bytes=written.stored_bytes,
-                )
-            )
+            catalog.add(publish(store, written, modality.name, layout, size, progress=progress, key_prefix=key_prefix))
     return catalog
+
+
+def publish(
+    store: Store, written, modality: str, layout, size: str, progress: bool = False, key_prefix: str = ""
+) -> Asset:
+    """The asset of a written file (:class:`~nwb_cloud.datasets.writer.Written`), uploaded under ``key_prefix``
+    unless the store already holds it (same key and size)."""
+    key = f"{key_prefix}{size}/{written.path.name}"
+    local_size = _local_size(written.path)
+    remote = existing(store, key)
+    if remote is None or remote["size"] != local_size:
+        upload(store, written.path, key, progress=progress)
+        remote = existing(store, key) or {"size": local_size, "etag": ""}
+    return Asset(
+        modality=modality,
+        layout=layout.name,
+        key=key,
+        series=get_modality(modality).series_path,
+        size_bytes=local_size,
+        etag=remote["etag"],
+        chunk_shape=written.chunk_shape,
+        local_path=str(written.path),
+        write_seconds=written.write_seconds,
+        write_cpu_seconds=written.write_cpu_seconds,
+        backend=layout.backend,
+        codec=layout.codec,
+        raw_bytes=written.raw_bytes,
+        stored_bytes=written.stored_bytes,
+    )
 
 
 def _write_in_parallel(data_dir: Path, size: str, seed: int, modalities, layouts, workers: int, log) -> None:

@@ -9,6 +9,10 @@ and the source data can be regenerated exactly for any selection.
   nearby channels, and per-channel offsets.
 * :class:`OphysSignal`: a two-photon uint16 movie (512x512, 30 Hz) with a smooth background, cells as
   blobs with calcium transients, no motion, and shot noise.
+
+A spec's ``dtype`` (None: the acquisition's native int16 / uint16) stores the same signal as other labs'
+files do: floats in physical units (microvolts; photons, as after motion correction or denoising), or an
+8-bit movie (a one-photon miniscope) at an 8-bit camera's gain. None keeps every cached file's key.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ class EcephysSpec:
     n_samples: int
     n_channels: int = 384
     rate: float = 30_000.0
+    dtype: str | None = None  # None: int16 ADC counts
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,15 @@ class OphysSpec:
     height: int = 512
     width: int = 512
     rate: float = 30.0
+    dtype: str | None = None  # None: uint16 camera counts
+
+
+def _stored(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``values`` (float32) as ``dtype``: floats as they are, integers rounded and clipped to the type's range."""
+    if dtype.kind == "f":
+        return values.astype(dtype)
+    limits = np.iinfo(dtype)
+    return np.clip(np.rint(values), limits.min, limits.max).astype(dtype)
 
 
 class EcephysSignal(Signal):
@@ -92,7 +106,10 @@ class EcephysSignal(Signal):
         self.spec = spec
         self.seed = seed
         self.shape = (spec.n_samples, spec.n_channels)
-        self.dtype = np.dtype("int16")
+        self.dtype = np.dtype(getattr(spec, "dtype", None) or "int16")
+        self.scale = 1.0  # stored units per ADC count
+        if self.dtype.kind == "f":  # microvolts
+            self.scale, self.conversion = self.conversion / 1e-6, 1e-6
         self.block = int(spec.rate)  # one second
         rng = _rng(seed, 0)
         n_channels = spec.n_channels
@@ -142,7 +159,9 @@ class EcephysSignal(Signal):
         data += _travelling_wave(t, 41.0, 3 * self.lfp_phase, np.ones_like(t), 0.08 * self.lfp_amplitude)
         self._add_spikes(rng, data)
         data += self.offsets[None, :].astype(np.float32)
-        return np.clip(np.rint(data), -32768, 32767).astype(np.int16)
+        if self.dtype.kind == "f":
+            return (np.rint(data) * np.float32(self.scale)).astype(self.dtype)
+        return _stored(data, self.dtype)
 
     def _add_spikes(self, rng: np.random.Generator, data: np.ndarray) -> None:
         n, n_channels = data.shape
@@ -179,7 +198,9 @@ class OphysSignal(Signal):
         self.spec = spec
         self.seed = seed
         self.shape = (spec.n_frames, spec.height, spec.width)
-        self.dtype = np.dtype("uint16")
+        self.dtype = np.dtype(spec.dtype or "uint16")
+        if self.dtype.itemsize == 1:  # an 8-bit camera: fewer counts per photon, a lower offset
+            self.gain, self.offset = 1.5, 20.0
         self.block = 16
         rng = _rng(seed, 0)
         self.background = self._background(rng)
@@ -235,4 +256,6 @@ class OphysSignal(Signal):
         rng = _rng(self.seed, 1, index)
         counts = self.gain * rng.poisson(photons).astype(np.float32) + self.offset
         counts += rng.normal(0, 2.0, counts.shape).astype(np.float32)  # read noise
-        return np.clip(np.rint(counts), 0, 65535).astype(np.uint16)
+        if self.dtype.kind == "f":  # photons, as a motion-corrected or denoised movie stores them
+            return ((counts - self.offset) / self.gain).astype(self.dtype)
+        return _stored(counts, self.dtype)

@@ -51,32 +51,49 @@ class Written:
         return self.raw_bytes / self.stored_bytes if self.raw_bytes and self.stored_bytes else None
 
 
-def content_key(modality: Modality, size: str, seed: int, layout: Layout) -> str:
-    spec = asdict(modality.spec(size))
+def content_key(modality: Modality, size: str, seed: int, layout: Layout, spec=None) -> str:
+    """A hash of everything that changes the file's bytes (``spec``: the signal's, else the size's)."""
+    spec = {k: v for k, v in asdict(spec or modality.spec(size)).items() if v is not None}  # None: the default
     content = {"generator": GENERATOR_VERSION, "modality": modality.name, "spec": spec, "seed": seed}
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:10]
     return f"{digest}-{layout.key()}"
 
 
-def asset_filename(modality: Modality, size: str, seed: int, layout: Layout) -> str:
+def asset_filename(modality: Modality, size: str, seed: int, layout: Layout, spec=None) -> str:
     suffix = ".nwb.zarr" if layout.backend == "zarr" else ".nwb"
-    return f"{modality.name}-{size}-s{seed}-{layout.name}-{content_key(modality, size, seed, layout)}{suffix}"
+    key = content_key(modality, size, seed, layout, spec)
+    return f"{modality.name}-{size}-s{seed}-{layout.name}-{key}{suffix}"
 
 
-def raw_source(modality: Modality, size: str, seed: int, directory: Path, progress: bool = False):
-    """The signal of ``modality`` at ``size``: generated once into a raw ``.npy`` copy, then memory-mapped for
-    every layout (tiny files are generated directly). Writers running in parallel need it made first."""
-    source = modality.signal(modality.spec(size), seed)
+def raw_path(modality: Modality, size: str, seed: int, directory: Path, spec=None) -> Path:
+    """Where :func:`raw_source` keeps the raw copy of the signal."""
+    return Path(directory) / "raw" / (asset_filename(modality, size, seed, RAW, spec).removesuffix(".nwb") + ".npy")
+
+
+def raw_source(modality: Modality, size: str, seed: int, directory: Path, progress: bool = False, spec=None):
+    """The signal of ``modality`` at ``size`` (or of ``spec``, ``size`` then only names it): generated once into
+    a raw ``.npy`` copy, then memory-mapped for every layout (tiny files are generated directly). Writers
+    running in parallel need it made first."""
+    source = modality.signal(spec or modality.spec(size), seed)
     if size == "tiny":
         return source
-    raw_name = asset_filename(modality, size, seed, RAW).removesuffix(".nwb") + ".npy"
-    return materialize(source, Path(directory) / "raw" / raw_name, progress=progress)
+    return materialize(source, raw_path(modality, size, seed, directory, spec), progress=progress)
 
 
 def write_recording(
-    modality: Modality, layout: Layout, size: str, seed: int, directory: Path, progress: bool = False
+    modality: Modality,
+    layout: Layout,
+    size: str,
+    seed: int,
+    directory: Path,
+    progress: bool = False,
+    spec=None,
 ) -> Written:
-    """The file of ``modality`` at ``size`` and ``seed`` in ``layout`` under ``directory`` (cached)."""
+    """The file of ``modality`` at ``size`` and ``seed`` in ``layout`` under ``directory`` (cached).
+
+    ``spec`` (a signal spec of the modality) writes data of another shape or dtype than the size's; ``size``
+    then only names the file.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if not layout.applies_to(modality.name):
@@ -84,10 +101,10 @@ def write_recording(
             f"layout {layout.name!r} does not apply to {modality.name} data (it is meant for "
             f"{', '.join(layout.modalities or ())})"
         )
-    path = directory / asset_filename(modality, size, seed, layout)
-    source = modality.signal(modality.spec(size), seed)
+    path = directory / asset_filename(modality, size, seed, layout, spec)
+    source = modality.signal(spec or modality.spec(size), seed)
     if not path.exists():
-        source = raw_source(modality, size, seed, directory, progress=progress)
+        source = raw_source(modality, size, seed, directory, progress=progress, spec=spec)
     chunk_shape = layout.chunk_shape(modality, source.shape, source.dtype)
     if path.exists():
         return Written(path=path, chunk_shape=chunk_shape, seconds=0.0, cached=True, **_facts(path, modality))

@@ -6,7 +6,10 @@
   (:func:`load_measurements`), with residuals per cell;
 * :func:`check_recommendations`: the model's pick among measured layouts against the measured best;
 * :func:`rewrite` (``nwb-cloud rewrite``): an existing file rewritten into a layout, verified object by object;
-* :func:`write_guidance` (``nwb-cloud guidance``): reports/guidance.html for a lab.
+* :func:`write_guidance` (``nwb-cloud guidance``): reports/guidance.html for a lab;
+* :mod:`~nwb_cloud.recommend.loop` (``nwb-cloud bench --block loop``): the closed loop, each recommendation
+  rewritten, uploaded and measured beside the layouts around it on cases the model never saw
+  (:mod:`~nwb_cloud.recommend.cases`), and :func:`loop_groups`, its verdicts from the results.
 """
 
 from nwb_cloud.recommend.check import check_recommendations, check_summary
@@ -24,6 +27,7 @@ from nwb_cloud.recommend.errors import (
 )
 from nwb_cloud.recommend.fit import FitResult, fit
 from nwb_cloud.recommend.guidance import write_guidance
+from nwb_cloud.recommend.loop_check import loop_groups, loop_summary
 from nwb_cloud.recommend.measurements import Measurements
 from nwb_cloud.recommend.measurements import load as load_measurements
 from nwb_cloud.recommend.model import CostModel, MethodParams, Network, prior_model
@@ -59,6 +63,8 @@ __all__ = [
     "from_nwb",
     "get_codec",
     "load_measurements",
+    "loop_groups",
+    "loop_summary",
     "prior_model",
     "recommend",
     "rewrite",

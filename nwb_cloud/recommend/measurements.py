@@ -24,11 +24,13 @@ import pandas as pd
 from nwb_cloud.cloud.profiles import PROFILES, Profile
 from nwb_cloud.datasets.layouts import LAYOUTS
 from nwb_cloud.datasets.modalities import MODALITIES
+from nwb_cloud.recommend.cases import LOOP_PREFIX
 from nwb_cloud.recommend.codecs import HDF5, ZARR, codec_name
 from nwb_cloud.recommend.errors import NotEnoughMeasurements
 from nwb_cloud.recommend.geometry import geometry
 from nwb_cloud.recommend.model import Network, variant_of
 from nwb_cloud.results import load_cells, load_run_infos, run_info_for
+from nwb_cloud.results.tables import RUN
 from nwb_cloud.workloads import WORKLOADS
 
 CELL_KEY = ["machine", "workload", "method", "layout", "profile"]
@@ -46,6 +48,8 @@ class Measurements:
     cores: int | None = None  # of the machine that measured: the most chunks a reader can decode at once
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    run: dict = field(default_factory=dict)  # machine, size, commit, env of the run measured (RUN), run id, date
+    run_cells: pd.DataFrame | None = None  # every cell of that run (failed ones too), for the shared tables
 
     def without_layout(self, modality: str, layout: str) -> Measurements:
         """The timed cells of one layout left out (its local measurements kept): for a held-out check."""
@@ -68,8 +72,13 @@ def load(results_dir: str | Path, machine: str | None = None) -> Measurements:
 
 
 def from_cells(cells: pd.DataFrame, run_infos: dict, machine: str | None = None, origin: str = "") -> Measurements:
-    """:class:`Measurements` of a report cell frame and its run infos (``{(machine, commit): info}``)."""
+    """:class:`Measurements` of a report cell frame and its run infos (``{(machine, commit): info}``).
+
+    The closed loop's cells (layouts named ``loop-*``, :mod:`nwb_cloud.recommend.loop`) are never fitted: they
+    check the model's recommendations out of sample.
+    """
     ok = cells[(cells["status"] == "ok") & cells["workload"].map(_is_read)]
+    ok = ok[~ok["layout"].astype(str).str.startswith(LOOP_PREFIX)]
     if ok.empty:
         raise NotEnoughMeasurements(f"no timed read cells in {origin or 'the results'}")
     counts = ok.groupby("machine").size()
@@ -78,11 +87,14 @@ def from_cells(cells: pd.DataFrame, run_infos: dict, machine: str | None = None,
         raise NotEnoughMeasurements(f"no timed read cells of machine {machine!r}; machines: {', '.join(counts.index)}")
     ok = ok[ok["machine"] == machine]
     notes = [f"machine {machine} chosen (most cells) of {', '.join(counts.index)}"] if len(counts) > 1 else []
-    runs = ok.groupby("commit").size()  # a quick run beside the study: the fit takes the run with most cells
+    runs = ok.groupby(RUN).size()  # a quick run beside the study: the fit takes the run with most cells
+    chosen = dict(zip(RUN, runs.idxmax(), strict=True))
     if len(runs) > 1:
-        notes.append(f"run {runs.idxmax()[:12]} chosen (most cells) of {len(runs)} runs of {machine}")
-        ok = ok[ok["commit"] == runs.idxmax()]
-    commit = str(ok["commit"].iloc[0])
+        notes.append(f"run {chosen['commit'][:12]} ({chosen['size']}) chosen (most cells) of {len(runs)} runs of "
+                     f"{machine}")  # fmt: skip
+    in_run = (cells[RUN] == pd.Series(chosen)).all(axis=1)
+    ok = ok[(ok[RUN] == pd.Series(chosen)).all(axis=1)]
+    commit = chosen["commit"]
     info = run_infos.get((machine, commit)) or {}
     if not info:
         notes.append("no run info matched this run: geometry and decode times are unknown")
@@ -143,6 +155,8 @@ def from_cells(cells: pd.DataFrame, run_infos: dict, machine: str | None = None,
         cores=_cores(info),
         source=f"{origin + ': ' if origin else ''}machine {machine}, run {run}, size {info.get('size', '?')}",
         notes=notes,
+        run={**chosen, "run_id": info.get("run_id"), "date": info.get("date")},
+        run_cells=cells[in_run].reset_index(drop=True),
     )
 
 

@@ -3,7 +3,10 @@
 Every candidate chunk shape (:mod:`~nwb_cloud.recommend.candidates`, plus NeuroConv's default) x codec is
 priced for every workload of the mix by the cost model, and the weighted mean time decides. Near-ties
 (within 2 %) go to the candidate with the fewest chunks in the dataset (a smaller chunk index to fetch on
-open), then to the better compression. The result is a pydantic model like NeuroConv's configuration
+open), then to the better compression. The cost side is stated beside the choice (:class:`CostSide`): the
+write buffer and the memory a read holds against a stated limit, and the write CPU time and compression
+ratio measured on a sample of the data against NeuroConv's default, flagged when far above it. The result
+is a pydantic model like NeuroConv's configuration
 models, and plugs into them: :meth:`Recommendation.apply` sets the series' dataset configuration in a
 NeuroConv backend configuration, so ``configure_backend`` writes the recommended layout.
 """
@@ -18,10 +21,10 @@ from pydantic import BaseModel, Field
 
 from nwb_cloud.cloud.profiles import Profile
 from nwb_cloud.datasets.modalities import MODALITIES
-from nwb_cloud.recommend.calibrate import measure_codec
+from nwb_cloud.recommend.calibrate import measure_codec, write_cpu_per_byte
 from nwb_cloud.recommend.candidates import chunk_candidates
 from nwb_cloud.recommend.codecs import CODECS, HDF5, ZARR, codec_name, get_codec, neuroconv_compressors, writable
-from nwb_cloud.recommend.configure import dataset_configuration, find_location
+from nwb_cloud.recommend.configure import buffer_shape, dataset_configuration, find_location
 from nwb_cloud.recommend.dataset import DatasetSpec, describe
 from nwb_cloud.recommend.errors import BadChunkShape, RecommendError, UnknownCodec, UnknownWorkloadName
 from nwb_cloud.recommend.geometry import check_chunk_shape, chunk_count, geometry
@@ -31,6 +34,8 @@ from nwb_cloud.workloads import WORKLOADS
 MODEL_PATH = Path(__file__).with_name("model.json")  # written by `nwb-cloud fit-model` from the study's results
 TIE = 0.02
 SAMPLE_BYTES = 8_000_000
+MEMORY_LIMIT_BYTES = 1_000_000_000  # a write buffer or a read holding more than this is flagged
+WRITE_SLOWDOWN_LIMIT = 3.0  # a layout costing more than this times NeuroConv's default's write CPU is flagged
 
 
 class WorkloadCost(BaseModel):
@@ -55,6 +60,24 @@ class LayoutChoice(BaseModel):
     chunk_bytes: int = Field(description="uncompressed bytes of one chunk")
     compression_ratio: float
     weighted_seconds: float
+
+
+class CostSide(BaseModel):
+    """What the recommended layout costs beside its reads, and the flags a lab should see before adopting it."""
+
+    write_buffer_bytes: int = Field(description="NeuroConv's write buffer for this chunk shape (whole chunks)")
+    read_memory_bytes: int = Field(
+        description="the most one read of the mix holds: its selection, the touched chunks as fetched, one decoded"
+    )
+    memory_limit_bytes: int
+    write_cpu_s_per_gb: float | None = Field(
+        None, description="CPU seconds to write 1 GB of the data in this layout, measured on a sample"
+    )
+    default_write_cpu_s_per_gb: float | None = Field(None, description="the same for NeuroConv's default layout")
+    write_slowdown: float | None = Field(None, description="write CPU over NeuroConv's default's")
+    compression_ratio: float
+    default_compression_ratio: float
+    flags: list[str] = Field(default_factory=list)
 
 
 class Recommendation(BaseModel):
@@ -82,6 +105,7 @@ class Recommendation(BaseModel):
     model_source: str
     model_quality: dict = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
+    cost: CostSide | None = Field(None, description="write and memory cost, flagged against the limits")
 
     def to_dataset_io_configuration(self, configuration):
         """NeuroConv's ``configuration`` of this dataset (HDF5 or Zarr) with the recommended layout (a copy)."""
@@ -117,6 +141,17 @@ class Recommendation(BaseModel):
             f"  {c.workload}: {c.seconds:.3g} s (default {c.default_seconds:.3g} s, {c.speedup_vs_default:.2f}x)"
             for c in self.costs
         ]
+        if self.cost is not None:
+            cost = self.cost
+            written = "write cost not measured (no data sample)"
+            if cost.write_cpu_s_per_gb is not None:
+                written = (f"writing {cost.write_cpu_s_per_gb:.3g} CPU-s/GB "
+                           f"(default {cost.default_write_cpu_s_per_gb:.3g})")  # fmt: skip
+            lines.append(
+                f"  cost: {written}, write buffer {cost.write_buffer_bytes / 1e6:.0f} MB, a read holds up to "
+                f"{cost.read_memory_bytes / 1e6:.0f} MB (limit {cost.memory_limit_bytes / 1e6:.0f} MB)"
+            )
+            lines += [f"  FLAG: {flag}" for flag in cost.flags]
         return "\n".join(lines)
 
 
@@ -191,13 +226,18 @@ def recommend(
     codecs=None,
     backend: str = HDF5,
     model: CostModel | None = None,
+    memory_limit_bytes: int = MEMORY_LIMIT_BYTES,
+    write_cost: bool = True,
 ) -> Recommendation:
     """The cheapest layout for ``workloads`` (weights over workload names) read under ``profile``.
 
     ``dataset`` is ``(shape, dtype[, modality])``, ``(nwb_file, series_path)`` or a :class:`DatasetSpec`;
     ``candidates`` restricts the chunk shapes, ``codecs`` the codec names; ``model`` defaults to the fitted
-    model shipped with the package (:func:`default_model`).
+    model shipped with the package (:func:`default_model`). ``write_cost`` measures the write CPU time of the
+    pick and of NeuroConv's default on a sample of the data (a second or two).
     """
+    if not (isinstance(memory_limit_bytes, int | float) and memory_limit_bytes > 0):
+        raise RecommendError(f"the memory limit must be a positive number of bytes, not {memory_limit_bytes!r}")
     spec = describe(dataset)
     weights, modality = parse_workloads(workloads, spec.modality)
     spec = spec.model_copy(update={"modality": modality})
@@ -316,7 +356,42 @@ def recommend(
         model_source=model.source,
         model_quality=model.quality,
         notes=notes,
+        cost=cost_side(
+            spec, weights, shapes[index], codec, default_chunks, default_codec, table, memory_limit_bytes, write_cost
+        ),  # fmt: skip
     )
+
+
+def cost_side(spec: DatasetSpec, weights, chunk_shape, codec: str, default_chunks, default_codec: str, table: dict,
+              memory_limit_bytes: int, measure_writes: bool = True) -> CostSide:  # fmt: skip
+    """The cost side of ``chunk_shape`` + ``codec`` for ``spec``, flagged against the limits (see :class:`CostSide`)."""
+    ratio, default_ratio = table[codec].ratio_for(spec.modality), table[default_codec].ratio_for(spec.modality)
+    write_buffer = math.prod(buffer_shape(spec.shape, chunk_shape, spec.itemsize)) * spec.itemsize
+    read_memory = 0
+    for workload in weights:
+        g = geometry(spec.shape, chunk_shape, spec.itemsize, WORKLOADS[workload].select)
+        read_memory = max(read_memory, int(g.selection_bytes + g.decoded_bytes / ratio + g.chunk_bytes))
+    per_gb = default_per_gb = slowdown = None
+    sample = spec.sample(SAMPLE_BYTES) if measure_writes else None
+    if sample is not None:
+        per_gb = 1e9 * write_cpu_per_byte(sample, codec, chunk_shape)
+        default_per_gb = 1e9 * write_cpu_per_byte(sample, default_codec, default_chunks)
+        slowdown = per_gb / default_per_gb if default_per_gb > 0 else None
+    flags = []
+    limit_mb = memory_limit_bytes / 1e6
+    if write_buffer > memory_limit_bytes:
+        flags.append(f"the write buffer (whole chunks) takes {write_buffer / 1e6:.0f} MB, above the {limit_mb:.0f} MB "
+                     "limit: a conversion needs that much memory")  # fmt: skip
+    if read_memory > memory_limit_bytes:
+        flags.append(f"one read holds up to {read_memory / 1e6:.0f} MB, above the {limit_mb:.0f} MB limit")
+    if slowdown is not None and slowdown > WRITE_SLOWDOWN_LIMIT:
+        flags.append(f"writing costs {per_gb:.3g} CPU-s/GB, {slowdown:.1f}x NeuroConv's default "
+                     f"({default_per_gb:.3g}), for a compression ratio of {ratio:.2f} "
+                     f"(default {default_ratio:.2f})")  # fmt: skip
+    return CostSide(write_buffer_bytes=write_buffer, read_memory_bytes=read_memory,
+                    memory_limit_bytes=int(memory_limit_bytes), write_cpu_s_per_gb=per_gb,
+                    default_write_cpu_s_per_gb=default_per_gb, write_slowdown=slowdown, compression_ratio=ratio,
+                    default_compression_ratio=default_ratio, flags=flags)  # fmt: skip
 
 
 def _first(value) -> float:

@@ -68,6 +68,7 @@ def s3_client(store: Store, pool_size: int):
             region_name=store.region,
             aws_access_key_id=store.access_key,
             aws_secret_access_key=store.secret_key,
+            aws_session_token=store.session_token,
             config=store.botocore_config(max_pool_connections=pool_size),
         )
 
@@ -156,17 +157,23 @@ class RangeReader:
         return {"size": response["ContentLength"], "etag": response["ETag"].strip('"')}
 
     def warm(self, connections: int | None = None) -> None:
-        """Open up to ``connections`` connections in the background (one HEAD each), without waiting.
+        """Open up to ``connections`` connections in the background, without waiting (see ``Policy.warm_bytes``).
 
         A new connection costs its handshakes (two round trips with TLS) before the first request; paying
-        them while pynwb builds its objects takes them off the first read. Failures are left to that read.
+        them while pynwb builds its objects takes them off the first read. With ``Policy.warm_bytes``, each
+        warming request reads that many bytes of the asset, which grows the connection's TCP window too.
+        Failures are left to that read.
         """
-        for _ in range(self.policy.warm_connections if connections is None else connections):
-            self._pool.submit(self._quiet_head)
+        count = self.policy.warm_count if connections is None else connections
+        for _ in range(count):
+            self._pool.submit(self._quiet_warm)
 
-    def _quiet_head(self) -> None:
-        with contextlib.suppress(FetchError):
-            self.head()
+    def _quiet_warm(self) -> None:
+        with contextlib.suppress(FetchError, *_BODY_ERRORS):
+            if self.policy.warm_bytes > 0:
+                self.read(0, self.policy.warm_bytes)
+            else:
+                self.head()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,4 +1,4 @@
-"""Which HTTP range requests fetch a set of chunks: coalesce nearby ranges, split large ones.
+"""Which HTTP range requests fetch a set of chunks: coalesce nearby ranges, split large ones, fill the connections.
 
 Two forces pull apart. Every request costs a first byte (~20 ms on S3) and a slot on a connection, so
 chunks that sit close together in the file are cheaper fetched as one request, reading the small gap
@@ -6,12 +6,19 @@ between them for free. But one connection carries only ~85-90 MB/s, so a long ru
 chunk) fetched as one request - what fsspec's reference file system does with adjacent chunks - arrives at
 one connection's speed while the others idle. The plan therefore merges chunks whose gap is at most
 ``max_gap`` bytes, but never into a request longer than a *part size*, and cuts any single chunk longer
-than that into equal parts fetched in parallel. The part size follows the total: the bytes spread over
-``concurrency`` connections, clamped to [``min_part``, ``max_part``] (8-16 MB is what AWS recommends for
-large objects; below ~1 MB the first byte dominates and more requests buy nothing).
+than that into equal parts fetched in parallel.
 
-Requests keep chunk boundaries where they can (a chunk is only cut when it alone exceeds the part size),
-so each chunk can be decoded as soon as the requests holding it have arrived.
+A read that one wave of requests can carry (at most ``concurrency`` requests of ``max_part`` bytes) is
+cut into exactly as many requests as there are connections to carry it (fewer when ``min_part`` says the
+bytes are too few): parts apportioned to the chunks by their sizes. Cutting each chunk by a fixed part size
+instead leaves a remainder - four 7 MB chunks cut at 3.3 MB are twelve requests, eight in a first wave and
+four in a second that starts only when the first ends, paying a second first byte. Small reads spread
+over the warm connections the same way: each connection then carries fewer round trips of TCP's window
+(a new window is 14.6 kB, doubling per round trip), which is what a few hundred kB on one connection pays.
+Larger reads take ``max_part`` requests (8-16 MB is what AWS recommends for large objects) in waves.
+
+Requests keep chunk boundaries where they can (a chunk is only cut when it alone exceeds its share), so each
+chunk can be decoded as soon as the requests holding it have arrived.
 """
 
 from __future__ import annotations
@@ -34,16 +41,26 @@ class Policy:
     # decode-bound quick cells ~10% faster than 16 (in-region, 5 samples each), so 4 per core up to 16
     concurrency: int = field(default_factory=lambda: min(16, 4 * usable_cores()))
     max_gap: int = 1 * MiB  # bytes between two chunks that one request still reads through (-1: none)
-    min_part: int = 1 * MiB
+    # the least bytes worth a request of their own: on a warm connection a 128 KiB part costs its first byte
+    # plus ~1.5 ms at 88 MB/s, and three round trips of a new TCP window; smaller ones only add requests
+    min_part: int = 128 * 1024
     # 8 MiB, the low end of AWS's 8-16 MB: a chunk is decoded only once its request has arrived, so smaller
     # requests start the decoding sooner (lab, 150 MB patch read: 1.14x of the bound against 1.49x at 16 MiB)
     max_part: int = 8 * MiB
     budget: int = 256 * MiB  # compressed bytes fetched or decoded ahead of the reader, at most
-    # connections opened (a HEAD each) in the background while pynwb reads the index: a new connection costs
-    # 2 round trips (TCP + TLS), ~60 ms on a campus link; 2 (with the open's own HEAD: 3 warm) takes that off
-    # the first reads for ~2 ms of CPU in the open
-    warm_connections: int = 2
+    # connections opened in the background while pynwb reads the index (None: ``concurrency``, every one a read
+    # may use): a new connection costs 2 round trips (TCP + TLS), ~60 ms on a campus link, and the plan spreads
+    # even a small read over all of them
+    warm_connections: int | None = None
+    # bytes each warming request reads (0: a HEAD). TCP's window starts at ~14.6 kB and doubles per round trip
+    # only while it is filled: a connection that carried no bytes delivers a 300 kB part in 5 round trips
+    # (150 ms on a campus link), one warmed with real bytes in one. Measured per profile (see the report).
+    warm_bytes: int = 0
     retries: int = 3  # extra attempts of a request whose body broke off
+
+    @property
+    def warm_count(self) -> int:
+        return self.concurrency if self.warm_connections is None else self.warm_connections
 
     def part_size(self, total: int) -> int:
         """The largest request for ``total`` bytes: enough requests to keep ``concurrency`` connections busy."""
@@ -98,7 +115,7 @@ def split(start: int, end: int, max_size: int) -> list[tuple[int, int]]:
 
 
 def plan(ranges: Sequence[tuple[int, int]], policy: Policy) -> list[Request]:
-    """The requests that fetch ``ranges``: coalesced, with any range longer than the part size split.
+    """The requests that fetch ``ranges``: coalesced, and split so that they fill the connections.
 
     A split range becomes several requests with that one member each. Requests come in the order of their
     first member (the order the reader needs the chunks in), not in file order.
@@ -107,10 +124,34 @@ def plan(ranges: Sequence[tuple[int, int]], policy: Policy) -> list[Request]:
         return []
     total = sum(hi - lo for lo, hi in ranges)
     part = policy.part_size(total)
+    coalesced = coalesce(ranges, policy.max_gap, part)
+    if total <= policy.concurrency * policy.max_part:  # one wave carries it: as many requests as connections
+        wanted = max(len(coalesced), min(policy.concurrency, math.ceil(total / policy.min_part)))
+        shares = apportion([r.size if len(r.members) == 1 else 0 for r in coalesced], wanted)
+        counts = [min(n, max(1, r.size // policy.min_part)) for n, r in zip(shares, coalesced)]
+    else:
+        counts = [math.ceil(r.size / part) if len(r.members) == 1 else 1 for r in coalesced]
     requests: list[Request] = []
-    for request in coalesce(ranges, policy.max_gap, part):
-        if request.size > part and len(request.members) == 1:
-            requests.extend(Request(lo, hi, request.members) for lo, hi in split(request.start, request.end, part))
+    for request, count in zip(coalesced, counts):
+        if count > 1:
+            pieces = split(request.start, request.end, math.ceil(request.size / count))
+            requests.extend(Request(lo, hi, request.members) for lo, hi in pieces)
         else:
             requests.append(request)
     return sorted(requests, key=lambda r: (min(r.members), r.start))
+
+
+def apportion(sizes: Sequence[int], slots: int) -> list[int]:
+    """Requests per range: one each, and the ``slots`` left over shared by size (largest remainder) among the
+    ranges of non-zero size (zero: a range that is not to be split)."""
+    counts = [1] * len(sizes)
+    spare = slots - len(sizes)
+    total = sum(sizes)
+    if spare <= 0 or total == 0:
+        return counts
+    shares = [spare * size / total for size in sizes]
+    extra = [math.floor(share) for share in shares]
+    left = spare - sum(extra)
+    for index in sorted(range(len(sizes)), key=lambda i: shares[i] - extra[i], reverse=True)[:left]:
+        extra[index] += 1
+    return [count + more for count, more in zip(counts, extra)]

@@ -32,7 +32,6 @@ import base64
 import json
 import math
 import threading
-import zlib
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Executor
 
@@ -43,6 +42,7 @@ from zarr.storage import DirectoryStore
 
 from nwb_cloud.refs.errors import RefsError
 from nwb_cloud.refs.fetch import RangeReader
+from nwb_cloud.refs.inflate import DEFLATE, SHUFFLE_DEFLATE, decoder_for
 from nwb_cloud.refs.pipeline import Batch, Wanted
 from nwb_cloud.refs.plan import Policy
 
@@ -230,15 +230,18 @@ class _Array:
             return
         self.metadata = json.dumps({**meta, "compressor": None, "filters": None}).encode()
         chunk_bytes = math.prod(meta["chunks"]) * dtype.itemsize
-        steps = [_step(codec, chunk_bytes) for codec in ([compressor] if compressor else []) + filters[::-1]]
-        self.decode = _pipeline(steps)
+        codecs = ([compressor] if compressor else []) + filters[::-1]
+        kind = SHUFFLE_DEFLATE if any(isinstance(c, numcodecs.Shuffle) for c in codecs) else DEFLATE
+        self.decode = _pipeline([_step(codec, chunk_bytes, kind) for codec in codecs])
 
 
-def _step(codec, chunk_bytes: int):
-    """``codec.decode``, except zlib, which is told the chunk's size: one allocation instead of a growing
-    buffer (~30% faster on 10 MB chunks). The size is only a hint: zlib still checks the stream."""
+def _step(codec, chunk_bytes: int, kind: str):
+    """``codec.decode``, except zlib (HDF5's deflate filter): the fastest exact inflate installed
+    (:mod:`nwb_cloud.refs.inflate`), told the chunk's size so that it allocates once. The size is only a
+    hint: a wrong one costs a zlib fallback, never a wrong byte."""
     if isinstance(codec, numcodecs.Zlib):
-        return lambda data: zlib.decompress(data, bufsize=chunk_bytes)
+        inflate = decoder_for(kind, chunk_bytes)
+        return lambda data: inflate(data, chunk_bytes)
     return codec.decode
 
 

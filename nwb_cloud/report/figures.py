@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -29,7 +30,8 @@ def save(figure: Figure, stem: Path) -> list[Path]:
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     figure.savefig(paths[0], dpi=110)
     figure.set_layout_engine("none")  # keep the layout just computed: the SVG need not solve it again
-    figure.savefig(paths[1])
+    with rc_context({"svg.hashsalt": "nwb-cloud"}):  # the same results give the same file: no date, fixed ids
+        figure.savefig(paths[1], metadata={"Date": None})
     return paths
 
 

@@ -1,6 +1,6 @@
 """The report page: how to read it, the headline, one section per workload, what has no time, reliability.
 
-Sections take the tables of :mod:`nwb_cloud.report.tables` and the figures already written, and return HTML.
+Sections take the tables of :mod:`nwb_cloud.results.tables` and the figures already written, and return HTML.
 """
 
 from __future__ import annotations
@@ -16,9 +16,17 @@ from nwb_cloud.cloud.profiles import PROFILES
 from nwb_cloud.report import format as fmt
 from nwb_cloud.report.html import Td, anchor_id, bullets, esc, figure, key_values, paragraph, section, table
 from nwb_cloud.report.order import in_registry_order, layout_order, profile_order, workload_order
-from nwb_cloud.report.tables import BASELINE_LAYOUT, headline_ratios, headline_summary, problems, rank_methods
 from nwb_cloud.results.cells import EXCLUDED, FAILED_STATUS, OK, STREAMING_SUITE
 from nwb_cloud.results.run_info import EXACT, LOUD, OUTCOME_ORDER, WRONG_DATA, info_cores
+from nwb_cloud.results.tables import (
+    BASELINE_LAYOUT,
+    headline_ratios,
+    headline_summary,
+    measured_profiles,
+    problems,
+    rank_methods,
+    side_by_side,
+)
 from nwb_cloud.workloads import WORKLOADS
 
 _SECRET = re.compile(r"secret|token|password|credential|access_key|auth", re.IGNORECASE)
@@ -560,3 +568,32 @@ def _worst(outcomes: pd.Series) -> str:
 
 def _outcome_class(outcome: str) -> str:
     return "WRONG-DATA" if outcome == WRONG_DATA else anchor_id(outcome)
+
+
+def machines_section(cells: pd.DataFrame, infos: list[dict]) -> str:
+    """Each machine's latest run beside the others': the measured real networks against the emulated in-region
+    profile, then every cell two runs of one data size share, a column per run (times only, no ratio)."""
+    wide = side_by_side(cells)
+    profiles = measured_profiles(infos, {"in-region": PROFILES["in-region"].to_dict()})
+    if wide.empty and len(profiles) < 2:
+        return ""
+    parts = [paragraph(
+        "The network each fleet machine measured to S3 at the start of its run (profile real: no shaping "
+        "proxy) beside the emulated in-region profile that stands for it on this machine, then the cells "
+        "measured by at least two runs of one data size, one column per run and profile. Each column is its own "
+        "run (machine, commit): compare them, but no figure here divides one run by another."
+    )]  # fmt: skip
+    if len(profiles) > 1:
+        rows = [[row.machine, row.profile, _num(fmt.seconds(row.rtt_s)), _num(fmt.seconds(row.first_byte_s)),
+                 _num(fmt.bandwidth(row.connection_bandwidth)), _num(fmt.bandwidth(row.total_bandwidth)),
+                 _num(fmt.seconds(row.jitter_s)), Td(row.description or "", cls="muted")]
+                for row in profiles.itertuples()]  # fmt: skip
+        headers = ["machine", "profile", "round trip", "first byte", "per connection", "total", "jitter", "how"]
+        parts.append("<h3>Network: emulated and measured</h3>" + table(headers, rows))
+    for size, group in wide.groupby("size", sort=True):
+        runs = [column for column in group.columns if " · " in column]
+        rows = [[row["workload"], row["method"], row["layout"], *[_num(fmt.seconds(row[run])) for run in runs]]
+                for _, row in group.iterrows()]  # fmt: skip
+        parts.append(f"<h3>Median cold time, {esc(size)} data</h3>" + table(["workload", "method", "layout", *runs],
+                                                                            rows))  # fmt: skip
+    return section("machines", "Machines side by side", "\n".join(parts))

@@ -2,11 +2,24 @@
 profile), with its median time and spread, the ``track_*`` values measured beside it, and why it has no time
 when it has none.
 
-A cell's status comes from its ``time_workload`` result: ``ok``; ``failed`` (asv stored null: the benchmark
-raised, e.g. a wrong read or a method that cannot read the layout); ``unavailable`` (asv n/a because the
-method cannot run on the machine, e.g. h5py without ROS3); ``excluded`` (asv n/a because a quick run's grid
-leaves that method out under that profile); ``skipped`` (asv n/a with no known reason).
+A cell's status comes from its ``time_workload`` result and the run info: ``ok``; ``failed`` (asv stored null:
+the benchmark raised, e.g. a wrong read; or any of its samples failed, as the run info's ``cell_failures``
+records); ``unsupported`` (asv n/a because the method cannot represent the asset, e.g. an index of an LZF
+dataset: the run info's ``unsupported_cells``); ``unavailable`` (asv n/a because the method cannot run on the
+machine, e.g. h5py without ROS3); ``excluded`` (asv n/a because the run's grid leaves the cell out);
+``skipped`` (asv n/a with no known reason).
 Track values that are absent, NaN or failed are NaN here and read "not measured" in the report.
+
+Columns from the run info's per-sample figures (:mod:`nwb_cloud.suite.run_info`; NaN when the run did not
+record them):
+
+``cpu_s``            median client CPU seconds of the timed part of a sample: the reader's process only (the
+                     embedded server and the shaping proxy are other processes), all its threads
+``decode_cpu_s``     the CPU a local single-threaded read of the same selection from the local copy takes (the
+                     bound's measured ``local_s``: decoding the touched chunks, plus h5py's own work); for an
+                     open, the local pynwb open
+``cpu_over_decode``  ``cpu_s / decode_cpu_s``: how much CPU the method spends per unit of the unavoidable work
+``open_s``           median wall time of the untimed fresh open before a read (NaN for the open workloads)
 """
 
 from __future__ import annotations
@@ -20,6 +33,7 @@ from nwb_cloud.results.run_info import grid_excludes, info_unavailable, run_info
 from nwb_cloud.workloads import WORKLOADS
 
 OK, FAILED_STATUS, UNAVAILABLE, EXCLUDED, SKIPPED_STATUS = "ok", "failed", "unavailable", "excluded", "skipped"
+UNSUPPORTED = "unsupported"
 TIME_MEASURE = "time_workload"
 STREAMING_SUITE = "streaming"  # the benchmark module of the read grid (benchmarks/streaming.py)
 # The track benchmarks of the streaming grid; each becomes a column (NaN when not measured).
@@ -36,6 +50,7 @@ TRACKS = (
 )
 KEY = ["machine", "commit", "env", "suite", "workload", "method", "layout", "profile"]
 NOT_RECORDED = "the benchmark raised; asv keeps no message (see the asv run output)"
+FAILED_SAMPLE = "a sample failed: "
 
 
 def cells_frame(records: list[Record], run_infos: list[dict] | None = None) -> pd.DataFrame:
@@ -70,7 +85,23 @@ def cells_frame(records: list[Record], run_infos: list[dict] | None = None) -> p
     frame["reason"] = [_reason(row, infos[row["machine"], row["commit"]]) for row in frame.to_dict("records")]
     frame["size"] = [str(infos[m, c].get("size") or "-") for m, c in zip(frame["machine"], frame["commit"])]
     _fill_from_floors(frame, infos)
+    _fill_from_samples(frame, infos)
     return _derive(frame)
+
+
+# The run info's per-cell sample medians (``samples``) -> the cell columns they give.
+SAMPLE_COLUMNS = {"cpu_s": "cpu_s", "open_s": "open_s"}
+
+
+def _fill_from_samples(frame: pd.DataFrame, infos: dict) -> None:
+    for column in SAMPLE_COLUMNS:
+        frame[column] = np.nan
+    for index, row in zip(frame.index, frame.to_dict("records")):
+        medians = (infos[row["machine"], row["commit"]].get("samples") or {}).get(_cell_label(row)) or {}
+        for column, key in SAMPLE_COLUMNS.items():
+            value = medians.get(key)
+            if isinstance(value, int | float):
+                frame.loc[index, column] = value
 
 
 # A floor (nwb_cloud.analysis.bound.Floor as the run info stores it) -> the cell columns it gives.
@@ -79,7 +110,9 @@ FLOOR_COLUMNS = {"bound_s": "seconds", "bound_network_s": "network_s", "bound_de
 
 
 def _fill_from_floors(frame: pd.DataFrame, infos: dict) -> None:
-    """Bounds the run info recorded (``floors``) for cells whose bound no track benchmark reported."""
+    """Bounds the run info recorded (``floors``) for cells whose bound no track benchmark reported, and every
+    cell's ``decode_cpu_s`` (the floor's local single-threaded time)."""
+    frame["decode_cpu_s"] = np.nan
     layouts = sorted(set(frame["layout"]), key=len, reverse=True)
     for (machine, commit), info in infos.items():
         floors = {}
@@ -88,10 +121,13 @@ def _fill_from_floors(frame: pd.DataFrame, infos: dict) -> None:
             floors[(floor.get("workload"), floor.get("profile"), layout)] = floor
         if not floors:
             continue
-        rows = frame.index[(frame["machine"] == machine) & (frame["commit"] == commit) & frame["bound_s"].isna()]
+        rows = frame.index[(frame["machine"] == machine) & (frame["commit"] == commit)]
         for index in rows:
             floor = floors.get(tuple(frame.loc[index, ["workload", "profile", "layout"]]))
             if floor is None:
+                continue
+            frame.loc[index, "decode_cpu_s"] = floor.get("local_s", np.nan)
+            if not np.isnan(frame.loc[index, "bound_s"]):
                 continue
             for column, key in FLOOR_COLUMNS.items():
                 frame.loc[index, column] = floor.get(key, np.nan)
@@ -125,6 +161,7 @@ def _empty_row(key: tuple, record: Record) -> dict:
 
 
 def _set_time(row: dict, record: Record) -> None:
+    """The cell's time from asv (its failures from the run info are applied in :func:`_reason`/:func:`_derive`)."""
     row["asv_outcome"] = record.outcome
     if record.outcome == FAILED:
         row["status"] = FAILED_STATUS
@@ -144,8 +181,10 @@ def _set_time(row: dict, record: Record) -> None:
 
 
 def _reason(row: dict, info: dict) -> str:
+    failed_sample = (info.get("cell_failures") or {}).get(_cell_label(row))
     if row["status"] == OK:
-        return ""
+        # a sample that failed in an earlier pass fails the cell, even if later passes read it exactly
+        return f"{FAILED_SAMPLE}{failed_sample}" if failed_sample else ""
     if row["status"] == FAILED_STATUS:
         recorded = (info.get("cell_failures") or {}).get(_cell_label(row))
         if recorded:
@@ -155,6 +194,9 @@ def _reason(row: dict, info: dict) -> str:
             if method == row["method"] and _asset_matches(asset_name, row):
                 return f"could not be prepared for {asset_name}: {failure}"
         return NOT_RECORDED
+    unsupported = (info.get("unsupported_cells") or {}).get(_cell_label(row))
+    if unsupported:
+        return str(unsupported)
     recorded = info_unavailable(info).get(row["method"])  # the grid checks availability first, then the grid
     if recorded:
         return f"unavailable on {row['machine']}: {recorded}"
@@ -188,6 +230,7 @@ def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
 
 def _derive(frame: pd.DataFrame) -> pd.DataFrame:
     frame["status"] = [_status(s, r) for s, r in zip(frame["status"], frame["reason"], strict=True)]
+    frame["cpu_over_decode"] = _ratio(frame["cpu_s"], frame["decode_cpu_s"])
     computed = _ratio(frame["time_s"], frame["bound_s"])  # the same median as the time shown beside it
     frame["time_over_bound"] = computed.fillna(frame["time_over_bound"]) if "time_over_bound" in frame else computed
     frame["amp_selection"] = _ratio(frame["bytes_received"], frame["selection_bytes"])
@@ -199,8 +242,12 @@ def _derive(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _status(status: str, reason: str) -> str:
     """A skipped cell with a known reason: the method cannot run there, or the grid left it out."""
+    if status == OK and reason.startswith(FAILED_SAMPLE):
+        return FAILED_STATUS
     if status != SKIPPED_STATUS:
         return status
+    if reason.startswith(UNSUPPORTED):
+        return UNSUPPORTED
     if reason.startswith("unavailable"):
         return UNAVAILABLE
     if reason.startswith("not in this run's grid"):

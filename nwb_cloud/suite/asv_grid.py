@@ -4,34 +4,54 @@
 (or the settings' default state path); when it is missing, importing the benchmarks fails with a message,
 so an unprepared ``asv run`` stops loudly instead of skipping everything.
 
-Each sample is a cold read through the shaping proxy of its network profile (a separate process, so the
-proxy never competes with the reader for the GIL). ``time_workload`` is timed by asv; the traffic of each
-timed sample is appended to the run's sample log, and the ``track_*`` benchmarks report medians of those
-same samples, beside the physical bound of the cell (the bound's parts, which do not depend on the read
-method, are in the run-info file that ``nwb-cloud bench`` writes beside the results).
+Each sample is a cold read in a process of its own, through the shaping proxy of its network profile (a
+separate process, so the proxy never competes with the reader for the GIL). asv's ``forkserver`` launch forks
+one process per benchmark run from a server that imported the suite once; a run takes ``repeat`` samples in
+that process, and ``rounds`` runs per cell, one per pass over the whole grid (asv runs round N of every
+benchmark, then round N-1, ...). So ``repeat = 1`` and ``rounds`` = the samples a cell takes make every sample
+a fresh process: no client, connection, fsspec instance, h5py object or in-memory cache survives from one
+sample to the next, and nwb-index's local index cache is an empty directory of each open's own (its warm-cache
+variant is the labelled row ``nwb-index-warm``). A class's ``rounds`` is the most samples any of its cells takes
+(:meth:`~nwb_cloud.suite.state.Grid.samples`); a cell that takes fewer sits out the first passes (asv merges a
+skipped round with the later ones, never a later skip with earlier samples).
+
+``time_workload`` is timed by asv; each timed sample is appended to the run's sample log
+(:mod:`nwb_cloud.suite.samples`: its time, its client CPU, its traffic, its process and grid pass), and the
+``track_*`` benchmarks (asv runs them once, after the last pass) report medians of those same samples, beside
+the physical bound of the cell (the bound's parts, which do not depend on the read method, are in the
+run-info file that ``nwb-cloud bench`` writes beside the results).
+
+A cell the method cannot represent (``access.Unsupported``, e.g. an index of an LZF dataset) is skipped with
+the reason ("unsupported": asv's n/a), never failed; a read that raises or returns wrong data fails.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import time
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
-from nwb_cloud.access import MethodUnavailable, get_method
+from asv_runner.benchmarks.mark import SkipNotImplemented
+
+from nwb_cloud.access import MethodUnavailable, Unsupported, get_method, load_methods, nwb_index
 from nwb_cloud.analysis import floor_for
 from nwb_cloud.analysis.errors import AnalysisError
 from nwb_cloud.cloud.endpoint import require_answering
 from nwb_cloud.cloud.profiles import get_profile
-from nwb_cloud.cloud.proxy_process import ProxyProcess
+from nwb_cloud.cloud.proxy_process import ProxyClient, ProxyProcess
 from nwb_cloud.settings import Settings
 from nwb_cloud.suite.cell import Cell, CellRun
-from nwb_cloud.suite.samples import SampleLog
+from nwb_cloud.suite.proxies import PROXIES
+from nwb_cloud.suite.samples import failure_log, sample_log, unsupported_log, visit_log
 from nwb_cloud.suite.state import RunState
 from nwb_cloud.workloads import get_workload
 
 NAN = float("nan")
+UNSUPPORTED = "unsupported"  # the first word of the skip reason of a cell the method cannot represent
+METHOD_FILES = "method_files"  # state.extra: Python files whose METHODS rows the run measures too
 
 
 @cache
@@ -40,26 +60,27 @@ def load_state() -> RunState:
     state = RunState.load(Settings.from_env().state_path)
     if state.catalog.store.endpoint_url:
         require_answering(state.catalog.store.endpoint_url)
+    for path in state.extra.get(METHOD_FILES, []):  # read methods from outside the package (see access)
+        load_methods(path)
+    # the warm-index variant reads the cache prepare filled, wherever this process's environment points
+    nwb_index.configure(cache_dir=Path(state.data_dir) / nwb_index.CACHE_FOLDER)
     return state
 
 
 @cache
-def proxy_for(profile_name: str) -> ProxyProcess | None:
-    """The shaping proxy of a profile, started once per benchmark process; None when reading real AWS."""
-    store = load_state().catalog.store
+def proxy_for(profile_name: str) -> ProxyProcess | ProxyClient | None:
+    """The shaping proxy of a profile: the run's own (``nwb-cloud bench`` starts one per profile for the whole
+    run, see :mod:`nwb_cloud.suite.proxies`), else one started for this process; None when reading real AWS."""
+    state = load_state()
+    shared = state.extra.get(PROXIES, {}).get(profile_name)
+    if shared:
+        return ProxyClient.from_dict(shared)
+    store = state.catalog.store
     if store.endpoint_url is None:
         return None
     proxy = ProxyProcess(store.endpoint_url, get_profile(profile_name)).start()
     atexit.register(proxy.stop)
     return proxy
-
-
-def sample_log(state: RunState) -> SampleLog:
-    return SampleLog(Path(state.data_dir) / "samples" / f"{state.run_id}.jsonl")
-
-
-def failure_log(state: RunState) -> SampleLog:
-    return SampleLog(Path(state.data_dir) / "samples" / f"{state.run_id}-failures.jsonl")
 
 
 class PausableClock:
@@ -88,14 +109,15 @@ CLOCK = PausableClock()
 
 
 class StreamingBenchmark:
-    """A cold read per sample: a fresh handle (untimed), the workload (timed), the result checked in teardown."""
+    """A cold read per sample, in a process of its own: a fresh handle (untimed), the workload (timed), the
+    result checked in teardown (see the module docstring)."""
 
     workload: str
     param_names = ["method", "layout", "profile"]
     number = 1  # one call per sample, each with its own fresh handle
-    # one process per cell: asv's default of 2 rounds runs every cell twice (2 x repeat samples), doubling a
-    # run whose samples are already independent cold reads
-    rounds = 1
+    repeat = 1  # one sample per process ...
+    rounds = 1  # ... and one process per sample: set per class to the most samples a cell of it takes
+    grid_rounds = 1  # passes over the whole grid (the most rounds of any class)
     warmup_time = 0
     min_run_count = 1
     timeout = 1800
@@ -112,6 +134,9 @@ class StreamingBenchmark:
         if excluded:  # a layout for another modality, a method that cannot read the backend, or a grid rule
             raise NotImplementedError(excluded)
         modality = get_workload(self.workload).modality
+        unsupported = state.extra.get("prepare_unsupported", {}).get(f"{method}|{modality}/{layout}")
+        if unsupported:
+            raise NotImplementedError(f"{UNSUPPORTED}: {unsupported}")
         failure = state.extra.get("prepare_failures", {}).get(f"{method}|{modality}/{layout}")
         if failure:
             error = MethodUnavailable(f"{method} could not be prepared for {modality}/{layout}: {failure}")
@@ -129,18 +154,40 @@ class StreamingBenchmark:
             self.cell_run = CellRun(self.state.catalog, self.cell, store=store, expected_dir=expected_dir)
         return self.cell_run
 
+    def _visit(self) -> dict:
+        """This process's place among the cell's samples; skips a pass the cell sits out (asv's n/a)."""
+        visit = visit_log(self.state).count_and_append(self.cell.label)  # 1: the class's first round
+        taken = self.state.grid.samples(*self._cell_axes())
+        sits_out = self.rounds - taken
+        if visit <= sits_out:
+            raise SkipNotImplemented(f"{self.cell.label} takes {taken} of {self.rounds} rounds")
+        return {
+            "sample": visit - sits_out,  # 1 .. the cell's samples
+            "grid_pass": self.grid_rounds - self.rounds + visit,  # 1 .. the run's passes over the grid
+            "pid": os.getpid(),
+            "process_samples": 1 + len(_PROCESS_SAMPLES),  # 1: the process took no sample before this one
+        }
+
+    def _cell_axes(self) -> tuple[str, str, str, str]:
+        return self.workload, self.cell.method, self.cell.layout, self.cell.profile
+
     def time_workload(self, method: str, layout: str, profile: str) -> None:
-        with CLOCK.paused(), self._failures("open"):
-            cell_run = self._cell_run()  # made first: it sets ``self.traffic`` (the profile's proxy counters)
-            opening = self.traffic.mark() if self.traffic else None
-            cell_run.setup()  # a fresh handle, unless opening is the workload itself
-            # what the untimed open cost on the wire (a read-ahead cache may fetch the selection here)
-            self.open_cost = (self.traffic.snapshot() - opening).to_dict() if self.traffic else {}
-            self.before = self.traffic.mark() if self.traffic else None
+        with CLOCK.paused():
+            self.sample = self._visit()
+            with self._failures("open"):
+                cell_run = self._cell_run()  # made first: it sets ``self.traffic`` (the profile's proxy counters)
+                opening = self.traffic.mark() if self.traffic else None
+                open_cpu, open_started = time.process_time(), time.perf_counter()
+                cell_run.setup()  # a fresh handle, unless opening is the workload itself
+                self.sample.update(open_s=time.perf_counter() - open_started, open_cpu_s=time.process_time() - open_cpu)
+                # what the untimed open cost on the wire (a read-ahead cache may fetch the selection here)
+                self.open_cost = (self.traffic.snapshot() - opening).to_dict() if self.traffic else {}
+                self.before = self.traffic.mark() if self.traffic else None
         with self._failures("run"):
-            started = CLOCK()
+            started, cpu = CLOCK(), time.process_time()
             self.cell_run.run()
-            self.seconds = CLOCK() - started
+            self.seconds, self.cpu_s = CLOCK() - started, time.process_time() - cpu
+        _PROCESS_SAMPLES.append(self.cell.label)
 
     def teardown(self, method: str, layout: str, profile: str) -> None:
         cell_run = getattr(self, "cell_run", None)
@@ -149,7 +196,7 @@ class StreamingBenchmark:
         if cell_run.result is None:
             cell_run.close()
             return
-        record = {"seconds": self.seconds}
+        record = {"seconds": self.seconds, "cpu_s": self.cpu_s, **self.sample}
         if self.traffic is not None:
             record.update((self.traffic.snapshot() - self.before).to_dict())
             record.update({f"open_{name}": value for name, value in self.open_cost.items()})
@@ -159,9 +206,15 @@ class StreamingBenchmark:
 
     @contextmanager
     def _failures(self, stage: str):
-        """asv keeps no message for a failed benchmark: keep it in the run's failure log for the report."""
+        """asv keeps no message for a failed benchmark: keep it in the run's failure log for the report.
+
+        ``Unsupported`` (the method cannot represent the asset) is a skip with its reason, not a failure."""
         try:
             yield
+        except Unsupported as error:
+            message = f"{UNSUPPORTED}: {error}".splitlines()[0][:400]
+            unsupported_log(self.state).append(self.cell.label, {"reason": message})
+            raise SkipNotImplemented(message) from None
         except Exception as error:
             message = f"{stage}: {type(error).__name__}: {error}".splitlines()[0][:400]
             failure_log(self.state).append(self.cell.label, {"error": message})
@@ -169,15 +222,9 @@ class StreamingBenchmark:
 
     # -- what the timed samples cost on the wire (medians over this run's samples of this cell) -----------
     def _median(self, field: str) -> float:
-        log = sample_log(self.state)
-        if not log.records(self.cell.label):  # asv ran this track first: take one cold sample now
-            self.time_workload(*self._params())
-            self.teardown(*self._params())
-        value = log.median(self.cell.label, field)
+        """asv runs the tracks after the last pass: NaN when no sample of the cell succeeded."""
+        value = sample_log(self.state).median(self.cell.label, field)
         return NAN if value is None else float(value)
-
-    def _params(self) -> tuple[str, str, str]:
-        return self.cell.method, self.cell.layout, self.cell.profile
 
     def track_requests(self, method, layout, profile) -> float:
         return self._median("requests")
@@ -202,6 +249,9 @@ class StreamingBenchmark:
         return seconds / floor.seconds if floor and floor.seconds > 0 else NAN
 
 
+_PROCESS_SAMPLES: list[str] = []  # the samples this process took (a forked process starts with none)
+
+
 _UNITS = {
     "track_requests": "requests",
     "track_bytes_received": "bytes",
@@ -220,10 +270,12 @@ def benchmark_classes() -> dict[str, type]:
     state = load_state()
     grid = state.grid
     classes = {}
+    cells, rounds = grid.cells(), grid.rounds()
     for workload in grid.workloads:
         methods, layouts, profiles = grid.axes_of(workload)  # the values some measured cell needs
         if not methods:
             continue
+        samples = [grid.samples(*cell) for cell in cells if cell[0] == workload]
         classes[_class_name(workload)] = type(
             _class_name(workload),
             (StreamingBenchmark,),
@@ -231,7 +283,8 @@ def benchmark_classes() -> dict[str, type]:
                 "__doc__": get_workload(workload).description,
                 "workload": workload,
                 "params": [methods, layouts, profiles],
-                "repeat": grid.repeat,
+                "rounds": max(samples),
+                "grid_rounds": rounds,
             },
         )
     return classes

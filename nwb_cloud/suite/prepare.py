@@ -6,7 +6,8 @@ import math
 import time
 import uuid
 
-from nwb_cloud.access import METHODS, get_method
+from nwb_cloud.access import METHODS, Unsupported, get_method
+from nwb_cloud.access.base import PAGED
 from nwb_cloud.analysis import floor_for, measure_loopback_throughput
 from nwb_cloud.analysis.decode import codec_speeds
 from nwb_cloud.cloud.profiles import PROFILES
@@ -14,6 +15,7 @@ from nwb_cloud.datasets.catalog import DANDI_ASSETS, Catalog, prepare_dandi, pre
 from nwb_cloud.datasets.layouts import (
     CORE,
     LAYOUTS,
+    NEUROCONV_DEFAULT,
     QUICK_LAYOUTS,
     SHAPES,
     layouts_for,
@@ -22,7 +24,10 @@ from nwb_cloud.settings import Settings, usable_cores
 from nwb_cloud.suite.state import Block, Grid, RunState
 from nwb_cloud.workloads import WORKLOADS, get_workload
 
-REPEATS = {"tiny": 2, "quick": 3, "full": 2}
+REPEATS = {"tiny": 2, "quick": 3, "full": 2}  # cold samples per cell, each in a process of its own
+# The headline cells (every method on the core layouts under the main profile: the methods table, and the
+# study's seed reads on the core layouts) take more: their median, IQR and rank between passes are published.
+HEADLINE_SAMPLES = {"tiny": 2, "quick": 5, "full": 5}
 # Every method is measured under the main profile; these under every profile as well.
 EVERYWHERE = ["fsspec", "remfile", "kerchunk"]
 # The layout study's methods: the two that labs use most, and the reference-index reader when it exists.
@@ -38,7 +43,7 @@ MAIN_PROFILE = "in-region"
 SEED_WORKLOADS = ("ophys_patch", "ecephys_electrode", "open_ophys", "open_ecephys")
 PROFILES_BY_SIZE = {
     "tiny": ["loopback", "in-region"],
-    "quick": ["loopback", "in-region", "lab"],
+    "quick": ["in-region", "lab"],
     "full": list(PROFILES),
 }
 
@@ -46,25 +51,53 @@ PROFILES_BY_SIZE = {
 def default_grid(settings: Settings) -> Grid:
     """The grid of a run: a union of named blocks (sub-grids), so that its cost is chosen, not a product.
 
-    quick (and tiny): every method on the two core layouts under the main profile, the ``EVERYWHERE``
-    methods under every profile, the ``QUICK_METHODS`` on the representative ``QUICK_LAYOUTS`` with every
-    workload, and the ``SESSION_METHODS`` opening the session file (default and paged).
+    Every sample is a cold read in a process of its own (:mod:`nwb_cloud.suite.asv_grid`). The headline
+    blocks take ``HEADLINE_SAMPLES`` (5) samples a cell, the others ``REPEATS`` (3 in a quick run).
+
+    quick (and tiny):
+
+    * ``methods`` (headline): every method's reads on the two core layouts under the main profile (the base
+      rows; the open-only variants would repeat their base's time);
+    * ``methods-open`` (headline): every method's opens (the open-only variants included) of NeuroConv's
+      default layout under the main profile;
+    * ``profiles``: the ``EVERYWHERE`` methods under the other profiles;
+    * ``layouts``: the ``QUICK_METHODS`` on the other ``QUICK_LAYOUTS`` with every workload;
+    * ``paged``: every h5py-based method with and without its HDF5 page buffer (``-pagebuf``) on the paged
+      default layout, the seed reads (a comparison of paged layouts needs the page buffer: see
+      :mod:`nwb_cloud.access._h5py`);
+    * ``session``: the ``SESSION_METHODS`` (and their page-buffer variants on the paged file) opening the
+      session file.
+
+    Left out of a quick run because they show nothing the kept cells (or the study) do not, to keep it near
+    20 minutes on 2 cores:
+
+    * the ``loopback`` profile (no network: the client's own cost, which every cell now records as client
+      CPU seconds per read; tiny runs keep it, tests need no shaping);
+    * the opens of the workload-friendly layout by every method (opening reads metadata, which the chunk
+      shape of one series barely changes; the ``layouts`` block opens every quick layout with the two common
+      readers, and the study does with its methods);
+    * the opens of the paged seed files with and without a page buffer (the session file, with hundreds of
+      objects, is where paging acts on opening);
+    * ``fsspec`` (read-ahead, no page buffer) opening the paged session file: 51 s a sample at quick size,
+      the pathology the study measures at full size (157 s); its page-buffer variant is measured.
 
     full, the layout study (the comparison of every method is the quick run's): the ``STUDY_METHODS`` on the
     core layouts and the chunk-shape sweep with every workload (the opposing reads included), on the codec
-    sweep with the seed's two reads (opening does not depend on the codec), and on the paged layouts; the
-    Zarr readers on the native Zarr layouts; the ``SESSION_METHODS`` opening the session file (default and
-    paged). All of it in-region, and the seed reads on the small shapes under lab as well, where the network binds.
+    sweep with the seed's two reads (opening does not depend on the codec), and on the paged layouts (with
+    the page-buffer variants of the h5py methods); the Zarr readers on the native Zarr layouts; the
+    ``SESSION_METHODS`` opening the session file (default and paged). All of it in-region, and the seed
+    reads on the small shapes under lab as well, where the network binds.
 
-    Method variants that differ only in how they open (``Method.variant_of``) are measured on the open
-    workloads only: a read's open is untimed, so there they would repeat their base method's time (and an
-    unconsolidated Zarr open costs ~25 s a sample in-region).
+    Method variants that differ only in how they open (``Method.varies == "opens"``) are measured on the
+    open workloads only: a read's open is untimed, so there they would repeat their base method's time (and
+    an unconsolidated Zarr open costs ~25 s a sample in-region). Page-buffer variants apply to paged layouts
+    only (``Grid.applies``).
 
-    What it costs on this 2-core machine (measured): quick, 206 cells x 3 samples, ~25 min plus ~5 min
-    of writing the first time; full, 317 cells x 2 samples (cold reads vary by a few %
-    here), ~40 min plus ~10 min of writing 55 files (two at a time). The longest cells are a seed read on
-    the layouts made for the other read (one electrode from all-channel chunks moves the whole file) and
-    the opposing reads on small chunks (a 30-frame clip touches 256-1,024 chunks: one request each).
+    What it costs on this 2-core machine (estimated from the committed runs' per-cell times plus ~0.1 s of
+    process start per sample; see README): quick ~15 min of asv plus ~2 min of publishing; full, see README.
+    The longest cells are a seed read on the layouts made for the other read (one electrode from all-channel
+    chunks moves the whole file) and the opposing reads on small chunks (a 30-frame clip touches 256-1,024
+    chunks: one request each).
     """
     if settings.source == "dandi":  # real S3: the network is what it is, and the layout is as published
         workloads = [w for w, row in WORKLOADS.items() if row.modality in DANDI_ASSETS]
@@ -72,20 +105,31 @@ def default_grid(settings: Settings) -> Grid:
     if settings.size == "full":
         return study_grid()
     profiles = PROFILES_BY_SIZE[settings.size]
+    headline = HEADLINE_SAMPLES[settings.size]
     methods = list(METHODS)
     bulk = [w for w, row in WORKLOADS.items() if row.modality != "session"]
     seed = [w for w in bulk if w in SEED_WORKLOADS]
     session = [w for w, row in WORKLOADS.items() if row.modality == "session"]
     core = [layout.name for layout in CORE]
     reads, opens = _reads_and_opens(seed)
+    paged = [name for name in QUICK_LAYOUTS if LAYOUTS[name].page_size]
+    others = [p for p in profiles if p != MAIN_PROFILE]
+    session_layouts = layouts_for("session", QUICK_LAYOUTS)
+    session_methods = _with_page_buffer(_known(SESSION_METHODS))
     blocks = [
-        Block("methods", workloads=reads, methods=_read_methods(), layouts=core, profiles=[MAIN_PROFILE]),
-        Block("methods-open", workloads=opens, layouts=core, profiles=[MAIN_PROFILE]),
-        Block("profiles", workloads=seed, methods=_known(EVERYWHERE), layouts=core),
+        Block("methods", workloads=reads, methods=_read_methods(), layouts=core, profiles=[MAIN_PROFILE],
+              samples=headline),
+        Block("methods-open", workloads=opens, layouts=[NEUROCONV_DEFAULT], profiles=[MAIN_PROFILE],
+              samples=headline),
+        Block("profiles", workloads=seed, methods=_known(EVERYWHERE), layouts=core, profiles=others),
         Block("layouts", workloads=bulk, methods=_known(QUICK_METHODS), layouts=list(QUICK_LAYOUTS),
               profiles=[MAIN_PROFILE]),
-        Block("session", workloads=session, methods=_known(SESSION_METHODS),
-              layouts=layouts_for("session", QUICK_LAYOUTS), profiles=[MAIN_PROFILE]),
+        Block("paged", workloads=reads, methods=_with_page_buffer(_h5py_methods()), layouts=paged,
+              profiles=[MAIN_PROFILE]),
+        Block("session", workloads=session, methods=[m for m in session_methods if m != "fsspec"],
+              layouts=session_layouts, profiles=[MAIN_PROFILE]),
+        Block("session-default", workloads=session, methods=session_methods,
+              layouts=[lay for lay in session_layouts if not LAYOUTS[lay].page_size], profiles=[MAIN_PROFILE]),
     ]  # fmt: skip
     return Grid(
         workloads=list(WORKLOADS),
@@ -115,14 +159,17 @@ def study_grid() -> Grid:
     study, sessions = _known(STUDY_METHODS), _known(SESSION_METHODS)
     main = [MAIN_PROFILE]
     blocks = [
+        Block("headline", workloads=seed_reads, methods=study, layouts=core, profiles=main,
+              samples=HEADLINE_SAMPLES["full"]),
         Block("shapes", workloads=bulk, methods=study, layouts=[*core, *shapes], profiles=main),
         Block("shapes-lab", workloads=seed_reads, methods=study, layouts=[*core, *_small(shapes)], profiles=["lab"]),
         Block("codecs", workloads=seed_reads, methods=study, layouts=codecs, profiles=main),
-        Block("paged", workloads=bulk, methods=study, layouts=paged, profiles=main),
+        Block("paged", workloads=bulk, methods=_with_page_buffer(study), layouts=paged, profiles=main),
         Block("zarr", workloads=bulk_reads, methods=zarr_readers, layouts=zarr, profiles=main),
         Block("zarr-open", workloads=bulk_opens, methods=zarr_methods, layouts=zarr, profiles=main),
-        Block("session", workloads=session, methods=sessions, layouts=layouts_for("session"), profiles=main),
-    ]
+        Block("session", workloads=session, methods=_with_page_buffer(sessions), layouts=layouts_for("session"),
+              profiles=main),
+    ]  # fmt: skip
     return Grid(
         workloads=list(WORKLOADS),
         methods=list(METHODS),
@@ -131,6 +178,17 @@ def study_grid() -> Grid:
         repeat=REPEATS["full"],
         blocks=blocks,
     )
+
+
+def _h5py_methods() -> list[str]:
+    """The h5py-based methods: the rows with a page-buffer variant (see ``nwb_cloud.access._h5py``)."""
+    return [m.variant_of for m in METHODS.values() if m.varies == PAGED]
+
+
+def _with_page_buffer(methods: list[str]) -> list[str]:
+    """``methods`` and the page-buffer variant of each that has one (registry order)."""
+    variants = [n for n, m in METHODS.items() if m.varies == PAGED and m.variant_of in methods]
+    return [*methods, *variants]
 
 
 def _reads_and_opens(workloads) -> tuple[list[str], list[str]]:
@@ -165,7 +223,22 @@ def _union(*groups) -> list[str]:
     return list(dict.fromkeys(name for group in groups for name in group))
 
 
-def prepare_run(settings: Settings, store, grid: Grid | None = None, progress: bool = True, log=print) -> RunState:
+def prepare_run(
+    settings: Settings,
+    store,
+    grid: Grid | None = None,
+    progress: bool = True,
+    log=print,
+    key_prefix: str = "",
+    extend=None,
+) -> RunState:
+    """The data in ``store`` (objects under ``key_prefix``), what each method needs beside it, the state file.
+
+    ``extend(catalog, grid, log) -> dict`` (a higher layer's run step, e.g. the closed loop of
+    :mod:`nwb_cloud.recommend.loop`) runs once the grid's own files are in the store: it may add assets to
+    the catalog and blocks (with their layouts and methods) to the grid, which are then prepared and bounded
+    like the grid's own; what it returns is kept in the state's ``extra`` (and so in the run info).
+    """
     grid = grid or default_grid(settings)
     for method in grid.methods:
         get_method(method)  # an unknown name fails here, before any work
@@ -177,19 +250,33 @@ def prepare_run(settings: Settings, store, grid: Grid | None = None, progress: b
         workers = usable_cores()  # nothing is timed while the files are written
         for modality, layouts in grid.assets().items():  # only the files some measured cell reads
             written = prepare_embedded(
-                store, settings.data_dir, settings.size, settings.seed, [modality], layouts, progress, log, workers
+                store,
+                settings.data_dir,
+                settings.size,
+                settings.seed,
+                [modality],
+                layouts,
+                progress,
+                log,
+                workers,
+                key_prefix,
             )
             catalog.assets.update(written.assets)
         log("decode speed of every codec on this machine (one NeuroConv-default chunk per modality)")
         extra["codecs"] = codec_speeds(settings.size, settings.seed)
-    failures = prepare_methods(catalog, grid.methods, log=log, grid=grid)
+    if extend is not None:
+        extra.update(extend(catalog, grid, log))
+        for method in grid.methods:
+            get_method(method)
+    unsupported: dict[str, str] = {}
+    failures = prepare_methods(catalog, grid.methods, log=log, grid=grid, unsupported=unsupported)
     floors = prepare_floors(catalog, grid, settings.data_dir, log=log) if settings.source == "embedded" else []
     state = RunState(
         catalog=catalog,
         grid=grid,
         data_dir=str(settings.data_dir),
         run_id=f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}",
-        extra={"prepare_failures": failures, "floors": floors, **extra},
+        extra={"prepare_failures": failures, "prepare_unsupported": unsupported, "floors": floors, **extra},
     )
     state.save(settings.state_path)
     return state
@@ -197,6 +284,8 @@ def prepare_run(settings: Settings, store, grid: Grid | None = None, progress: b
 
 def prepare_floors(catalog, grid, data_dir, log=print) -> list[dict]:
     """Measure loopback throughput and every cell's physical bound once, before asv's processes need them."""
+    if not catalog.assets:
+        return []
     largest = max(catalog.assets.values(), key=lambda a: a.size_bytes)
     throughput = measure_loopback_throughput(catalog.store, largest.key, data_dir)
     log(f"loopback throughput of the endpoint: {throughput / 1e6:.0f} MB/s (one connection)")
@@ -219,11 +308,14 @@ def prepare_floors(catalog, grid, data_dir, log=print) -> list[dict]:
     return floors
 
 
-def prepare_methods(catalog, methods, log=print, grid: Grid | None = None) -> dict[str, str]:
+def prepare_methods(
+    catalog, methods, log=print, grid: Grid | None = None, unsupported: dict | None = None
+) -> dict[str, str]:
     """Build what methods need beside each asset (indexes, JSON, copies); a failure is kept for its cells.
 
     With ``grid``, only for the assets the grid reads with that method (a Zarr copy of every study file
-    would cost more than the study).
+    would cost more than the study). An asset the method cannot represent (``access.Unsupported``) goes into
+    ``unsupported`` (``method|asset`` -> reason) instead of the failures, when given.
     """
     failures: dict[str, str] = {}
     for name in methods:
@@ -236,6 +328,10 @@ def prepare_methods(catalog, methods, log=print, grid: Grid | None = None) -> di
             started = time.perf_counter()
             try:
                 method.prepare(catalog.store, asset.key, asset.local_path)
+            except Unsupported as error:
+                kept = unsupported if unsupported is not None else failures
+                kept[f"{name}|{asset.name}"] = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+                log(f"  {name} cannot represent {asset.name}: {kept[f'{name}|{asset.name}']}")
             except Exception as error:  # noqa: BLE001 - recorded as that cell's failure, shown in the report
                 failures[f"{name}|{asset.name}"] = f"{type(error).__name__}: {error}".splitlines()[0][:300]
                 log(f"  {name} cannot read {asset.name}: {failures[f'{name}|{asset.name}']}")

@@ -1,12 +1,31 @@
-"""Per-sample records (time and traffic) that the timed benchmark writes and the track benchmarks read.
+"""The run's logs, one JSON line per record, one file per run (``data_dir/samples/<run_id>*.jsonl``).
 
-asv runs each benchmark in its own process and keeps one number per ``track_*`` benchmark, so the traffic of
-the very samples it timed is appended here (one JSON line per sample, one file per run) and the tracks
-report medians of those samples: requests and bytes describe the same cold reads as the times beside them.
+asv runs each benchmark in its own process and keeps one number per benchmark and cell, so what else a
+sample measured is appended here and read back by the ``track_*`` benchmarks (medians of the very samples
+asv timed) and by the run info (:mod:`nwb_cloud.suite.run_info`):
+
+``<run_id>.jsonl`` - one line per timed cold sample that passed its check:
+    ``cell``              the cell label, ``workload[method, layout, profile]``
+    ``seconds``           wall time of the timed part (the read, or the open for an open workload)
+    ``cpu_s``             client CPU seconds of the timed part: this reader process only, all its threads
+                          (``time.process_time``); the embedded server and the shaping proxy are other processes
+    ``open_s``/``open_cpu_s``  wall and CPU time of the untimed fresh open before a read (0-ish for an open
+                          workload, whose open is the timed part)
+    ``sample``            1 .. the cell's samples
+    ``grid_pass``         which pass over the whole grid took it (1 = the first; asv runs every cell once per
+                          pass), so two passes can be compared (rank stability, see the run info)
+    ``pid``, ``process_samples``  the process that took it, and how many samples that process had taken
+                          (1: it was the process's first, i.e. a fresh process, as every sample should be)
+    the traffic of the timed part counted at the shaping proxy (``requests``, ``bytes_received``,
+    ``peak_connections``, ...; see :mod:`nwb_cloud.cloud.traffic`) and of the untimed open (``open_*``)
+``<run_id>-failures.jsonl`` - ``cell``, ``error``: a sample that raised or read wrong data (the cell failed)
+``<run_id>-unsupported.jsonl`` - ``cell``, ``reason``: the method cannot represent the cell's asset (a skip)
+``<run_id>-visits.jsonl`` - ``cell``, ``pid``: every run of a cell's timed benchmark, skipped passes included
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import statistics
@@ -26,19 +45,57 @@ class SampleLog:
         finally:
             os.close(descriptor)
 
-    def records(self, cell_label: str) -> list[dict]:
+    def count_and_append(self, cell_label: str) -> int:
+        """Append a record of ``cell_label`` and return how many it now has (1 for the first), atomically."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.seek(0)
+            count = sum(1 for line in handle if _cell_of(line) == cell_label) + 1
+            handle.write(json.dumps({"cell": cell_label, "pid": os.getpid()}, sort_keys=True) + "\n")
+        return count
+
+    def all_records(self) -> list[dict]:
         if not self.path.exists():
             return []
         out = []
         for line in self.path.read_text().splitlines():
             try:
-                record = json.loads(line)
+                out.append(json.loads(line))
             except ValueError:
                 continue
-            if record.get("cell") == cell_label:
-                out.append(record)
         return out
+
+    def records(self, cell_label: str) -> list[dict]:
+        return [record for record in self.all_records() if record.get("cell") == cell_label]
 
     def median(self, cell_label: str, field: str) -> float | None:
         values = [r[field] for r in self.records(cell_label) if r.get(field) is not None]
         return statistics.median(values) if values else None
+
+
+def _cell_of(line: str) -> str | None:
+    try:
+        return json.loads(line).get("cell")
+    except ValueError:
+        return None
+
+
+def _log(state, suffix: str) -> SampleLog:
+    return SampleLog(Path(state.data_dir) / "samples" / f"{state.run_id}{suffix}.jsonl")
+
+
+def sample_log(state) -> SampleLog:
+    return _log(state, "")
+
+
+def failure_log(state) -> SampleLog:
+    return _log(state, "-failures")
+
+
+def unsupported_log(state) -> SampleLog:
+    return _log(state, "-unsupported")
+
+
+def visit_log(state) -> SampleLog:
+    return _log(state, "-visits")

@@ -19,13 +19,15 @@ NOT_IN_GRID = "not in this run's grid"  # every reason a cell is left out starts
 
 @dataclass
 class Block:
-    """A named sub-grid: the product of its axes (None: every value of the grid's axis)."""
+    """A named sub-grid: the product of its axes (None: every value of the grid's axis), and the cold samples
+    each of its cells takes (None: the grid's ``repeat``; a cell in several blocks takes the most)."""
 
     name: str
     workloads: list[str] | None = None
     methods: list[str] | None = None
     layouts: list[str] | None = None
     profiles: list[str] | None = None
+    samples: int | None = None
 
     def contains(self, workload: str, method: str, layout: str, profile: str) -> bool:
         return all(
@@ -56,7 +58,8 @@ class Grid:
     Which cells are measured is data, not code paths:
 
     * a (workload, method, layout) combination must *apply*: the layout is meant for the workload's
-      modality (``Layout.modalities``), and the method reads the layout's backend (``Method.formats``);
+      modality (``Layout.modalities``), the method reads the layout's backend (``Method.formats``), and a
+      page-buffer variant (``Method.varies == "paged"``) reads a paged layout (``Layout.page_size``);
       the registry facts this needs are frozen into the grid (``facts``) when it is made, so a report
       built later judges the run by the rules it ran with;
     * ``everywhere``/``main_profile``: every method under ``main_profile``, only ``everywhere`` elsewhere;
@@ -68,7 +71,7 @@ class Grid:
     methods: list[str]
     layouts: list[str]
     profiles: list[str]
-    repeat: int = 5
+    repeat: int = 5  # cold samples per cell, each in a process of its own (a block may ask for more)
     # A quick run measures every method under ``main_profile`` and only the ``everywhere`` methods under the
     # other profiles; None measures every method everywhere.
     everywhere: list[str] | None = None
@@ -99,6 +102,11 @@ class Grid:
             return (
                 f"{NOT_IN_GRID}: {method} reads {'/'.join(formats)} assets, layout {layout} is {backend}: "
                 "the method does not apply"
+            )
+        if self.facts["method_varies"].get(method) == "paged" and not self.facts["layout_paged"].get(layout):
+            return (
+                f"{NOT_IN_GRID}: {method} sets an HDF5 page buffer, which acts only on paged files; layout "
+                f"{layout} is not paged: the method does not apply"
             )
         return None
 
@@ -135,6 +143,37 @@ class Grid:
 
     def excludes(self, method: str, profile: str, workload: str | None = None, layout: str | None = None) -> bool:
         return self.exclusion(method, profile, workload, layout) is not None
+
+    def add_block(self, block: Block, layouts: dict[str, tuple[str, str, bool]] | None = None) -> None:
+        """Measure ``block`` too: its values join the axes; ``layouts`` gives the facts of layouts made for the
+        run (name -> (modality, backend, paged)), which the layout registry does not hold."""
+        if self.blocks is None and self.layouts:  # a grid of every combination: it stays one, as a block
+            self.blocks = [Block("grid", list(self.workloads), list(self.methods), list(self.layouts),
+                                 list(self.profiles))]  # fmt: skip
+        for name, (modality, backend, paged) in (layouts or {}).items():
+            self.facts["layout_modalities"][name] = [modality]
+            self.facts["layout_backend"][name] = backend
+            self.facts["layout_paged"][name] = bool(paged)
+        for axis in ("workloads", "methods", "layouts", "profiles"):
+            values = getattr(block, axis)
+            if values is None:
+                raise ValueError(f"block {block.name!r}: an added block names its {axis}")
+            setattr(self, axis, list(dict.fromkeys([*getattr(self, axis), *values])))
+        self.blocks = [*(self.blocks or []), block]
+        self.facts = _complete_facts(self.facts, self.workloads, self.methods, self.layouts)
+
+    def samples(self, workload: str, method: str, layout: str, profile: str) -> int:
+        """Cold samples the cell takes: the most any block containing it asks for, else ``repeat``."""
+        asked = [
+            b.samples
+            for b in self.blocks or []
+            if b.samples is not None and b.contains(workload, method, layout, profile)
+        ]
+        return max(asked, default=self.repeat)
+
+    def rounds(self) -> int:
+        """Passes over the grid: the most samples any cell takes (a cell that takes fewer sits out the first)."""
+        return max((self.samples(*cell) for cell in self.cells()), default=self.repeat)
 
     # -- what follows from the rules -------------------------------------------------------------------------
     def layouts_of(self, workload: str) -> list[str]:
@@ -221,15 +260,19 @@ def _complete_facts(facts: dict, workloads, methods, layouts) -> dict:
     for name in methods:
         if name not in facts["method_formats"] and name in METHODS:
             facts["method_formats"][name] = list(METHODS[name].formats)
+        if name not in facts["method_varies"] and name in METHODS and METHODS[name].variant_of:
+            facts["method_varies"][name] = METHODS[name].varies
     for name in layouts:
         if name in LAYOUTS:
             layout = LAYOUTS[name]
             facts["layout_modalities"].setdefault(name, None if layout.modalities is None else list(layout.modalities))
             facts["layout_backend"].setdefault(name, layout.backend)
+            facts["layout_paged"].setdefault(name, layout.page_size is not None)
     return facts
 
 
-_FACT_KEYS = ("workload_modality", "method_formats", "layout_modalities", "layout_backend")
+_FACT_KEYS = ("workload_modality", "method_formats", "method_varies", "layout_modalities", "layout_backend",
+              "layout_paged")  # fmt: skip
 
 
 @dataclass

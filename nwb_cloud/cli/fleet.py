@@ -1,0 +1,349 @@
+"""``nwb-cloud fleet plan|submit|status|collect|cleanup|run-child``: the suite on EC2 instance types, priced first."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from nwb_cloud.settings import SIZES, Settings
+
+console = Console(stderr=True)
+
+
+def _settings(args) -> Settings:
+    return Settings.from_env(data_dir=getattr(args, "data_dir", None))
+
+
+def _buckets(args, regions: list[str]) -> dict:
+    from nwb_cloud.convert.places import parse_place
+    from nwb_cloud.fleet.errors import FleetError
+
+    buckets = {}
+    for item in args.bucket or []:
+        region, sep, url = item.partition("=")
+        if not sep:
+            if len(regions) > 1:
+                raise FleetError(
+                    f"--bucket {item}: with several regions, name each bucket's: REGION=s3://bucket/prefix"
+                )
+            region, url = regions[0], item
+        if not url.startswith("s3://"):
+            raise FleetError(f"--bucket {item}: an s3://bucket/prefix (the study and the results go to S3)")
+        if region in buckets:
+            raise FleetError(f"--bucket: two buckets for {region}")
+        buckets[region] = parse_place(url, endpoint_url=args.endpoint_url, region=region)
+    unknown = sorted(set(buckets) - set(regions))
+    if unknown:
+        raise FleetError(f"--bucket for {', '.join(unknown)}, which no --region names")
+    return buckets
+
+
+def _plan(args):
+    from nwb_cloud.batch.prices import load_prices
+    from nwb_cloud.fleet.plan import make_plan
+    from nwb_cloud.fleet.records import load_recorded_runs
+
+    regions = args.region or ["us-east-1"]
+    machines = _items(args.machine)
+    if args.executor == "local" and not machines:
+        from nwb_cloud.fleet.child import this_machine
+
+        machines = [this_machine()]
+    return make_plan(
+        load_recorded_runs(args.results), load_prices(_settings(args).data_dir / "prices.json"),
+        _buckets(args, regions), size=args.size, source=args.source, instance_types=_items(args.instance_type),
+        regions=regions, machines=machines, market=args.market, executor=args.executor,
+        workloads=_items(args.workload), methods=_items(args.method), layouts=_items(args.layout), image=args.image,
+        seed=args.seed,
+    )  # fmt: skip
+
+
+def _items(values: list[str] | None) -> list[str] | None:
+    """Repeatable options that also take comma-separated lists."""
+    items = [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
+    return items or None
+
+
+def plan_command(args) -> int:
+    from nwb_cloud.fleet.checks import check_environment
+    from nwb_cloud.fleet.render import render_plan
+
+    plan = _plan(args)
+    if not args.offline:
+        check_environment(plan, log=console.print)
+    if args.json:
+        print(json.dumps(plan.to_dict(), indent=1, default=str))
+    else:
+        console.print(render_plan(plan))
+    return 0
+
+
+def _confirm(total: float, assume_yes: bool) -> None:
+    from nwb_cloud.batch.errors import NotConfirmed
+
+    if assume_yes:
+        return
+    if not sys.stdin.isatty():
+        raise NotConfirmed(f"not starting instances for an estimated ${total:.2f} without --yes")
+    answer = console.input(f"Start the fleet on AWS Batch for an estimated [bold]${total:.2f}[/]? [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise NotConfirmed("not confirmed: nothing was created")
+
+
+def submit_command(args) -> int:
+    from nwb_cloud.fleet.checks import check_environment
+    from nwb_cloud.fleet.render import render_plan
+
+    plan = _plan(args)
+    sessions = check_environment(plan, log=console.print)
+    console.print(render_plan(plan))
+    if plan.executor == "local":
+        from nwb_cloud.fleet.local import run_local_fleet
+
+        fleet = run_local_fleet(plan, {}, parallel=args.parallel)
+        for child in fleet.children:
+            detail = f": {child.reason}" if child.reason else ""
+            console.print(f"{child.session}: {child.status} in {child.seconds:.1f} s "
+                          f"(estimated {fleet.estimated[child.session]:.1f} s){detail}")  # fmt: skip
+        console.print(f"follow with: nwb-cloud fleet collect {fleet.run_url}")
+        print(fleet.run_url)
+        return 0 if all(c.status == "SUCCEEDED" for c in fleet.children) else 1
+    from nwb_cloud.fleet.submit import submit
+
+    _confirm(plan.total, args.yes)
+    submitted = submit(
+        plan, sessions, deployment=args.deployment, subnets=_items(args.subnets),
+        security_groups=_items(args.security_groups), tags=_pairs(args.tag), log=console.print,
+    )  # fmt: skip
+    console.print(f"submitted fleet run {plan.run_id} ({len(submitted.jobs)} children); follow it with: "
+                  f"nwb-cloud fleet status {submitted.run_url} --wait")  # fmt: skip
+    print(submitted.run_url)  # alone on stdout, for scripts
+    return 0
+
+
+def _open(args):
+    from nwb_cloud.batch.aws import aws_session
+    from nwb_cloud.fleet.monitor import open_fleet_run
+
+    folder, manifest = open_fleet_run(args.run, endpoint_url=args.endpoint_url, region=args.region)
+    sessions = {r: aws_session(r) for r in manifest.get("regions", [])} if manifest.get("executor") == "batch" else {}
+    return folder, manifest, sessions
+
+
+def status_command(args) -> int:
+    from rich.table import Table
+
+    from nwb_cloud.fleet.monitor import child_states, wait
+
+    folder, manifest, sessions = _open(args)
+    if args.wait:
+        states = wait(folder, manifest, sessions, poll_s=args.poll, on_poll=lambda s: console.print(_summary(s)))
+    else:
+        states = child_states(folder, manifest, sessions)
+    table = Table("child", "status", "phase", "failure", title=f"fleet run {manifest['run_id']}")
+    for state in states:
+        table.add_row(state.child, state.status, state.phase, state.reason)
+    console.print(table)
+    return 1 if any(s.status == "FAILED" for s in states) else 0
+
+
+def _summary(states) -> str:
+    counts: dict[str, int] = {}
+    for state in states:
+        counts[state.status] = counts.get(state.status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+
+def collect_command(args) -> int:
+    from nwb_cloud.fleet.monitor import collect
+
+    folder, manifest, _ = _open(args)
+    logs = _settings(args).data_dir / "fleet" / manifest["run_id"]
+    collected = collect(folder, manifest, args.results, logs, log=console.print)
+    for child, why in collected.missing.items():
+        console.print(f"[yellow]{child}[/]: {why}")
+    console.print(f"{collected.files} files of {len(collected.machines)} machines into {args.results}; logs in {logs}")
+    if args.report and collected.machines:
+        from nwb_cloud.report import build
+
+        console.print(f"report: {build(Path(args.results), Path(args.reports))}")
+    return 0 if collected.machines and not collected.missing else 1
+
+
+def cleanup_command(args) -> int:
+    from nwb_cloud.batch.aws import aws_session
+    from nwb_cloud.batch.cleanup import Cleaner
+    from nwb_cloud.fleet.spec import DATA
+
+    regions = args.region or ["us-east-1"]
+    found_any = False
+    for region in regions:
+        cleaner = Cleaner(aws_session(region), region, log=console.print)
+        found = cleaner.find(args.deployment)
+        found_any |= bool(found)
+        if found and args.yes:
+            cleaner.delete(found)
+        for kind, identifier in found if not args.yes else []:
+            console.print(f"would delete {kind} {identifier} ({region})")
+    if not found_any:
+        console.print(f"nothing tagged with deployment {args.deployment!r} in {', '.join(regions)}")
+    elif not args.yes:
+        console.print("run again with --yes to delete these")
+    if args.data:
+        from nwb_cloud.convert.places import parse_place
+
+        for item in args.data:
+            data = parse_place(item, endpoint_url=args.endpoint_url).child(DATA)
+            if args.yes:
+                data.delete_all()
+                console.print(f"deleted the study under {data.url()}")
+            else:
+                console.print(f"would delete the study under {data.url()}")
+    return 0
+
+
+def run_child_command(args) -> int:
+    from nwb_cloud.fleet.child import run_child
+
+    outcome = run_child(args.run, args.child, endpoint_url=args.endpoint_url, region=args.region,
+                        workdir=args.workdir, repo=args.repo, echo=lambda line: print(line, flush=True))  # fmt: skip
+    print(f"{args.child}: results in {outcome.results}", flush=True)
+    return 0
+
+
+def _pairs(items: list[str] | None) -> dict[str, str]:
+    from nwb_cloud.fleet.errors import FleetError
+
+    pairs = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise FleetError(f"--tag {item!r} is not KEY=VALUE")
+        pairs[key] = value
+    return pairs
+
+
+def _at_least(low: float, kind=int):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if value < low or value != value:
+            raise argparse.ArgumentTypeError(f"{text} is below {low}")
+        return value
+
+    return parse
+
+
+def _add_plan_arguments(parser) -> None:
+    parser.add_argument(
+        "--instance-type",
+        action="append",
+        metavar="TYPE",
+        help="an EC2 instance type per child (repeatable, or comma-separated): c7i.large,m7i.xlarge",
+    )
+    parser.add_argument("--region", action="append", help="region of the children (repeatable; default us-east-1)")
+    parser.add_argument(
+        "--bucket",
+        action="append",
+        metavar="[REGION=]S3URL",
+        help="s3://bucket/prefix for the study and the results, one per region (repeatable)",
+    )
+    parser.add_argument("--size", choices=SIZES, default="quick", help="suite size (default quick)")
+    parser.add_argument(
+        "--source",
+        choices=("generated", "dandi"),
+        default="generated",
+        help="generated: the study written and uploaded to your bucket; dandi: public DANDI assets",
+    )
+    parser.add_argument("--market", choices=("on-demand", "spot"), default="on-demand")
+    parser.add_argument("--workload", action="append", help="measure only these workloads (repeatable)")
+    parser.add_argument("--method", action="append", help="measure only these read methods (repeatable)")
+    parser.add_argument("--layout", action="append", help="measure only these layouts (repeatable)")
+    parser.add_argument("--image", help="the benchmark-host image (docker/README.md); checked in its registry")
+    parser.add_argument(
+        "--executor",
+        choices=("batch", "local"),
+        default="batch",
+        help="AWS Batch, or local processes (one per --machine)",
+    )
+    parser.add_argument("--machine", action="append",
+                        help="names of the local executor's children (repeatable; default: this host's instance "
+                             "type and region on EC2, else its name)")  # fmt: skip
+    parser.add_argument("--endpoint-url", help="S3 endpoint of the buckets, if not AWS (the embedded cloud)")
+    parser.add_argument("--seed", type=_at_least(0), default=0, help="seed of the generated study (default 0)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="results folder of the earlier runs the estimate rests on (default ./results)",
+    )
+    parser.add_argument("--data-dir", type=Path, help="where refreshed prices live (NWB_CLOUD_DATA_DIR)")  # fmt: skip
+
+
+def _add_run_arguments(parser) -> None:
+    parser.add_argument("run", help="the fleet run folder printed by submit (s3://bucket/prefix/.nwb-cloud/fleet/RUN)")
+    parser.add_argument("--endpoint-url", help="S3 endpoint of the run folder, if not AWS")
+    parser.add_argument("--region", help="region of the run folder's bucket")
+
+
+def register(subparsers) -> None:
+    fleet = subparsers.add_parser("fleet", help="the suite on EC2 instance types with AWS Batch, price first")
+    commands = fleet.add_subparsers(dest="fleet_command", metavar="ACTION", required=True)
+
+    parser = commands.add_parser("plan", help="children, run time and price per instance type; creates nothing")
+    _add_plan_arguments(parser)
+    parser.add_argument("--offline", action="store_true", help="skip the checks that ask AWS, DANDI or a registry")
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.set_defaults(handler=plan_command)
+
+    parser = commands.add_parser("submit", help="after confirmation, create or reuse Batch resources and submit")
+    _add_plan_arguments(parser)
+    parser.add_argument("--deployment", default="nwb-cloud-fleet", help="name prefix and tag of the AWS resources")
+    parser.add_argument("--subnets", help="comma-separated subnet ids (default: the default VPC's)")
+    parser.add_argument("--security-groups", help="comma-separated security group ids (default: the VPC's default)")
+    parser.add_argument("--tag", action="append", help="KEY=VALUE tag for every resource created (repeatable)")
+    parser.add_argument("--parallel", type=_at_least(1), default=1, help="local children at once (default 1)")
+    parser.add_argument("--yes", action="store_true", help="do not ask before starting instances")
+    parser.set_defaults(handler=submit_command)
+
+    parser = commands.add_parser("status", help="each child's state; --wait until every child has finished")
+    _add_run_arguments(parser)
+    parser.add_argument("--wait", action="store_true", help="poll until every child has finished")
+    parser.add_argument("--poll", type=_at_least(0.1, float), default=60.0, help="seconds between polls (default 60)")
+    parser.set_defaults(handler=status_command)
+
+    parser = commands.add_parser("collect", help="merge the children's results into the results folder")
+    _add_run_arguments(parser)
+    parser.add_argument("--results", type=Path, default=Path("results"), help="the results folder (default ./results)")
+    parser.add_argument("--report", action="store_true", help="then build the report from the results folder")
+    parser.add_argument(
+        "--reports", type=Path, default=Path("reports"), help="where the report goes (default ./reports)"
+    )
+    parser.add_argument("--data-dir", type=Path, help="where the children's logs are kept (NWB_CLOUD_DATA_DIR)")
+    parser.set_defaults(handler=collect_command)
+
+    parser = commands.add_parser("cleanup", help="delete every AWS resource the fleet deployment created (by its tag)")
+    parser.add_argument("--deployment", default="nwb-cloud-fleet")
+    parser.add_argument("--region", action="append", help="regions to clean (repeatable; default us-east-1)")
+    parser.add_argument(
+        "--data",
+        action="append",
+        metavar="S3URL",
+        help="also delete the study uploaded under this s3://bucket/prefix (repeatable)",
+    )
+    parser.add_argument("--endpoint-url", help="S3 endpoint of the --data buckets, if not AWS")
+    parser.add_argument("--yes", action="store_true", help="delete (without it: list what would be deleted)")
+    parser.set_defaults(handler=cleanup_command)
+
+    parser = commands.add_parser("run-child", help="run one child (the benchmark-host job's command)")
+    _add_run_arguments(parser)
+    parser.add_argument("child", help="the child's name (its asv machine)")
+    parser.add_argument("--workdir", type=Path, help="scratch folder (default: the system's temporary one)")
+    parser.add_argument("--repo", type=Path, help="the nwb-cloud checkout holding asv.conf.json (default: this one)")
+    parser.set_defaults(handler=run_child_command)

@@ -1,0 +1,164 @@
+"""The closed loop's verdicts: the recommended layout's measured time against the best measured layout of its group.
+
+A group is one case of a loop run (:mod:`~nwb_cloud.recommend.cases`) read by one reader of the study: every
+layout of the case is measured with every read of its mix (the paged layout by the reader's page-buffer
+variant, the Zarr layout by hdmf-zarr, the readers those storage variants are read with), and each layout's
+time is the mix's weighted sum of its median cold reads. ``ratio`` = recommended / best: 1.0 when the
+recommendation measured fastest, within the target when at most 1.2. A layout with a failed or missing read
+is not compared (and named); a group whose recommended layout was not measured is a miss.
+
+Read from the results only (the run info's ``loop`` record and the asv cells), so the guidance page and the
+report show what was measured, never a typed figure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nwb_cloud.recommend.cases import HELD_OUT, IN_SAMPLE, LENGTH
+from nwb_cloud.recommend.check import TARGET, mix_name
+from nwb_cloud.recommend.loop import AT_1X, DEFAULT, RECOMMENDED
+from nwb_cloud.results import load_cells, load_run_infos, run_info_for
+from nwb_cloud.results.tables import RUN
+
+COLUMNS = [
+    *RUN, "run", "case", "kind", "modality", "data", "mix", "profile", "method",
+    "layouts", "not_measured", "recommended", "recommended_s", "predicted_s", "best_role", "best", "best_s",
+    "ratio", "within_target", "tie", "default_s", "speedup_vs_default", "same_as_1x", "flags", "why",
+]  # fmt: skip
+
+
+def loop_groups(results_dir) -> pd.DataFrame:
+    """One row per (loop run, case, reader) of ``results_dir`` (see the module docstring and :data:`COLUMNS`)."""
+    cells = load_cells(Path(results_dir))
+    infos = load_run_infos(Path(results_dir))
+    rows = []
+    if cells.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    for key, run in cells.groupby(RUN, sort=True):
+        keyed = dict(zip(RUN, key, strict=True))
+        info = run_info_for(infos, keyed["machine"], keyed["commit"]) or {}
+        loop = info.get("loop")
+        if not loop or not loop.get("groups"):
+            continue
+        measured = run[run["status"] == "ok"].set_index(["workload", "method", "layout", "profile"])
+        for case, group in loop["groups"].items():
+            for method in loop["methods"]:
+                rows.append({**keyed, **_group_row(info, loop, case, group, method, measured)})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _reader(loop: dict, layout: dict, method: str) -> str:
+    if layout["backend"] == "zarr":
+        return loop["readers"]["zarr"]
+    return loop["readers"]["paged"].get(method, method) if layout.get("page_size") else method
+
+
+def _group_row(info, loop, case, group, method, measured) -> dict:
+    times, spread, missing = {}, {}, []
+    for role, layout in group["layouts"].items():
+        reader, total, low, high = _reader(loop, layout, method), 0.0, 0.0, 0.0
+        for workload, weight in group["mix"].items():
+            key = (workload, reader, layout["layout"], group["profile"])
+            if key not in measured.index:
+                break
+            cell = measured.loc[key]
+            total += weight * float(cell["time_s"])
+            low += weight * float(cell["time_q25_s"])
+            high += weight * float(cell["time_q75_s"])
+        else:
+            times[role], spread[role] = total, (low, high)
+            continue
+        missing.append(role)
+    row = {
+        "run": info.get("run_id"), "case": case,
+        "kind": group["kind"], "modality": group["modality"], "data": f"{group['dtype']}{list(group['shape'])}",
+        "mix": mix_name(group["mix"]), "profile": group["profile"], "method": method, "layouts": len(times),
+        "not_measured": ", ".join(missing), "recommended": _describe(group["layouts"][RECOMMENDED]),
+        "predicted_s": group["layouts"][RECOMMENDED].get("predicted_s"), "flags": "; ".join(group.get("flags", [])),
+        "same_as_1x": _same_as_1x(loop, group),
+    }  # fmt: skip
+    if not times:
+        return {**row, "within_target": False, "why": "no layout of the group was measured"}
+    best = min(times, key=times.get)
+    row.update(best_role=best, best=_describe(group["layouts"][best]), best_s=times[best],
+               default_s=times.get(DEFAULT, np.nan))  # fmt: skip
+    if RECOMMENDED not in times:
+        return {**row, "within_target": False, "why": "the recommended layout was not measured (a failed read)"}
+    mine = times[RECOMMENDED]
+    row.update(
+        recommended_s=mine,
+        ratio=mine / times[best],
+        within_target=bool(mine <= TARGET * times[best]),
+        tie=bool(spread[RECOMMENDED][0] <= spread[best][1]),
+        speedup_vs_default=times[DEFAULT] / mine if DEFAULT in times and mine > 0 else np.nan,
+    )
+    row["why"] = "" if row["within_target"] else _why(group, best, times)
+    return row
+
+
+def _describe(layout: dict) -> str:
+    variant = "Zarr" if layout["backend"] == "zarr" else ("paged HDF5" if layout.get("page_size") else "HDF5")
+    return f"{tuple(layout['chunk_shape'])} {layout['codec']} ({variant})"
+
+
+def _same_as_1x(loop: dict, group: dict) -> bool | None:
+    """At 5x length: whether the recommendation is the one made at 1x (time extent clipped to the data)."""
+    base = loop["groups"].get(group.get("longer_of") or "")
+    if group["kind"] != LENGTH or base is None:
+        return None
+    mine, earlier = group["recommendation"], base["recommendation"]
+    return (
+        AT_1X not in group["layouts"]
+        and mine["codec"] == earlier["codec"]
+        and mine["chunk_shape"] == [min(c, s) for c, s in zip(earlier["chunk_shape"], group["shape"], strict=True)]
+    )
+
+
+def _why(group: dict, best: str, times: dict) -> str:
+    """A miss explained from the figures: a storage variant the model does not choose, or which layout it
+    priced wrongly (predicted over measured)."""
+    layouts = group["layouts"]
+    if layouts[best]["backend"] == "zarr" or layouts[best].get("page_size"):
+        return (f"the {_describe(layouts[best])} variant of the recommended chunks measured fastest: the "
+                "recommendation chooses chunk shape and codec, not the storage variant")  # fmt: skip
+    mine, theirs = layouts[RECOMMENDED].get("predicted_s"), layouts[best].get("predicted_s")
+    if not (mine and theirs):
+        return "the model priced no time for the best layout"
+    error_mine, error_theirs = mine / times[RECOMMENDED], theirs / times[best]
+    priced = "under" if error_mine < error_theirs else "over"
+    return (f"the model predicted {mine:.3g} s for the recommendation (measured {times[RECOMMENDED]:.3g} s, "
+            f"{error_mine:.2f}x) and {theirs:.3g} s for {best} (measured {times[best]:.3g} s, {error_theirs:.2f}x): "
+            f"it {priced}-priced the recommendation against the best")  # fmt: skip
+
+
+def loop_summary(groups: pd.DataFrame) -> dict:
+    """Groups within the target over all groups, per kind (in sample, held out, at 5x length), and the misses."""
+    summary = {"target": TARGET, "groups": int(len(groups))}
+    for kind in (IN_SAMPLE, HELD_OUT, LENGTH):
+        scope = groups[groups["kind"] == kind]
+        summary[kind] = {
+            "groups": int(len(scope)),
+            "within_target": int(scope["within_target"].eq(True).sum()),
+            "worst_ratio": float(scope["ratio"].max()) if scope["ratio"].notna().any() else None,
+            "fewest_layouts": int(scope["layouts"].min()) if len(scope) else None,
+        }
+    summary["misses"] = groups.loc[~groups["within_target"].eq(True), ["case", "method", "ratio", "why"]].to_dict(
+        "records"
+    )
+    return summary
+
+
+def summary_line(summary: dict) -> str:
+    """The honest one-liner: groups within the target over the total, in sample, held out and at 5x length."""
+    parts = []
+    for kind, label in ((IN_SAMPLE, "in sample"), (HELD_OUT, "held out"), (LENGTH, "at 5x length")):
+        scope = summary.get(kind) or {}
+        if scope.get("groups"):
+            parts.append(f"{scope['within_target']}/{scope['groups']} {label}")
+    if not parts:
+        return "no closed-loop group was measured"
+    return f"recommended layouts measured within {summary['target']}x of the best measured layout: " + ", ".join(parts)

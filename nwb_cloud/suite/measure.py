@@ -1,0 +1,48 @@
+"""Measuring a prepared run: the shaping proxies up, asv over the grid, the run info, and what failed.
+
+``nwb-cloud bench`` prepares the run (data, method artefacts, bounds) and calls :func:`measure_prepared`;
+tests call it on a tiny prepared grid. :func:`exit_status` is the meaning of the bench's exit code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nwb_cloud.suite.asv_driver import run_asv
+from nwb_cloud.suite.proxies import run_proxies
+from nwb_cloud.suite.run_info import failures, run_info
+from nwb_cloud.suite.state import RunState
+
+
+@dataclass
+class Measured:
+    info: dict  # the run info (see nwb_cloud.suite.run_info)
+    asv: dict  # what run_asv returned: passed, status, html, commit
+    failures: list[str]  # one line per real failure; empty when nothing failed
+
+    @property
+    def exit_status(self) -> int:
+        return exit_status(self.failures)
+
+
+def exit_status(failed: list[str]) -> int:
+    """0 when nothing real failed (unsupported and unavailable cells are skips with a reason), else 1."""
+    return 1 if failed else 0
+
+
+def measure_prepared(
+    state: RunState,
+    state_path: Path,
+    repo: Path,
+    upstream_url: str | None,
+    overhead: dict | None = None,
+    bench: str | None = None,
+    asv_config: Path | None = None,
+) -> Measured:
+    """Run asv over the prepared ``state`` behind one shaping proxy per profile (``upstream_url``: the embedded
+    endpoint; None for real S3), and collect the run info."""
+    with run_proxies(state, state_path, upstream_url):
+        outcome = run_asv(repo, state_path, bench=bench, config=asv_config)
+    info = run_info(state, overhead, commit=outcome["commit"])
+    return Measured(info, outcome, failures(info, outcome["status"]))

@@ -1,0 +1,184 @@
+"""The faster inflate of the index's data path gives zlib's bytes, or zlib's error, for every input.
+
+Every installed decoder is checked byte for byte against zlib: on streams made to be awkward (empty,
+incompressible, stored, truncated, corrupt, with trailing bytes, with a wrong size hint), and on every chunk
+of HDF5 files written the way the layouts write them (deflate and shuffle + deflate, edge chunks, constant
+chunks, random chunks, chunks stored unfiltered through the filter mask). The same check runs over every
+chunk of every layout of the study in ``test_study_layouts.py``.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import h5py
+import numcodecs
+import numpy as np
+import pytest
+
+from nwb_cloud.refs import inflate
+from nwb_cloud.refs.inflate import DEFLATE, SHUFFLE_DEFLATE
+
+INSTALLED = inflate.available()
+RNG = np.random.default_rng(7)
+RAW = (np.cumsum(RNG.integers(-40, 41, 60_000)) % 4000).astype("<i2").tobytes()  # a signal-like chunk
+
+
+def zlib_answer(stream, size):
+    """zlib's bytes, or zlib's exception type."""
+    try:
+        return zlib.decompress(stream, bufsize=max(size, 1))
+    except zlib.error as error:
+        return type(error)
+
+
+def answer(inflater, stream, size):
+    try:
+        return bytes(inflater(stream, size))
+    except zlib.error as error:
+        return type(error)
+
+
+def test_the_decoders_the_index_depends_on_are_installed():
+    # libdeflate and ISA-L are dependencies of the index; zlib is the reference they are checked against
+    assert {"libdeflate", "isal", "zlib"} <= set(INSTALLED)
+    assert INSTALLED[-1] == "zlib" and INSTALLED[0] == "libdeflate"
+
+
+AWKWARD = {
+    "level-4": zlib.compress(RAW, 4),
+    "level-1": zlib.compress(RAW, 1),
+    "level-9": zlib.compress(RAW, 9),
+    "stored": zlib.compress(RAW, 0),
+    "incompressible": zlib.compress(RNG.bytes(len(RAW)), 4),
+    "constant": zlib.compress(bytes(len(RAW)), 4),
+    "empty-stream": zlib.compress(b""),
+    "no-bytes": b"",
+    "trailing-bytes": zlib.compress(RAW, 4) + b"\x00\x01\x02\x03",  # fletcher32's checksum, when dropped
+    "two-streams": zlib.compress(RAW, 4) + zlib.compress(b"other"),
+    "truncated": zlib.compress(RAW, 4)[:-9],
+    "corrupt-adler32": zlib.compress(RAW, 4)[:-1] + b"\x00",
+    "corrupt-body": zlib.compress(RAW, 4)[:100] + b"\xff" * 50 + zlib.compress(RAW, 4)[150:],
+    "raw-deflate-no-header": zlib.compress(RAW, 4)[2:-4],
+    "not-zlib": RAW[:1000],
+}
+
+
+@pytest.mark.parametrize("name", INSTALLED)
+@pytest.mark.parametrize("case", AWKWARD)
+@pytest.mark.parametrize("hint", ["exact", "small", "large", "zero"])
+def test_every_decoder_answers_exactly_what_zlib_answers(name, case, hint):
+    stream = AWKWARD[case]
+    size = {"exact": len(RAW), "small": len(RAW) // 3, "large": 2 * len(RAW), "zero": 0}[hint]
+    for data in (stream, memoryview(bytearray(stream)), bytearray(stream)):  # the data path hands memoryviews
+        assert answer(inflate.exact(name), data, size) == zlib_answer(stream, size)
+
+
+def write_chunks(path, data, chunks, **filters):
+    with h5py.File(path, "w") as file:
+        file.create_dataset("x", data=data, chunks=chunks, **filters)
+
+
+def stored_chunks(path):
+    """(filter mask, stored bytes, chunk nbytes) of every chunk of dataset ``x``."""
+    with h5py.File(path, "r") as file:
+        dataset = file["x"]
+        nbytes = int(np.prod(dataset.chunks)) * dataset.dtype.itemsize
+        for index in range(dataset.id.get_num_chunks()):
+            info = dataset.id.get_chunk_info(index)
+            mask, stored = dataset.id.read_direct_chunk(info.chunk_offset)
+            yield mask, stored, nbytes, dataset.dtype.itemsize
+
+
+FILES = {
+    # signal-like int16 with edge chunks (the last row of chunks is partial)
+    "deflate-edges": (np.cumsum(RNG.integers(-9, 10, (1000, 37)), axis=0).astype("<i2"), (300, 16), {}),
+    "shuffle-deflate": (np.cumsum(RNG.integers(-9, 10, (1000, 37)), axis=0).astype("<i2"), (256, 37),
+                        {"shuffle": True}),
+    "random-uint16": (RNG.integers(0, 2**16, (64, 64, 64), dtype="<u2"), (16, 64, 64), {}),
+    "random-shuffled-float64": (RNG.standard_normal((20_000,)), (4096,), {"shuffle": True}),
+    "constant": (np.zeros((4096, 8), "<u2"), (1024, 8), {"shuffle": True}),
+    "level-9": (np.arange(50_000, dtype="<i4") // 7, (10_000,), {"compression_opts": 9}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", FILES)
+def test_every_chunk_of_hdf5s_deflate_filter_decodes_to_zlibs_bytes(tmp_path, case):
+    data, chunks, options = FILES[case]
+    path = tmp_path / f"{case}.h5"
+    write_chunks(path, data, chunks, compression="gzip", **{"compression_opts": 4, **options})
+    codec = SHUFFLE_DEFLATE if options.get("shuffle") else DEFLATE
+    count = 0
+    for mask, stored, nbytes, itemsize in stored_chunks(path):
+        assert mask == 0
+        for name in INSTALLED:
+            assert answer(inflate.exact(name), stored, nbytes) == zlib.decompress(stored), name
+        if codec == SHUFFLE_DEFLATE:  # and the pair: inflate then unshuffle, as the data path runs it
+            unshuffled = numcodecs.Shuffle(elementsize=itemsize).decode(
+                inflate.decoder_for(codec, nbytes)(stored, nbytes)
+            )
+            assert bytes(unshuffled) == bytes(numcodecs.Shuffle(elementsize=itemsize).decode(zlib.decompress(stored)))
+        count += 1
+    assert count >= 2
+
+
+def test_a_chunk_stored_unfiltered_through_the_filter_mask_gets_zlibs_answer(tmp_path):
+    """HDF5 skips an optional filter that fails and marks the chunk in its filter mask: the stored bytes are the
+    raw chunk. Whatever the data path then hands the decoder, its answer is zlib's (here: zlib's error)."""
+    path = tmp_path / "masked.h5"
+    data = np.arange(4096, dtype="<i2").reshape(512, 8)
+    with h5py.File(path, "w") as file:
+        dataset = file.create_dataset("x", shape=data.shape, dtype=data.dtype, chunks=(256, 8), compression="gzip")
+        dataset.id.write_direct_chunk((0, 0), zlib.compress(data[:256].tobytes(), 4), filter_mask=0)
+        dataset.id.write_direct_chunk((256, 0), data[256:].tobytes(), filter_mask=1)  # deflate skipped
+    with h5py.File(path, "r") as file:
+        np.testing.assert_array_equal(file["x"][...], data)  # HDF5 itself reads both
+    masks = []
+    for mask, stored, nbytes, _ in stored_chunks(path):
+        masks.append(mask)
+        for name in INSTALLED:
+            assert answer(inflate.exact(name), stored, nbytes) == zlib_answer(stored, nbytes)
+    assert masks == [0, 1]
+
+
+# -- the measured choice ---------------------------------------------------------------------------------------
+def row(decoder, size, speed, codec=DEFLATE, exact=True):
+    return {"decoder": decoder, "codec": codec, "chunk_bytes": size, "output_mb_per_cpu_s": speed, "exact": exact}
+
+
+def test_the_choice_is_the_fastest_exact_decoder_at_the_nearest_measured_size():
+    table = [
+        row("isal", 100_000, 900), row("libdeflate", 100_000, 500),
+        row("isal", 10_000_000, 400), row("libdeflate", 10_000_000, 700),
+        row("libdeflate", 1_000_000, 9000, exact=False),  # never chosen: not exact
+        row("isal", 1_000_000, 100, codec=SHUFFLE_DEFLATE), row("zlib", 1_000_000, 200, codec=SHUFFLE_DEFLATE),
+    ]  # fmt: skip
+    assert inflate.choose(DEFLATE, 120_000, table) == "isal"
+    assert inflate.choose(DEFLATE, 8_000_000, table) == "libdeflate"
+    assert inflate.choose(DEFLATE, 1_000_000, table) in ("isal", "libdeflate")  # nearest is only exact rows' sizes
+    assert inflate.choose(SHUFFLE_DEFLATE, 5_000_000, table) == "zlib"
+    # no table (or no row for the codec): the ranking the table gave on this machine
+    assert inflate.choose(DEFLATE, 1_000_000, []) == INSTALLED[0]
+    assert inflate.choose("other", 1_000_000, table) == INSTALLED[0]
+
+
+def test_a_table_used_by_the_process_drives_what_the_data_path_decodes_with():
+    try:
+        inflate.use_table([row("isal", 1_000_000, 900), row("libdeflate", 1_000_000, 100)])
+        assert inflate.decoder_for(DEFLATE, 1_000_000).decoder == "isal"
+    finally:
+        inflate.use_table(None)
+    assert inflate.decoder_for(DEFLATE, 1_000_000).decoder == INSTALLED[0]
+
+
+@pytest.mark.parametrize("name", INSTALLED)
+def test_a_speed_row_says_how_fast_and_whether_exact(name):
+    measured = inflate.speed(name, AWKWARD["level-4"], len(RAW), repeats=2)
+    assert measured["exact"] and measured["installed"] and measured["output_mb_per_cpu_s"] > 0
+    assert measured["chunk_bytes"] == len(RAW) and measured["stored_bytes"] == len(AWKWARD["level-4"])
+    assert measured["codec"] == DEFLATE and measured["decoder"] == name
+
+
+def test_an_unknown_or_missing_decoder_is_named():
+    with pytest.raises(KeyError, match="unknown decoder 'gzip'"):
+        inflate.raw("gzip")

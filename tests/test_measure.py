@@ -1,0 +1,206 @@
+"""What a run measures and writes: every sample a fresh process, per-sample CPU and passes, unsupported cells
+skipped with their reason, and an exit status that says whether anything real failed (a tiny asv run)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from nwb_cloud.access import load_methods
+from nwb_cloud.suite.asv_grid import METHOD_FILES
+from nwb_cloud.suite.measure import exit_status, measure_prepared
+from nwb_cloud.suite.prepare import prepare_run
+from nwb_cloud.suite.run_info import rank_stability
+from nwb_cloud.suite.state import Block, Grid, RunState
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A file of read methods outside the package, as a lab would add its own: one reads one more than is stored
+# (a wrong read: the check must fail it), one cannot represent any asset (its prepare says so: a skip).
+TEST_METHODS = textwrap.dedent(
+    """
+    from nwb_cloud.access import Unsupported, get_method
+    from nwb_cloud.access.base import Method
+
+
+    class OneMore:
+        def __init__(self, data):
+            self._data, self.shape, self.dtype = data, data.shape, data.dtype
+
+        def __getitem__(self, selection):
+            return self._data[selection] + 1
+
+
+    def open_wrong(store, key):
+        opened = get_method("remfile")(store, key)
+        for series in opened.nwbfile.acquisition.values():
+            series.fields["data"] = OneMore(series.data)
+        return opened
+
+
+    def refuse(store, key, local_path):
+        raise Unsupported("test-unsupported cannot represent " + key)
+
+
+    METHODS = [
+        Method("test-wrong-data", "remfile, but every value read one more than stored", open_wrong),
+        Method("test-unsupported", "cannot represent any asset", get_method("remfile").open, prepare=refuse),
+    ]
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def method_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("methods") / "test_methods.py"
+    path.write_text(TEST_METHODS)
+    load_methods(path)
+    return path
+
+
+def _asv_config(tmp: Path) -> Path:
+    config = {
+        "version": 1, "project": "nwb-cloud", "repo": str(REPO), "dvcs": "git", "branches": ["main"],
+        "environment_type": "existing", "benchmark_dir": str(REPO / "benchmarks"),
+        "results_dir": str(tmp / "results"), "html_dir": str(tmp / "html"), "build_cache_size": 0,
+        "launch_method": "forkserver",
+    }  # fmt: skip
+    path = tmp / "asv.conf.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def _measure(settings, store, endpoint, tmp: Path, methods: list[str], method_file: Path):
+    grid = Grid(
+        workloads=["ophys_patch", "open_ophys"],
+        methods=methods,
+        layouts=["workload-friendly"],
+        profiles=["in-region"],
+        repeat=2,
+        blocks=[Block("all"), Block("more", workloads=["ophys_patch"], methods=["remfile"], samples=3)],
+    )
+    state_file = tmp / "state.json"
+    state = prepare_run(settings.with_(state_file=state_file), store, grid, progress=False, log=lambda *_: None)
+    state.extra[METHOD_FILES] = [str(method_file)]
+    state.save(state_file)
+    return measure_prepared(state, state_file, REPO, endpoint.url, bench="streaming", asv_config=_asv_config(tmp))
+
+
+@pytest.mark.slow
+def test_a_clean_run_exits_0_with_unsupported_cells_skipped(settings, store, endpoint, catalog, tmp_path, method_file):
+    measured = _measure(settings, store, endpoint, tmp_path, ["remfile", "test-unsupported"], method_file)
+    info = measured.info
+    assert measured.failures == [] and measured.exit_status == 0, measured.failures
+    unsupported = info["unsupported_cells"]
+    assert set(unsupported) == {
+        f"{w}|test-unsupported|workload-friendly|in-region" for w in ("ophys_patch", "open_ophys")
+    } and all("cannot represent" in reason for reason in unsupported.values())
+    # every sample in a process of its own: one pid per sample, each the first sample of its process
+    samples = info["cell_samples"]
+    patch = samples["ophys_patch|remfile|workload-friendly|in-region"]
+    opens = samples["open_ophys|remfile|workload-friendly|in-region"]
+    assert len(patch) == 3 and len(opens) == 2  # the block asking for more wins; the other cell sits out a pass
+    every = patch + opens
+    assert len({s["pid"] for s in every}) == len(every) and all(s["process_samples"] == 1 for s in every)
+    assert [s["grid_pass"] for s in patch] == [1, 2, 3] and [s["grid_pass"] for s in opens] == [2, 3]
+    assert all(s["cpu_s"] > 0 and s["seconds"] > 0 for s in every)
+    assert info["sampling"]["fresh_process_samples"] == info["sampling"]["samples_taken"] == 5
+    medians = info["samples"]["ophys_patch|remfile|workload-friendly|in-region"]
+    assert medians["samples"] == 3 and medians["seconds_q25"] <= medians["seconds"] <= medians["seconds_q75"]
+    assert "pid" not in medians and "grid_pass" not in medians
+
+
+@pytest.mark.slow
+def test_a_wrong_read_fails_the_run(settings, store, endpoint, catalog, tmp_path, method_file):
+    measured = _measure(settings, store, endpoint, tmp_path, ["remfile", "test-wrong-data"], method_file)
+    assert measured.exit_status == 1
+    failed = measured.info["cell_failures"]
+    assert set(failed) == {"ophys_patch|test-wrong-data|workload-friendly|in-region"}, failed
+    assert "WrongRead" in failed["ophys_patch|test-wrong-data|workload-friendly|in-region"]
+    assert all("test-wrong-data" in line for line in measured.failures)
+
+
+def test_exit_status_is_0_only_when_nothing_failed():
+    assert exit_status([]) == 0 and exit_status(["ophys_patch|x|y|z: check: WrongRead"]) == 1
+
+
+def test_rank_stability_compares_the_last_two_passes():
+    def samples(*times):
+        return [{"seconds": t, "grid_pass": p} for p, t in enumerate(times, start=1)]
+
+    cells = {
+        "ophys_patch[a, l, in-region]": samples(9.0, 1.0, 1.0),
+        "ophys_patch[b, l, in-region]": samples(1.0, 2.0, 3.0),
+        "ophys_patch[c, l, in-region]": samples(5.0, 3.0, 2.0),  # swaps with b in the last pass
+        "open_ophys[a, l, in-region]": samples(1.0, 1.0),  # one method alone: no pair
+    }
+    stability = rank_stability(cells)
+    assert stability["passes"] == [2, 3] and stability["groups"] == 1 and stability["pairs"] == 3
+    assert stability["concordant_pairs"] == 2 and stability["groups_same_order"] == 0
+    assert stability["kendall_tau"] == pytest.approx(1 / 3)
+    assert stability["orders"]["ophys_patch|l|in-region"] == {"first": ["a", "b", "c"], "second": ["a", "c", "b"]}
+
+
+def test_a_block_asking_for_more_samples_sets_the_cells_and_the_passes():
+    grid = Grid(["ophys_patch"], ["fsspec", "remfile"], ["neuroconv-default"], ["in-region"], repeat=2,
+                blocks=[Block("all"), Block("headline", methods=["remfile"], samples=5)])  # fmt: skip
+    assert grid.samples("ophys_patch", "remfile", "neuroconv-default", "in-region") == 5
+    assert grid.samples("ophys_patch", "fsspec", "neuroconv-default", "in-region") == 2
+    assert grid.rounds() == 5 and Grid.from_dict(grid.to_dict()).rounds() == 5
+
+
+def test_page_buffer_variants_apply_to_paged_layouts_only():
+    grid = Grid(["ophys_patch"], ["remfile", "remfile-pagebuf"], ["neuroconv-default", "neuroconv-default-paged"],
+                ["in-region"])  # fmt: skip
+    assert "page buffer" in grid.exclusion("remfile-pagebuf", "in-region", "ophys_patch", "neuroconv-default")
+    assert grid.exclusion("remfile-pagebuf", "in-region", "ophys_patch", "neuroconv-default-paged") is None
+    assert {(m, lay) for _, m, lay, _ in grid.cells()} == {
+        ("remfile", "neuroconv-default"), ("remfile", "neuroconv-default-paged"),
+        ("remfile-pagebuf", "neuroconv-default-paged"),
+    }  # fmt: skip
+
+
+def test_state_round_trips_the_method_files(tmp_path, catalog, method_file):
+    state = RunState(catalog, Grid(["ophys_patch"], ["test-wrong-data"], ["neuroconv-default"], ["in-region"]),
+                     str(tmp_path), "r", extra={METHOD_FILES: [str(method_file)]})  # fmt: skip
+    state.save(tmp_path / "s.json")
+    assert RunState.load(tmp_path / "s.json").extra[METHOD_FILES] == [str(method_file)]
+    assert sys.modules  # the file is importable again (load_methods is idempotent)
+    assert load_methods(method_file) == ["test-wrong-data", "test-unsupported"]
+
+
+def _time(method: str, value, outcome: str = "measured"):
+    from nwb_cloud.results.asv_results import Record
+
+    return Record(machine="m", commit="c" * 40, env="e", commit_date=None, started_at=1.0,
+                  benchmark="streaming.OphysPatch.time_workload", suite="streaming", workload_class="OphysPatch",
+                  measure="time_workload", kind="time", unit="seconds",
+                  params={"method": method, "layout": "neuroconv-default", "profile": "in-region"}, value=value,
+                  outcome=outcome, samples=None if value is None else [value, value])  # fmt: skip
+
+
+def test_the_cells_frame_shows_cpu_unsupported_and_failed_samples():
+    from nwb_cloud.results.asv_results import SKIPPED
+    from nwb_cloud.results.cells import cells_frame
+
+    cell = "ophys_patch|{}|neuroconv-default|in-region"
+    info = {
+        "machine": "m", "commit": "c" * 40, "run_id": "r", "_path": __file__,
+        "samples": {cell.format("remfile"): {"seconds": 2.0, "cpu_s": 1.5, "open_s": 0.2, "samples": 2}},
+        "floors": [{"workload": "ophys_patch", "profile": "in-region", "layout": "neuroconv-default",
+                    "seconds": 0.5, "network_s": 0.1, "decode_s": 0.5, "local_s": 1.0}],
+        "cell_failures": {cell.format("fsspec"): "check: WrongRead: 1 of 9 values differ"},
+        "unsupported_cells": {cell.format("kerchunk"): "unsupported: kerchunk: lzf has no numcodecs codec"},
+    }  # fmt: skip
+    records = [_time("remfile", 2.0), _time("fsspec", 3.0), _time("kerchunk", None, SKIPPED)]
+    frame = cells_frame(records, [info]).set_index("method")
+    assert frame.loc["remfile", "status"] == "ok" and frame.loc["remfile", "cpu_s"] == 1.5
+    assert frame.loc["remfile", "decode_cpu_s"] == 1.0 and frame.loc["remfile", "cpu_over_decode"] == 1.5
+    assert frame.loc["remfile", "open_s"] == 0.2
+    # a sample that failed in one pass fails the cell, even though asv kept the other passes' time
+    assert frame.loc["fsspec", "status"] == "failed" and "WrongRead" in frame.loc["fsspec", "reason"]
+    assert frame.loc["kerchunk", "status"] == "unsupported" and "lzf" in frame.loc["kerchunk", "reason"]
