@@ -78,8 +78,8 @@ def write_run(plan: Plan, jobs: list[Job]) -> Run:
     return run
 
 
-def open_run(url: str, endpoint_url: str | None = None, region: str | None = None) -> Run:
-    folder = parse_place(url, endpoint_url=endpoint_url, region=region)
+def open_run(url: str, endpoint_url: str | None = None, region: str | None = None, profile: str | None = None) -> Run:
+    folder = parse_place(url, endpoint_url=endpoint_url, region=region, profile=profile)
     return Run(folder, Path(url.rstrip("/")).name)
 
 

@@ -8,20 +8,24 @@ even when a library swallowed the interruption (:mod:`nwb_cloud.processes`).
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import pkgutil
 import signal
 import sys
 
 from nwb_cloud import __version__, processes
+from nwb_cloud.cli._options import OneLineParser
 from nwb_cloud.errors import NwbCloudError
 
 EXIT_USER_ERROR = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nwb-cloud", description=__doc__.splitlines()[0])
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(
+        prog="nwb-cloud",
+        description="Convert, store and read NWB data in the cloud, and measure how fast: one command per job. "
+        "Results go to stdout, progress to stderr; a wrong value is one line and exit code 2.",
+    )
     parser.add_argument("--version", action="version", version=f"nwb-cloud {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
