@@ -42,7 +42,9 @@ def aws_files(endpoint, store, tmp_path_factory):
 
 def _index_info(store, env, *extra):
     url = f"s3://{store.bucket}/{KEY}"
-    return nwb_cloud("index", "info", url, "--endpoint-url", store.endpoint_url, "--data-dir", "/tmp/x", *extra, env=env)
+    return nwb_cloud(
+        "index", "info", url, "--endpoint-url", store.endpoint_url, "--data-dir", "/tmp/x", *extra, env=env
+    )
 
 
 def test_a_profile_from_the_aws_config_files_is_used(store, aws_files):
