@@ -231,6 +231,7 @@ def test_the_decode_term_is_the_fastest_decoders_and_h5pys_is_kept_beside_it():
     floor = bound(measured, PROFILES["loopback"])
     assert floor.decode_s == pytest.approx(0.3) and floor.decode_h5py_s == pytest.approx(1.0)  # both on 2 cores
     assert (floor.decoder, floor.local_pynwb_s, floor.seconds) == ("libdeflate", 2.3, floor.decode_s)
+    assert floor.decode_cpu_s == pytest.approx(0.6)  # before sharing: what "CPU / decode CPU" divides by
     # no faster decoder measured (a codec h5py's own filters decode): h5py's read is the term
     plain = bound(_read(int(20 * MB), chunks=4, local_s=2.0), PROFILES["loopback"])
     assert plain.decode_s == plain.decode_h5py_s == pytest.approx(1.0) and plain.decoder is None
@@ -416,3 +417,17 @@ def test_the_decoder_table_measures_every_decoder_on_both_codecs_and_drives_the_
     wrong = [{**row, "exact": False}]
     with pytest.raises(AssertionError, match="other bytes"):
         bench.track_output_mb_per_cpu_s(wrong, row["decoder"], "deflate", row["chunk_bytes"], "ecephys")
+
+
+def test_the_local_pynwb_baseline_opens_the_file_for_each_repeat(ecephys_asset, monkeypatch):
+    """A repeat on the same open file would find the chunks in HDF5's chunk cache (a warm read); the cold
+    cell's local counterpart starts each time from a new file object."""
+    import nwb_cloud.datasets.local as local
+    from nwb_cloud.analysis.decode import time_local_pynwb
+
+    opened = []
+    real = local.open_local
+    monkeypatch.setattr(local, "open_local", lambda path: opened.append(path) or real(path))
+    workload = get_workload("ecephys_electrode")
+    seconds, runs = time_local_pynwb(ecephys_asset.local_path, lambda f: workload.run(f, ecephys_asset.series), 3)
+    assert runs == 3 and len(opened) == 3 and seconds > 0

@@ -182,3 +182,33 @@ def test_a_speed_row_says_how_fast_and_whether_exact(name):
 def test_an_unknown_or_missing_decoder_is_named():
     with pytest.raises(KeyError, match="unknown decoder 'gzip'"):
         inflate.raw("gzip")
+
+
+def test_a_saved_table_is_loaded_for_the_versions_installed_only(tmp_path):
+    rows = [inflate.speed(name, AWKWARD["level-4"], len(RAW), repeats=1) for name in INSTALLED]
+    path = inflate.save_table(tmp_path / inflate.TABLE_FILE, rows)
+    assert inflate.load_table(path) == rows and all(r["version"] for r in rows)
+    stale = [{**rows[0], "version": "0.0.1"}, *rows[1:]]  # measured before an upgrade: not this code's figure
+    inflate.save_table(path, stale)
+    assert inflate.load_table(path) == rows[1:]
+    assert inflate.load_table(tmp_path / "missing.json") is None
+    (tmp_path / "corrupt.json").write_text("{")
+    assert inflate.load_table(tmp_path / "corrupt.json") is None
+
+
+def test_the_index_chooses_from_the_table_in_its_data_directory(tmp_path):
+    from nwb_cloud.access import nwb_index
+
+    table = [row("isal", 1_000_000, 900), row("libdeflate", 1_000_000, 100)]
+    for entry in table:
+        entry["version"] = inflate.version(entry["decoder"])
+    inflate.save_table(tmp_path / inflate.TABLE_FILE, table)
+    before = nwb_index._config
+    try:
+        nwb_index.configure(decoder_table=tmp_path / inflate.TABLE_FILE)
+        nwb_index.use_decoder_table()
+        assert inflate.decoder_for(DEFLATE, 1_000_000).decoder == "isal"
+    finally:
+        nwb_index._config = before
+        nwb_index._table_used = None
+        inflate.use_table(None)

@@ -3,6 +3,7 @@ skipped with their reason, and an exit status that says whether anything real fa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import textwrap
@@ -82,12 +83,22 @@ def _measure(settings, store, endpoint, tmp: Path, methods: list[str], method_fi
         profiles=["in-region"],
         repeat=2,
         blocks=[Block("all"), Block("more", workloads=["ophys_patch"], methods=["remfile"], samples=3)],
+        first_use=Block(
+            "first-use",
+            workloads=["ophys_patch"],
+            methods=methods[:1],
+            layouts=["workload-friendly"],
+            profiles=["in-region"],
+            samples=2,
+        ),
     )
     state_file = tmp / "state.json"
     state = prepare_run(settings.with_(state_file=state_file), store, grid, progress=False, log=lambda *_: None)
     state.extra[METHOD_FILES] = [str(method_file)]
     state.save(state_file)
-    return measure_prepared(state, state_file, REPO, endpoint.url, bench="streaming", asv_config=_asv_config(tmp))
+    return measure_prepared(
+        state, state_file, REPO, endpoint.url, bench="streaming|first_use", asv_config=_asv_config(tmp)
+    )
 
 
 @pytest.mark.slow
@@ -112,6 +123,13 @@ def test_a_clean_run_exits_0_with_unsupported_cells_skipped(settings, store, end
     medians = info["samples"]["ophys_patch|remfile|workload-friendly|in-region"]
     assert medians["samples"] == 3 and medians["seconds_q25"] <= medians["seconds"] <= medians["seconds_q75"]
     assert "pid" not in medians and "grid_pass" not in medians
+    # the first use in a fresh python: the method and the local h5py baseline, imports included and excluded
+    for method in ("remfile", "local-h5py"):
+        first = info["first_use"][f"ophys_patch|{method}|workload-friendly|in-region"]
+        assert first["samples"] == 2 and first["first_use_s"] > first["after_imports_s"] > 0
+        assert first["imports_s"] > 0.1 and first["first_use_s"] == pytest.approx(
+            first["imports_s"] + first["after_imports_s"], rel=0.05
+        )
 
 
 @pytest.mark.slow
@@ -204,3 +222,30 @@ def test_the_cells_frame_shows_cpu_unsupported_and_failed_samples():
     # a sample that failed in one pass fails the cell, even though asv kept the other passes' time
     assert frame.loc["fsspec", "status"] == "failed" and "WrongRead" in frame.loc["fsspec", "reason"]
     assert frame.loc["kerchunk", "status"] == "unsupported" and "lzf" in frame.loc["kerchunk", "reason"]
+
+
+def test_serving_cpu_is_measured_per_request_and_per_mb(endpoint):
+    from nwb_cloud.cloud.calibrate import ServingCost, measure_serving_cost
+
+    cost = measure_serving_cost(endpoint, requests_n=200, size=16 * 2**20, passes=2)
+    assert cost.server_cpu_s_per_request > 0 and cost.server_cpu_s_per_mb > 0  # rclone does work for each
+    assert cost.proxy_cpu_s_per_request >= 0 and cost.proxy_cpu_s_per_mb >= 0
+    assert cost.shares_reader_cores and ServingCost.from_dict(cost.to_dict()) == cost
+
+
+def test_the_bound_counts_serving_cpu_when_it_shares_the_readers_cores():
+    from nwb_cloud.analysis.bound import SHARED, Measured, bound
+    from nwb_cloud.cloud.calibrate import ServingCost
+    from nwb_cloud.cloud.profiles import get_profile
+
+    measured = Measured("k", "ophys_patch", "read", cores=2, local_s=1.0, chunks=8, ranges=8,
+                        compressed_bytes=100_000_000)  # fmt: skip
+    alone = bound(measured, get_profile("in-region"))
+    assert alone.serving_cpu_s == 0 and alone.decode_s == 0.5 and alone.binding == "decode"
+    serving = ServingCost(0.001, 0.002, 0.0002, 0.0005, requests=400, mb=128, cores=2, shares_reader_cores=True)
+    shared = bound(measured, get_profile("in-region"), serving=serving)
+    assert shared.serving_cpu_s == pytest.approx(8 * 0.0012 + 100 * 0.0025)
+    assert shared.shared_cpu_s == pytest.approx((1.0 + shared.serving_cpu_s) / 2)
+    assert shared.binding == SHARED and shared.seconds == shared.shared_cpu_s > alone.seconds
+    apart = bound(measured, get_profile("in-region"), serving=dataclasses.replace(serving, shares_reader_cores=False))
+    assert apart.seconds == alone.seconds and apart.serving_cpu_s == shared.serving_cpu_s

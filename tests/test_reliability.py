@@ -46,10 +46,14 @@ def test_methods_under_faults_and_the_file_the_report_reads(endpoint, store, cat
         subjects, expected, store, endpoint.url, scenarios, "loopback", LIMIT_S, on_row=lambda *a: seen.append(a)
     )
     cells = by_cell(rows)
+    # remfile's open GETs the whole object for its length (an aborted GET): the faults are injected there too
+    whole = ("slowdown-whole-get", "truncate-whole-get")
     assert [(r["method"], r["fault"]) for r in rows] == [
-        (m, f) for m in ("remfile", "fsspec-https") for f in ("no-fault", "slowdown-once", "truncate-once")
+        *[("remfile", f) for f in ("no-fault", "slowdown-once", "truncate-once", *whole)],
+        *[("fsspec-https", f) for f in ("no-fault", "slowdown-once", "truncate-once")],
     ]
-    assert [done for _, done, _ in seen] == list(range(1, 7)) and {total for *_, total in seen} == {6}
+    # the total grows when a control shows whole-object GETs to probe
+    assert [done for _, done, _ in seen] == list(range(1, 9)) and seen[-1][2] == 8
     for method in ("remfile", "fsspec-https"):  # the control: exact without any fault
         control = cells[method, "no-fault"]
         assert control["outcome"] == "exact" and control["faults_injected"] == {} and control["requests"] > 1
@@ -121,7 +125,7 @@ def test_the_command_writes_the_table_and_fails_on_wrong_data(tmp_path, monkeypa
     (written,) = (tmp_path / "results" / "reliability").glob("*.json")
     payload = json.loads(written.read_text())
     assert payload["wrong_data"] == ["remfile"] and payload["size"] == "tiny"
-    assert set(payload["scenarios"]) == {"slowdown-once"} and payload["seconds"]["total"] > 0
+    assert set(payload["scenarios"]) == {"slowdown-once", "slowdown-whole-get"} and payload["seconds"]["total"] > 0
     cells = by_cell(payload["rows"])
     assert cells["fsspec", "slowdown-once"]["outcome"] == "exact" and cells["fsspec", "slowdown-once"]["tested"]
 
@@ -140,3 +144,21 @@ def test_error_texts_lose_sigv4_parameters_outside_urls_too():
     text = describe(RuntimeError(f"refused: {header}"))
     assert "AKIDEXAMPLE" not in text and "0123abcd" not in text
     assert "Credential=…" in text and "Signature=…" in text
+
+
+def test_a_cold_index_open_meets_every_fault_on_its_sidecar_and_retries_it(endpoint, store, catalog, asset, expected):
+    from nwb_cloud.suite.prepare import prepare_methods
+
+    methods = ["nwb-index", "nwb-index-warm"]
+    assert prepare_methods(catalog, methods, log=lambda *_: None) == {}
+    scenarios = table.scenarios_named(["reset-once", "truncate-once"])
+    subjects = table.method_subjects(catalog, asset, methods, prepare_failures={})
+    cells = by_cell(table.run_table(subjects, expected, store, endpoint.url, scenarios, "loopback", LIMIT_S))
+    # cold: the open GETs the sidecar (a whole object), so the same faults are injected there too
+    for fault in ("reset-whole-get", "truncate-whole-get"):
+        row = cells["nwb-index", fault]
+        assert row["tested"] and row["outcome"] == "exact", row  # the sidecar's body is fetched again
+        assert "whole-object" in row["eligible"]
+    # warm: the cached index and a HEAD; no whole-object GET, so no index scenario
+    assert ("nwb-index-warm", "reset-whole-get") not in cells
+    assert cells["nwb-index-warm", "reset-once"]["outcome"] == "exact"

@@ -36,6 +36,8 @@ from nwb_cloud.access.base import AccessError, Method, require_writable, transla
 from nwb_cloud.access.derived import identity, require_current
 from nwb_cloud.cloud.store import describe_client_error
 from nwb_cloud.cloud.transfer import upload
+from nwb_cloud.refs.fetch import FetchError, retry_broken_body
+from nwb_cloud.refs.plan import Policy
 
 SUFFIX = ".lindi.json"
 TEMPLATE = "asset"
@@ -91,8 +93,14 @@ def _prepare_json(store, key, local_path):
 def _open_from_json(store, key):
     json_key = key + SUFFIX
     client = store.client()
-    try:
-        body = client.get_object(Bucket=store.bucket, Key=json_key)["Body"].read()
+    try:  # this harness fetches the JSON (presigned chunk URLs), with the body retry of the index's sidecar GET
+        body = retry_broken_body(
+            lambda: client.get_object(Bucket=store.bucket, Key=json_key)["Body"].read(),
+            store.s3_url(json_key),
+            Policy().retries,
+        )
+    except FetchError as error:
+        raise AccessError(f"lindi-json: {error}") from None
     except client.exceptions.NoSuchKey:
         raise AccessError(
             f"lindi-json: no LINDI JSON at {store.s3_url(json_key)}: prepare the run (or the asset does not exist)"

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from nwb_cloud.access.base import AccessError, Method, Opened, Unsupported
 from nwb_cloud.cloud.store import StoreError
-from nwb_cloud.refs import Unrepresentable, build_index
+from nwb_cloud.refs import Unrepresentable, build_index, inflate
 from nwb_cloud.refs import sidecar as sidecars
 from nwb_cloud.refs.cache import AssetIdentity, IndexCache
 from nwb_cloud.refs.fetch import RangeReader
@@ -51,21 +51,45 @@ class Config:
     cache_dir: Path | None = None  # None: default_cache_dir()
     build: bool = False  # build a missing index into the cache on open
     policy: Policy = Policy()
+    decoder_table: Path | None = None  # None: default_decoder_table()
 
 
 _config = Config()
+_table_used: Path | None = None
 
 
-def configure(cache_dir: Path | str | None = None, build: bool | None = None, policy: Policy | None = None) -> Config:
-    """Set the method's defaults (the cache directory, building on open, the fetch policy); returns them."""
+def configure(
+    cache_dir: Path | str | None = None,
+    build: bool | None = None,
+    policy: Policy | None = None,
+    decoder_table: Path | str | None = None,
+) -> Config:
+    """Set the method's defaults (the cache directory, building on open, the fetch policy, the measured
+    decoder table); returns them."""
     global _config
-    changes = {"cache_dir": Path(cache_dir) if cache_dir is not None else None, "build": build, "policy": policy}
+    changes = {"cache_dir": Path(cache_dir) if cache_dir is not None else None, "build": build, "policy": policy,
+               "decoder_table": Path(decoder_table) if decoder_table is not None else None}  # fmt: skip
     _config = replace(_config, **{k: v for k, v in changes.items() if v is not None})
     return _config
 
 
 def default_cache_dir() -> Path:
     return Settings.from_env().data_dir / CACHE_FOLDER
+
+
+def default_decoder_table() -> Path:
+    """Where a run of the suite keeps the decoder table it measured on this machine."""
+    return Settings.from_env().data_dir / inflate.TABLE_FILE
+
+
+def use_decoder_table() -> None:
+    """Choose decoders from the measured table (:mod:`nwb_cloud.refs.inflate`), read once per process and
+    path; without one, inflate's own ranking."""
+    global _table_used
+    path = _config.decoder_table or default_decoder_table()
+    if path != _table_used:
+        inflate.use_table(inflate.load_table(path))
+        _table_used = path
 
 
 def index_cache() -> IndexCache:
@@ -79,6 +103,7 @@ def open_nwb_index(store, key: str, cache=None, build=None, progress=None, polic
     ``progress(done, total)`` follows a build. A cached index is opened while the HEAD that checks it is
     in flight; should the asset have changed, that open is dropped and the index found again.
     """
+    use_decoder_table()  # before the store's arrays choose their decoder
     cache = cache or index_cache()
     build = _config.build if build is None else build
     for speculate in (True, False):

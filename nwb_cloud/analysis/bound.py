@@ -15,6 +15,12 @@ bound = max(network, decode), because fetching and decoding can overlap but neit
   term (zlib, and HDF5's read path) is kept beside it as ``decode_h5py_s``: being faster than h5py is the
   user's gain, being near the fastest decoder's term is the reader's. For an open, the measured local pynwb
   open (metadata parsing and object construction, single-threaded, not divided).
+* serving, on a shared machine: the embedded S3 server and the shaping proxy run on the reader's cores and
+  spend CPU on every request and byte they serve (measured per request and per MB at the start of a run:
+  :class:`~nwb_cloud.cloud.calibrate.ServingCost`). When they share the reader's cores, the machine must do
+  the decode's CPU and theirs on ``cores``: ``shared_cpu_s = (decode_cpu_s + serving_cpu_s) /
+  cores`` is a third term of the max (``binding == "decode+serving"`` when it binds). The ideal reader's
+  requests are one per range of touched chunks (READ) or one (OPEN). Without a measured cost the term is 0.
 
 Beside the bound, ``local_pynwb_s`` is what a user pays locally for the same work: h5py + pynwb running the
 workload on the local file (the open excluded, as in a read cell), the denominator of "time / local h5py".
@@ -28,9 +34,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from nwb_cloud.analysis import cost
+from nwb_cloud.cloud.calibrate import ServingCost
 from nwb_cloud.cloud.profiles import Profile
 
 READ, OPEN = "read", "open"
+SHARED = "decode+serving"  # the binding when the decode and the serving CPU together bind
 
 
 @dataclass(frozen=True)
@@ -93,7 +101,10 @@ class Floor:
     metadata_bytes: int
     decode_h5py_s: float = 0.0  # h5py's local read shared by the cores (the decode term before the fastest decoder)
     decoder: str | None = None  # the decoder of decode_s; None: h5py's own filters
+    decode_cpu_s: float = 0.0  # decode_s before sharing: the CPU a reader's decoding needs ("CPU / decode CPU")
     local_pynwb_s: float | None = None  # what h5py + pynwb take locally for the same workload (READ)
+    serving_cpu_s: float = 0.0  # CPU the embedded server + proxy spend serving the needed requests and bytes
+    shared_cpu_s: float = 0.0  # (decode CPU + serving CPU) / cores when they share the reader's cores, else 0
 
     @property
     def needed_bytes(self) -> int:
@@ -108,11 +119,14 @@ class Floor:
         return asdict(self)
 
 
-def bound(measured: Measured, profile: Profile, loopback_throughput: float | None = None) -> Floor:
+def bound(
+    measured: Measured, profile: Profile, loopback_throughput: float | None = None, serving: ServingCost | None = None
+) -> Floor:
     """The :class:`Floor` of ``measured`` under ``profile``.
 
     ``loopback_throughput`` (bytes/s, see :mod:`nwb_cloud.analysis.loopback`) prices bytes on an unshaped
-    profile; without it the unshaped network costs nothing and the bound is the decode time.
+    profile; without it the unshaped network costs nothing and the bound is the decode time. ``serving``:
+    what the embedded server and proxy cost in CPU (see the module docstring); None on real S3.
     """
     if measured.kind == READ:
         nbytes, warm = measured.compressed_bytes, True
@@ -131,13 +145,19 @@ def bound(measured: Measured, profile: Profile, loopback_throughput: float | Non
     network_s = cost.ideal_transfer_s(profile, nbytes, warm=warm, loopback_throughput=loopback_throughput)
     decode_h5py_s = measured.local_s / decode_cores
     fastest = measured.fast_decode_s if measured.kind == READ else None
-    decode_s = min(fastest, measured.local_s) / decode_cores if fastest is not None else decode_h5py_s
+    decode_cpu_s = min(fastest, measured.local_s) if fastest is not None else measured.local_s
+    decode_s = decode_cpu_s / decode_cores
     best = cost.bandwidth(profile, cost.INF, loopback_throughput)
+    requests = max(1, measured.ranges) if measured.kind == READ else 1
+    serving_cpu_s = serving.cpu_s(requests, nbytes) if serving is not None else 0.0
+    shared = serving is not None and serving.shares_reader_cores
+    shared_cpu_s = (decode_cpu_s + serving_cpu_s) / max(1, measured.cores) if shared else 0.0
+    terms = {"decode": decode_s, "network": network_s, SHARED: shared_cpu_s}  # a tie binds the first
     return Floor(
-        seconds=max(network_s, decode_s),
+        seconds=max(terms.values()),
         network_s=network_s,
         decode_s=decode_s,
-        binding="network" if network_s > decode_s else "decode",
+        binding=max(terms, key=terms.get),
         kind=measured.kind,
         asset=measured.asset,
         workload=measured.workload,
@@ -157,6 +177,9 @@ def bound(measured: Measured, profile: Profile, loopback_throughput: float | Non
         metadata_reads=measured.metadata_reads,
         metadata_bytes=measured.metadata_bytes,
         decode_h5py_s=decode_h5py_s,
+        decode_cpu_s=decode_cpu_s,
         decoder=measured.decoder if fastest is not None else None,
         local_pynwb_s=measured.local_pynwb_s,
+        serving_cpu_s=serving_cpu_s,
+        shared_cpu_s=shared_cpu_s,
     )

@@ -19,12 +19,13 @@ from nwb_cloud.analysis.decode import fastest_decode_s, time_local_pynwb, time_l
 from nwb_cloud.analysis.errors import AnalysisError, FloorUnavailable
 from nwb_cloud.analysis.loopback import stored_loopback_throughput
 from nwb_cloud.analysis.metadata import count_open_reads, time_local_open
+from nwb_cloud.analysis.serving import stored_serving_cost
 from nwb_cloud.cloud.profiles import Profile, get_profile
 from nwb_cloud.datasets.catalog import Asset
 from nwb_cloud.settings import usable_cores
 from nwb_cloud.workloads import Workload, get_workload
 
-MEASURE_VERSION = 2  # bump when what is measured, or how, changes
+MEASURE_VERSION = 3  # bump when what is measured, or how, changes
 REPEATS = 3
 
 
@@ -113,7 +114,8 @@ def floor_for(
 
     On the unshaped ``loopback`` profile, bytes are priced at ``loopback_throughput`` or, when not given, at
     the throughput measured for this run under ``data_dir`` (:func:`measure_loopback_throughput`); if
-    neither exists the loopback network is free and the floor is the decode time.
+    neither exists the loopback network is free and the floor is the decode time. The CPU the embedded
+    server and proxy spend serving is counted when the run measured it (:mod:`nwb_cloud.analysis.serving`).
     """
     workload = get_workload(workload) if isinstance(workload, str) else workload
     profile = get_profile(profile) if isinstance(profile, str) else profile
@@ -123,7 +125,8 @@ def floor_for(
         )
     if loopback_throughput is None and not profile.shaped:
         loopback_throughput = stored_loopback_throughput(data_dir)
-    return bound(measured(asset, workload, data_dir), profile, loopback_throughput=loopback_throughput)
+    serving = stored_serving_cost(data_dir)
+    return bound(measured(asset, workload, data_dir), profile, loopback_throughput=loopback_throughput, serving=serving)
 
 
 def _local_copy(asset: Asset) -> Path:

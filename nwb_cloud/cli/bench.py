@@ -54,7 +54,8 @@ def _loop_verdicts(repo: Path) -> None:
 
 
 def bench(args) -> int:
-    from nwb_cloud.cloud.calibrate import measure_overhead
+    from nwb_cloud.analysis.serving import store_serving_cost
+    from nwb_cloud.cloud.calibrate import measure_overhead, measure_serving_cost
     from nwb_cloud.suite.asv_driver import refuse_results_of_commit
     from nwb_cloud.suite.measure import measure_prepared
     from nwb_cloud.suite.prepare import prepare_run
@@ -76,6 +77,11 @@ def bench(args) -> int:
     else:
         with embedded_store(settings) as (endpoint, store):
             console.print(f"embedded S3 endpoint: {endpoint.url}")
+            serving = None
+            if not args.no_calibrate:  # before the bounds: they count it (nwb_cloud.analysis.bound)
+                console.print("measuring what the embedded server and the proxy cost in CPU per request and MB")
+                serving = measure_serving_cost(endpoint)
+                store_serving_cost(settings.data_dir, serving)
             grid, extend, bench_pattern = None, None, args.bench
             if args.block == "loop":
                 grid, extend = _loop(args, settings, repo, store)
@@ -90,7 +96,9 @@ def bench(args) -> int:
             if not args.no_calibrate:
                 console.print("measuring the shaping proxy's own overhead against direct loopback")
                 overhead = measure_overhead(endpoint).to_dict()
-            measured = measure_prepared(state, settings.state_path, repo, endpoint.url, overhead, bench_pattern)
+            measured = measure_prepared(
+                state, settings.state_path, repo, endpoint.url, overhead, bench_pattern, serving=serving
+            )
     info, outcome, failed = measured.info, measured.asv, measured.failures
     info_path = write_run_info(repo / "results", info)
     console.print(f"run info: {info_path}")
@@ -114,7 +122,12 @@ def register(subparsers) -> None:
     add_settings_arguments(parser)
     add(parser, "--bench", value=REGEX, help="only benchmarks matching this regular expression (asv --bench)")
     add(parser, "--repo", value=FOLDER, default=".", help="the nwb-cloud checkout holding asv.conf.json (default .)")
-    add(parser, "--no-calibrate", action="store_true", help="skip measuring the proxy's own overhead")
+    add(
+        parser,
+        "--no-calibrate",
+        action="store_true",
+        help="skip measuring the proxy's overhead and the serving CPU cost",
+    )
     add(
         parser,
         "--block",

@@ -4,6 +4,12 @@ The proxy must not be what limits a benchmark: :func:`measure_overhead` times sm
 bulk throughput (one stream and ``parallel`` streams) directly and through an unshaped (``loopback``)
 proxy (in-process and in its own process), and the throughput reached through each shaped profile next
 to what that profile allows.
+
+On a small machine the embedded server and the proxy run on the reader's cores, so what they spend is CPU
+the reader cannot use: :func:`measure_serving_cost` measures it (CPU seconds per request and per MB, from
+their processes' CPU times while a lean client reads through them), and the bound counts it
+(:mod:`nwb_cloud.analysis.bound`) when they share the reader's cores. Nothing is pinned to cores here: on
+2 cores there is none to spare.
 The client is a lean HTTP range reader (``requests`` with 1 MiB raw reads), so the figures are the
 endpoint's and the proxy's, not a read library's. Run ``python -m nwb_cloud.cloud.calibrate``.
 """
@@ -19,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psutil
 import requests
 
 from nwb_cloud.cloud.endpoint import Endpoint
@@ -26,6 +33,7 @@ from nwb_cloud.cloud.profiles import PROFILES, Profile
 from nwb_cloud.cloud.proxy import ShapingProxy
 from nwb_cloud.cloud.proxy_process import ProxyProcess
 from nwb_cloud.cloud.store import Store
+from nwb_cloud.settings import usable_cores
 
 MiB = 2**20
 CALIBRATION_KEY = "calibration/random.bin"
@@ -179,6 +187,77 @@ def measure_overhead(
     finally:
         store.client().delete_object(Bucket=store.bucket, Key=CALIBRATION_KEY)
     return Overhead(size / 1e6, parallel, figures, busy, _expected(in_region, size, 1))
+
+
+@dataclass(frozen=True)
+class ServingCost:
+    """CPU seconds the embedded server and the shaping proxy spend per request and per MB they serve."""
+
+    server_cpu_s_per_request: float
+    server_cpu_s_per_mb: float
+    proxy_cpu_s_per_request: float
+    proxy_cpu_s_per_mb: float
+    requests: int  # how many small GETs the per-request figures come from
+    mb: float  # how many MB the per-MB figures come from
+    cores: int  # cores the reader, the server and the proxy share
+    shares_reader_cores: bool  # True: the bound counts this CPU (nothing is pinned apart)
+
+    def cpu_s(self, requests: int, nbytes: int) -> float:
+        """What serving ``requests`` requests of ``nbytes`` bytes costs the server and the proxy together."""
+        per_request = self.server_cpu_s_per_request + self.proxy_cpu_s_per_request
+        per_mb = self.server_cpu_s_per_mb + self.proxy_cpu_s_per_mb
+        return requests * per_request + nbytes / 1e6 * per_mb
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, payload: dict) -> ServingCost:
+        return cls(**{k: payload[k] for k in cls.__dataclass_fields__})
+
+
+def _cpu_s(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def measure_serving_cost(
+    endpoint: Endpoint, requests_n: int = 400, size: int = 32 * MiB, passes: int = 4
+) -> ServingCost:
+    """The server's and the proxy's CPU per small GET and per MB, through an unshaped proxy in its own process.
+
+    ``requests_n`` 100-byte GETs on one connection give the per-request figure; ``passes`` whole reads of a
+    ``size`` object (one GET each) give the per-MB figure, less their requests' share. CPU times come from
+    the processes' counters (10 ms ticks), so the totals measured are kept well above that.
+    """
+    store = endpoint.create_bucket()
+    store.client().put_object(Bucket=store.bucket, Key=CALIBRATION_KEY, Body=os.urandom(size))
+    try:
+        with ProxyProcess(endpoint.url, PROFILES["loopback"]) as proxy:
+            url, session = store.via(proxy.url).http_url(CALIBRATION_KEY), requests.Session()
+            read_range(session, url, 0, 100)  # open the connection
+            server, relay = _cpu_s(endpoint.pid), _cpu_s(proxy.pid)
+            for _ in range(requests_n):
+                read_range(session, url, 0, 100)
+            server_small, relay_small = _cpu_s(endpoint.pid) - server, _cpu_s(proxy.pid) - relay
+            server, relay = _cpu_s(endpoint.pid), _cpu_s(proxy.pid)
+            for _ in range(passes):
+                read_range(session, url, 0, size)
+            server_bulk, relay_bulk = _cpu_s(endpoint.pid) - server, _cpu_s(proxy.pid) - relay
+    finally:
+        store.client().delete_object(Bucket=store.bucket, Key=CALIBRATION_KEY)
+    mb = passes * size / 1e6
+    per_request = server_small / requests_n, relay_small / requests_n
+    return ServingCost(
+        server_cpu_s_per_request=per_request[0],
+        server_cpu_s_per_mb=max(0.0, server_bulk - passes * per_request[0]) / mb,
+        proxy_cpu_s_per_request=per_request[1],
+        proxy_cpu_s_per_mb=max(0.0, relay_bulk - passes * per_request[1]) / mb,
+        requests=requests_n,
+        mb=mb,
+        cores=usable_cores(),
+        shares_reader_cores=True,
+    )
 
 
 if __name__ == "__main__":

@@ -155,6 +155,11 @@ class Endpoint:
         processes.stop(process, grace_s=10)
 
     @property
+    def pid(self) -> int | None:
+        """The ``rclone serve s3`` process (its CPU is what serving costs: :mod:`nwb_cloud.cloud.calibrate`)."""
+        return self._process.pid if self.running else None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 

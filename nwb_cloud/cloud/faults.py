@@ -41,6 +41,7 @@ class Faults:
     schedule: dict[int, str] = field(default_factory=dict)  # n-th eligible request (1-based) -> fault kind
     methods: tuple[str, ...] = ("GET",)  # requests eligible for faults
     ranged_only: bool = False  # only requests with a Range header (data reads, not a size probe) are eligible
+    whole_only: bool = False  # only requests without a Range header (whole objects: an index document)
 
     def __post_init__(self):
         probabilities = self._probabilities()
@@ -58,6 +59,8 @@ class Faults:
                 raise FaultConfigError(f"unknown fault {kind!r} in schedule; known: {', '.join(FAULT_KINDS)}")
             if not isinstance(n, int) or n < 1:
                 raise FaultConfigError(f"schedule positions count eligible requests from 1, got {n!r}")
+        if self.ranged_only and self.whole_only:
+            raise FaultConfigError("ranged_only and whole_only exclude each other: no request would be eligible")
         object.__setattr__(self, "methods", tuple(m.upper() for m in self.methods))
 
     def _probabilities(self) -> list[tuple[str, float]]:
@@ -101,7 +104,7 @@ class FaultInjector:
     def choose(self, method: str, target: str, byte_range: str = "") -> str | None:
         if not self.faults.active or method.upper() not in self.faults.methods:
             return None
-        if self.faults.ranged_only and not byte_range:
+        if (self.faults.ranged_only and not byte_range) or (self.faults.whole_only and byte_range):
             return None
         path = target.split("?", 1)[0]
         with self._lock:

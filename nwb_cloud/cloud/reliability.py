@@ -65,6 +65,7 @@ class ProbeResult:
     faults_injected: dict[str, int] = field(default_factory=dict)
     requests: int = 0
     responses: dict[int, int] = field(default_factory=dict)  # by status code, as the reader saw them
+    requests_by_method: dict[str, int] = field(default_factory=dict)  # GET, HEAD, ...
     error: str | None = None  # exception type and first line of its message, URL queries removed
 
     @property
@@ -111,7 +112,11 @@ def probe(
         receiver.close()
         counted = proxy.traffic.snapshot()
     common = dict(
-        seconds=seconds, faults_injected=counted.faults, requests=counted.requests_total, responses=counted.responses
+        seconds=seconds,
+        faults_injected=counted.faults,
+        requests=counted.requests_total,
+        responses=counted.responses,
+        requests_by_method=dict(counted.requests),
     )
     if not answered:
         return ProbeResult(HANG, **common)

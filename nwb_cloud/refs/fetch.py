@@ -28,7 +28,9 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 import botocore.exceptions
 import botocore.session
@@ -47,6 +49,7 @@ _BODY_ERRORS = (
     TimeoutError,
 )
 _BACKOFF_S = 0.1
+T = TypeVar("T")
 
 _session = None
 _session_lock = threading.Lock()
@@ -54,6 +57,24 @@ _session_lock = threading.Lock()
 
 class FetchError(RefsError):
     """Bytes of an asset could not be read (the message names the object and the range)."""
+
+
+def retry_broken_body(request: Callable[[], T], what: str, retries: int) -> T:
+    """``request()``, sent again (with backoff) while its response body breaks off, up to ``retries`` more times.
+
+    botocore retries a request that fails before its body (503, reset on connect); a body cut half-way
+    (a reset, a truncated response, a stall past the read timeout) reaches the caller, and only a new
+    request gets the bytes: chunk reads and the sidecar's GET both go through here.
+    """
+    attempt = 0
+    while True:
+        try:
+            return request()
+        except _BODY_ERRORS as error:
+            attempt += 1
+            if attempt > retries:
+                raise FetchError(f"cannot read {what}: {type(error).__name__} after {attempt} attempts") from None
+            time.sleep(_BACKOFF_S * 2 ** (attempt - 1))
 
 
 def s3_client(store: Store, pool_size: int):
@@ -90,19 +111,8 @@ class RangeReader:
     def read_into(self, start: int, view: memoryview) -> None:
         """Fill ``view`` with the object's bytes from ``start`` on (retrying a body that breaks off)."""
         end = start + len(view)
-        attempt = 0
-        while True:
-            try:
-                self._get_into(start, end, view)
-                return
-            except _BODY_ERRORS as error:
-                attempt += 1
-                if attempt > self.policy.retries:
-                    raise FetchError(
-                        f"cannot read bytes {start}-{end - 1} of {self.url}: {type(error).__name__} "
-                        f"after {attempt} attempts"
-                    ) from None
-                time.sleep(_BACKOFF_S * 2 ** (attempt - 1))
+        retry_broken_body(lambda: self._get_into(start, end, view), f"bytes {start}-{end - 1} of {self.url}",
+                          self.policy.retries)  # fmt: skip
 
     def submit(self, start: int, view: memoryview) -> Future:
         """:meth:`read_into` on the reader's connections; the future's result is None."""

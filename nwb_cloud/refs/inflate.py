@@ -23,22 +23,31 @@ The choice
     :func:`choose` picks, for a codec (``deflate`` or ``shuffle+deflate``) and a chunk size, the fastest
     exact decoder in a measured table (rows of :func:`speed`); without a table, the first installed of
     :data:`RANKING`, the order the table gave on this machine. :func:`use_table` makes a measured table the
-    process's choice; :func:`decoder_for` is what the index's data path calls for each array.
+    process's choice; :func:`decoder_for` is what the index's data path calls for each array. A run of the
+    suite measures the table on its machine and saves it (:func:`save_table`) in the data directory, where
+    ``nwb-index`` loads it before its first open (:func:`load_table`; rows of other package versions are
+    dropped).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import json
 import math
 import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from nwb_cloud.files import write_text_whole
 
 Inflate = Callable[[object, int], object]  # (zlib stream, decoded size hint) -> decoded bytes-like
 
 DEFLATE, SHUFFLE_DEFLATE = "deflate", "shuffle+deflate"
+TABLE_FILE = "decoders.json"  # a measured table in a data directory (see load_table)
 CODECS = (DEFLATE, SHUFFLE_DEFLATE)
 
 
@@ -140,7 +149,8 @@ def speed(name: str, stream, size: int, codec: str = DEFLATE, repeats: int = 5) 
     says whether its bytes equal zlib's (a decoder that is not exact is never chosen)."""
     inflate = raw(name)
     reference = zlib.decompress(stream, bufsize=max(size, 1))
-    row = {"decoder": name, "codec": codec, "chunk_bytes": int(size), "stored_bytes": len(stream)}
+    row = {"decoder": name, "version": version(name), "codec": codec, "chunk_bytes": int(size),
+           "stored_bytes": len(stream)}  # fmt: skip
     if inflate is None:
         return {**row, "installed": False, "exact": False, "output_mb_per_cpu_s": None}
     best = float("inf")
@@ -170,6 +180,32 @@ def choose(codec: str, chunk_bytes: int, table: Sequence[dict] | None = None) ->
                 seconds.setdefault(r["decoder"], []).append(1 / r["output_mb_per_cpu_s"])
         return min(seconds, key=lambda name: (sum(seconds[name]) / len(seconds[name]), RANKING.index(name)))
     return next(name for name in RANKING if name in installed)
+
+
+def version(name: str) -> str | None:
+    """The installed version of decoder ``name``'s package (zlib: the zlib library's), None if not installed."""
+    distribution = DECODERS[name].distribution
+    if not distribution:
+        return zlib.ZLIB_RUNTIME_VERSION
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def save_table(path: str | Path, table: Sequence[dict]) -> Path:
+    """Keep a measured table (rows of :func:`speed`) where :func:`load_table` finds it."""
+    return write_text_whole(path, json.dumps({"decoders": list(table)}, indent=1))
+
+
+def load_table(path: str | Path) -> list[dict] | None:
+    """The table saved at ``path``, less the rows of a decoder whose installed version is not the one measured
+    (a table from before an upgrade says nothing about the new code); None when there is none to read."""
+    try:
+        rows = json.loads(Path(path).read_text())["decoders"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [r for r in rows if r.get("decoder") in DECODERS and r.get("version") == version(r["decoder"])]
 
 
 def use_table(table: Sequence[dict] | None) -> None:

@@ -24,7 +24,8 @@ import botocore.exceptions
 from nwb_cloud.cloud.store import Store, StoreError, describe_client_error
 from nwb_cloud.refs.cache import AssetIdentity, IndexCache
 from nwb_cloud.refs.errors import CorruptIndex, RefsError
-from nwb_cloud.refs.fetch import s3_client
+from nwb_cloud.refs.fetch import FetchError, retry_broken_body, s3_client
+from nwb_cloud.refs.plan import Policy
 from nwb_cloud.refs.reader import check_index
 from nwb_cloud.refs.storage import AUTO, PARQUET, ZMETADATA, choose, is_parquet_metadata, write_parquet
 from nwb_cloud.refs.translate import dumps
@@ -168,8 +169,15 @@ def head(client, store: Store, key: str) -> AssetIdentity:
 
 
 def _get(client, store: Store, key: str, missing_is_corrupt: bool = False) -> bytes:
-    try:
+    """The object's body; a body that breaks off is fetched again, as chunk reads are (``retry_broken_body``)."""
+
+    def get() -> bytes:  # botocore's read() checks the length: a body cut short raises IncompleteReadError
         return client.get_object(Bucket=store.bucket, Key=key)["Body"].read()
+
+    try:
+        return retry_broken_body(get, store.s3_url(key), Policy().retries)
+    except FetchError as error:
+        raise StoreError(str(error)) from None
     except botocore.exceptions.ClientError as error:
         code = str(error.response.get("Error", {}).get("Code", ""))
         # an anonymous reader of a bucket it may not list gets 403, not 404, for a key that does not exist

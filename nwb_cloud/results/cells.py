@@ -15,11 +15,19 @@ record them):
 
 ``cpu_s``            median client CPU seconds of the timed part of a sample: the reader's process only (the
                      embedded server and the shaping proxy are other processes), all its threads
-``decode_cpu_s``     the CPU a local single-threaded read of the same selection from the local copy takes (the
-                     bound's measured ``local_s``: decoding the touched chunks, plus h5py's own work); for an
-                     open, the local pynwb open
+``decode_cpu_s``     the CPU decoding the touched chunks takes on this machine (the floor's ``decode_cpu_s``:
+                     the fastest exact decoder where one applies; a run info without it gives the local
+                     single-threaded h5py read, ``local_s``); for an open, the local pynwb open
 ``cpu_over_decode``  ``cpu_s / decode_cpu_s``: how much CPU the method spends per unit of the unavoidable work
 ``open_s``           median wall time of the untimed fresh open before a read (NaN for the open workloads)
+
+Columns from the run info's ``first_use`` (a fresh ``python`` to the first selection's data, on the read
+cells the run measured it on; :mod:`nwb_cloud.suite.first_use`):
+
+``first_use_s``                median, imports included (interpreter, imports, client, index fetch, open, read)
+``first_use_after_imports_s``  median, imports excluded
+``first_use_local_s``          the same script against the local file with h5py + pynwb (the baseline)
+``first_use_over_local``       ``first_use_s / first_use_local_s``
 """
 
 from __future__ import annotations
@@ -93,15 +101,26 @@ def cells_frame(records: list[Record], run_infos: list[dict] | None = None) -> p
 SAMPLE_COLUMNS = {"cpu_s": "cpu_s", "open_s": "open_s"}
 
 
+# The run info's ``first_use`` figures -> the cell columns they give (``local``: the baseline's, same cell).
+FIRST_USE_COLUMNS = {"first_use_s": "first_use_s", "first_use_after_imports_s": "after_imports_s"}
+LOCAL_BASELINE = "local-h5py"  # nwb_cloud.suite.first_use.LOCAL
+
+
 def _fill_from_samples(frame: pd.DataFrame, infos: dict) -> None:
-    for column in SAMPLE_COLUMNS:
-        frame[column] = np.nan
+    for column in [*SAMPLE_COLUMNS, *FIRST_USE_COLUMNS, "first_use_local_s"]:
+        if column not in frame:  # the first-use benchmark's own rows carry first_use_s as a track
+            frame[column] = np.nan
     for index, row in zip(frame.index, frame.to_dict("records")):
-        medians = (infos[row["machine"], row["commit"]].get("samples") or {}).get(_cell_label(row)) or {}
-        for column, key in SAMPLE_COLUMNS.items():
-            value = medians.get(key)
-            if isinstance(value, int | float):
-                frame.loc[index, column] = value
+        info = infos[row["machine"], row["commit"]]
+        medians = (info.get("samples") or {}).get(_cell_label(row)) or {}
+        first = info.get("first_use") or {}
+        local = first.get("|".join([row["workload"], LOCAL_BASELINE, row["layout"], row["profile"]])) or {}
+        for columns, figures in ((SAMPLE_COLUMNS, medians), (FIRST_USE_COLUMNS, first.get(_cell_label(row)) or {}),
+                                 ({"first_use_local_s": "first_use_s"}, local)):  # fmt: skip
+            for column, key in columns.items():
+                value = figures.get(key)
+                if isinstance(value, int | float):
+                    frame.loc[index, column] = value
 
 
 # A floor (nwb_cloud.analysis.bound.Floor as the run info stores it) -> the cell columns it gives.
@@ -111,7 +130,7 @@ FLOOR_COLUMNS = {"bound_s": "seconds", "bound_network_s": "network_s", "bound_de
 
 def _fill_from_floors(frame: pd.DataFrame, infos: dict) -> None:
     """Bounds the run info recorded (``floors``) for cells whose bound no track benchmark reported, and every
-    cell's ``decode_cpu_s`` (the floor's local single-threaded time)."""
+    cell's ``decode_cpu_s``."""
     frame["decode_cpu_s"] = np.nan
     layouts = sorted(set(frame["layout"]), key=len, reverse=True)
     for (machine, commit), info in infos.items():
@@ -126,7 +145,7 @@ def _fill_from_floors(frame: pd.DataFrame, infos: dict) -> None:
             floor = floors.get(tuple(frame.loc[index, ["workload", "profile", "layout"]]))
             if floor is None:
                 continue
-            frame.loc[index, "decode_cpu_s"] = floor.get("local_s", np.nan)
+            frame.loc[index, "decode_cpu_s"] = floor.get("decode_cpu_s") or floor.get("local_s", np.nan)
             if not np.isnan(frame.loc[index, "bound_s"]):
                 continue
             for column, key in FLOOR_COLUMNS.items():
@@ -231,6 +250,7 @@ def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
 def _derive(frame: pd.DataFrame) -> pd.DataFrame:
     frame["status"] = [_status(s, r) for s, r in zip(frame["status"], frame["reason"], strict=True)]
     frame["cpu_over_decode"] = _ratio(frame["cpu_s"], frame["decode_cpu_s"])
+    frame["first_use_over_local"] = _ratio(frame["first_use_s"], frame["first_use_local_s"])
     computed = _ratio(frame["time_s"], frame["bound_s"])  # the same median as the time shown beside it
     frame["time_over_bound"] = computed.fillna(frame["time_over_bound"]) if "time_over_bound" in frame else computed
     frame["amp_selection"] = _ratio(frame["bytes_received"], frame["selection_bytes"])

@@ -95,6 +95,14 @@ class CellRun:
             partial.replace(cache)
         return expected
 
+    def expected_file(self) -> Path:
+        """Where the expected answer is kept on disk (computed first when missing); needs ``expected_dir``."""
+        self.expected()
+        path = self._expected_cache_path()
+        if path is None:
+            raise AccessError(f"{self.cell.label}: no expected_dir to keep the expected answer in")
+        return path
+
     def _compute_expected(self) -> Result:
         if self.asset.local_path:
             with open_local(self.asset.local_path) as io:  # an HDF5 file or a Zarr folder

@@ -39,10 +39,12 @@ def measure_prepared(
     overhead: dict | None = None,
     bench: str | None = None,
     asv_config: Path | None = None,
+    serving=None,
 ) -> Measured:
     """Run asv over the prepared ``state`` behind one shaping proxy per profile (``upstream_url``: the embedded
-    endpoint; None for real S3), and collect the run info."""
+    endpoint; None for real S3), and collect the run info (``serving``: the measured
+    :class:`~nwb_cloud.cloud.calibrate.ServingCost`, recorded in it)."""
     with run_proxies(state, state_path, upstream_url):
         outcome = run_asv(repo, state_path, bench=bench, config=asv_config)
-    info = run_info(state, overhead, commit=outcome["commit"])
+    info = run_info(state, overhead, commit=outcome["commit"], serving=serving.to_dict() if serving else None)
     return Measured(info, outcome, failures(info, outcome["status"]))

@@ -9,7 +9,7 @@ import uuid
 from nwb_cloud.access import METHODS, Unsupported, get_method
 from nwb_cloud.access.base import PAGED
 from nwb_cloud.analysis import floor_for, measure_loopback_throughput
-from nwb_cloud.analysis.decode import codec_speeds
+from nwb_cloud.analysis.decode import codec_speeds, decoder_speeds
 from nwb_cloud.cloud.profiles import PROFILES
 from nwb_cloud.datasets.catalog import DANDI_ASSETS, Catalog, prepare_dandi, prepare_embedded
 from nwb_cloud.datasets.layouts import (
@@ -18,8 +18,10 @@ from nwb_cloud.datasets.layouts import (
     NEUROCONV_DEFAULT,
     QUICK_LAYOUTS,
     SHAPES,
+    WORKLOAD_FRIENDLY,
     layouts_for,
 )
+from nwb_cloud.refs import inflate
 from nwb_cloud.settings import Settings, usable_cores
 from nwb_cloud.suite.state import Block, Grid, RunState
 from nwb_cloud.workloads import WORKLOADS, get_workload
@@ -33,10 +35,16 @@ EVERYWHERE = ["fsspec", "remfile", "kerchunk"]
 # The layout study's methods: the two that labs use most, and the reference-index reader when it exists.
 STUDY_METHODS = ["fsspec", "remfile", "nwb-index"]
 QUICK_METHODS = ["fsspec", "remfile"]  # a quick run's layout block: the two h5py readers labs use most
+# Configurations of another row (its cache or its threads), not other methods: a quick run gives them
+# REPEATS samples where the methods take HEADLINE_SAMPLES, and reads paged files with and without a page
+# buffer through their base rows only (a page buffer turns every reader's metadata reads into page reads).
+CONFIGURATIONS = ["fsspec-blockcache", "fsspec-first", "fsspec-none", "remfile-threads"]
 # Opening the session file (hundreds of small objects): the everywhere and study methods, and fsspec with a
 # block cache, the one-line change that matters most there. The cache-less readers (fsspec-none, -https, ...)
 # take 1-3 min a sample on the paged session file and add nothing the default fsspec does not already show.
 SESSION_METHODS = [*EVERYWHERE, *STUDY_METHODS, "fsspec-blockcache"]
+# Opened by the full study's zarr-open block; ~25 s a sample in-region, the one thing it shows is shown there.
+QUICK_OPENS_LEFT_OUT = ["hdmf-zarr-unconsolidated"]
 MAIN_PROFILE = "in-region"
 # The seed's two reads and the opens: what every method is measured on (the opposing reads and the session
 # open are measured by fewer methods, see the blocks below).
@@ -56,30 +64,39 @@ def default_grid(settings: Settings) -> Grid:
 
     quick (and tiny):
 
-    * ``methods`` (headline): every method's reads on the two core layouts under the main profile (the base
-      rows; the open-only variants would repeat their base's time);
-    * ``methods-open`` (headline): every method's opens (the open-only variants included) of NeuroConv's
-      default layout under the main profile;
-    * ``profiles``: the ``EVERYWHERE`` methods under the other profiles;
-    * ``layouts``: the ``QUICK_METHODS`` on the other ``QUICK_LAYOUTS`` with every workload;
-    * ``paged``: every h5py-based method with and without its HDF5 page buffer (``-pagebuf``) on the paged
-      default layout, the seed reads (a comparison of paged layouts needs the page buffer: see
-      :mod:`nwb_cloud.access._h5py`);
+    * ``methods``/``headline`` (reads): every method's reads on the two core layouts under the main profile
+      (the base rows; the open-only variants would repeat their base's time); the methods take
+      ``HEADLINE_SAMPLES``, the ``CONFIGURATIONS`` of a method (its cache or threads) ``REPEATS``;
+    * ``methods-open``/``headline-open``: every method's opens (the labelled open variants included, e.g.
+      ``nwb-index-warm``) of NeuroConv's default layout under the main profile, samples as above;
+    * ``profiles``: the ``EVERYWHERE`` methods' seed reads under the other profiles (lab);
+    * ``paged``: every h5py-based method (not its configurations) with and without its HDF5 page buffer
+      (``-pagebuf``) on the paged default layout, the seed reads (see :mod:`nwb_cloud.access._h5py`);
     * ``session``: the ``SESSION_METHODS`` (and their page-buffer variants on the paged file) opening the
-      session file.
+      session file;
+    * ``first_use``: a fresh python to the ophys patch's data, every method and the local h5py baseline.
 
-    Left out of a quick run because they show nothing the kept cells (or the study) do not, to keep it near
-    20 minutes on 2 cores:
+    Left out of a quick run because they show nothing the kept cells (or the study) do not:
 
     * the ``loopback`` profile (no network: the client's own cost, which every cell now records as client
       CPU seconds per read; tiny runs keep it, tests need no shaping);
-    * the opens of the workload-friendly layout by every method (opening reads metadata, which the chunk
-      shape of one series barely changes; the ``layouts`` block opens every quick layout with the two common
-      readers, and the study does with its methods);
-    * the opens of the paged seed files with and without a page buffer (the session file, with hundreds of
-      objects, is where paging acts on opening);
+    * the other quick layouts (Blosc, paged) read by fsspec and remfile, and the opposing reads (clip,
+      window): the study reads every layout with every workload;
+    * the opens of the workload-friendly layout, and of the paged seed files (opening reads metadata, which
+      the chunk shape of one series barely changes; the session file is where paging acts on opening), and
+      the opens under lab;
+    * ``hdmf-zarr-unconsolidated`` (``QUICK_OPENS_LEFT_OUT``: ~25 s a sample; the study's zarr-open block);
+    * the page-buffer variants of the configurations (``fsspec-first``/``-none``, ``remfile-threads``): a page
+      buffer turns their reads into page reads, as it does their base row's;
     * ``fsspec`` (read-ahead, no page buffer) opening the paged session file: 51 s a sample at quick size,
       the pathology the study measures at full size (157 s); its page-buffer variant is measured.
+
+    What a quick run costs on this 2-core machine, estimated from the committed quick run's per-cell times
+    plus ~0.2 s of process start per sample: ~24 min of samples, ~3 min of first uses, ~2 min of tracks and
+    skipped combinations, ~1 min of publishing: ~30 min, 10 over the 20-minute target. The five samples of
+    every method's headline cells are ~14 of it (each sample opens its file afresh, untimed, before the
+    timed read: hdmf-zarr's ~5 s open is paid per sample); the paged session open with a page buffer is
+    unmeasured (estimated as without, 51 s a sample). Measured on an idle machine, the run states its length.
 
     full, the layout study (the comparison of every method is the quick run's): the ``STUDY_METHODS`` on the
     core layouts and the chunk-shape sweep with every workload (the opposing reads included), on the codec
@@ -116,16 +133,19 @@ def default_grid(settings: Settings) -> Grid:
     others = [p for p in profiles if p != MAIN_PROFILE]
     session_layouts = layouts_for("session", QUICK_LAYOUTS)
     session_methods = _with_page_buffer(_known(SESSION_METHODS))
+    headline_methods = [m for m in _read_methods() if m not in CONFIGURATIONS]
+    opened = [m for m in METHODS if m not in QUICK_OPENS_LEFT_OUT]
+    headline_opens = [*headline_methods, *(m for m in opened if METHODS[m].variant_of in headline_methods)]
+    main = [MAIN_PROFILE]
     blocks = [
-        Block("methods", workloads=reads, methods=_read_methods(), layouts=core, profiles=[MAIN_PROFILE],
+        Block("methods", workloads=reads, methods=_read_methods(), layouts=core, profiles=main),
+        Block("headline", workloads=reads, methods=headline_methods, layouts=core, profiles=main, samples=headline),
+        Block("methods-open", workloads=opens, methods=opened, layouts=[NEUROCONV_DEFAULT], profiles=main),
+        Block("headline-open", workloads=opens, methods=headline_opens, layouts=[NEUROCONV_DEFAULT], profiles=main,
               samples=headline),
-        Block("methods-open", workloads=opens, layouts=[NEUROCONV_DEFAULT], profiles=[MAIN_PROFILE],
-              samples=headline),
-        Block("profiles", workloads=seed, methods=_known(EVERYWHERE), layouts=core, profiles=others),
-        Block("layouts", workloads=bulk, methods=_known(QUICK_METHODS), layouts=list(QUICK_LAYOUTS),
-              profiles=[MAIN_PROFILE]),
-        Block("paged", workloads=reads, methods=_with_page_buffer(_h5py_methods()), layouts=paged,
-              profiles=[MAIN_PROFILE]),
+        Block("profiles", workloads=reads, methods=_known(EVERYWHERE), layouts=core, profiles=others),
+        Block("paged", workloads=reads, methods=_with_page_buffer([m for m in _h5py_methods() if m in
+              headline_methods]), layouts=paged, profiles=main),
         Block("session", workloads=session, methods=[m for m in session_methods if m != "fsspec"],
               layouts=session_layouts, profiles=[MAIN_PROFILE]),
         Block("session-default", workloads=session, methods=session_methods,
@@ -138,6 +158,7 @@ def default_grid(settings: Settings) -> Grid:
         profiles=profiles,
         repeat=REPEATS[settings.size],
         blocks=blocks,
+        first_use=_first_use(),
     )
 
 
@@ -178,6 +199,15 @@ def study_grid() -> Grid:
         repeat=REPEATS["full"],
         blocks=blocks,
     )
+
+
+def _first_use() -> Block:
+    """The first use in a fresh process: every method but the page-buffer variants (the warm-index variant
+    included: a returning user's first read), the ophys patch on the workload-friendly layout in-region
+    (a small read, so the figure is the imports and the open a user pays first), and the local baseline."""
+    methods = [name for name, method in METHODS.items() if method.varies != PAGED]
+    return Block("first-use", workloads=["ophys_patch"], methods=methods, layouts=[WORKLOAD_FRIENDLY],
+                 profiles=[MAIN_PROFILE])  # fmt: skip
 
 
 def _h5py_methods() -> list[str]:
@@ -264,6 +294,9 @@ def prepare_run(
             catalog.assets.update(written.assets)
         log("decode speed of every codec on this machine (one NeuroConv-default chunk per modality)")
         extra["codecs"] = codec_speeds(settings.size, settings.seed)
+        log("the inflate decoders on this machine (the table nwb-index chooses its decoder from)")
+        extra["decoders"] = decoder_speeds(settings.size, settings.seed)
+        inflate.save_table(settings.data_dir / inflate.TABLE_FILE, extra["decoders"])
     if extend is not None:
         extra.update(extend(catalog, grid, log))
         for method in grid.methods:

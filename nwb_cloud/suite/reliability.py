@@ -15,7 +15,12 @@ Choices, and why:
 * **Which requests a one-fault scenario hits.** The scenarios hit the first *ranged* GET (a data read).
   A method whose control probe made no ranged GET (hdmf-zarr reads whole chunk objects) gets the same
   scenario on its first GET of any kind instead, and its rows say so (``eligible``); otherwise no fault
-  would ever reach it.
+  would ever reach it. A method whose open GETs a whole object besides (an index: nwb-index's sidecar on
+  a cold open, kerchunk's, a LINDI JSON; remfile's length probe, an aborted GET) also gets every one-fault
+  scenario on that first whole-object GET (``<kind>-whole-get``, :func:`whole_get_scenarios`): a cold open
+  meets the fault there first. nwb-index is
+  probed cold (its headline row: empty cache, sidecar GET) and warm (``nwb-index-warm``: the cached index,
+  a HEAD only). Page-buffer variants are left out: the asset is not paged, so they read it as their base.
 * **Hang limit.** The stall never ends (:data:`~nwb_cloud.cloud.reliability.STALL_S`: an hour), as on a
   dead connection. A probe is a hang only if it outlasts every reader's own timeout: the longest here is
   aiohttp's 300 s request total (fsspec's HTTPS file system); botocore/s3fs and obstore give up after
@@ -312,6 +317,8 @@ def run_table(
     heapq.heapify(pending)
 
     def after_control(task: _Task, row: dict) -> None:
+        nonlocal total
+        whole_faults = whole_get_scenarios(scenarios) if _whole_object_gets(row) > 0 else {}
         if row["outcome"] != EXACT:
             reason = f"fails without faults ({row['outcome']}): {row.get('error') or 'no message'}"
             for scenario in scenarios:
@@ -326,6 +333,11 @@ def run_table(
                 eligible = "every GET (the method made no ranged GET)"
             priority = (1 if can_stall(faults) else 2, next(sequence))  # long waits start first, to overlap
             heapq.heappush(pending, _Task(priority, task.subject, scenario, faults, eligible))
+        for scenario, faults in whole_faults.items():
+            priority = (1 if can_stall(faults) else 2, next(sequence))
+            eligible = "the first whole-object GET (an index the open fetches, or a length probe)"
+            heapq.heappush(pending, _Task(priority, task.subject, scenario, faults, eligible))
+            total += 1
 
     context = multiprocessing.get_context("spawn")
     workers = max(1, min(MAX_WORKERS, len(pending) * len(order)))
@@ -362,7 +374,26 @@ def run_table(
                 process.terminate()
         executor.shutdown(wait=True, cancel_futures=True)
     names = {s.name: i for i, s in enumerate(subjects)}
+    order.update({name: len(order) + i for i, name in enumerate(whole_get_scenarios(scenarios))})
     return sorted(rows, key=lambda r: (names[r["method"]], order[r["fault"]]))
+
+
+WHOLE_GET_SUFFIX = "-whole-get"
+
+
+def whole_get_scenarios(scenarios: dict[str, Faults]) -> dict[str, Faults]:
+    """Each one-fault scenario again, on the first GET of a whole object (what a cold open fetches beside
+    ranges: an index document, or a length probe)."""
+    return {
+        name.removesuffix("-once") + WHOLE_GET_SUFFIX: dataclasses.replace(faults, ranged_only=False, whole_only=True)
+        for name, faults in scenarios.items()
+        if faults.schedule
+    }
+
+
+def _whole_object_gets(row: dict) -> int:
+    """GETs of a whole object in a probe: answered 200 (a ranged GET gets 206), HEADs (also 200) set apart."""
+    return int(row["responses"].get("200", 0)) - int(row.get("requests_by_method", {}).get("HEAD", 0))
 
 
 def _row(task: _Task, result: dict, limit_s: float, store: Store) -> dict:
@@ -374,6 +405,7 @@ def _row(task: _Task, result: dict, limit_s: float, store: Store) -> dict:
         "seconds": round(result["seconds"], 3),
         "faults_injected": result["faults_injected"],
         "requests": result["requests"],
+        "requests_by_method": result.get("requests_by_method", {}),
         "responses": {str(k): v for k, v in sorted(result["responses"].items())},
         "error": _scrub(result["error"], store),
         "limit_s": limit_s,
@@ -416,7 +448,7 @@ def table_payload(
         "size": catalog.size,
         "asset": {"key": asset.key, "size_bytes": asset.size_bytes, "chunk_shape": asset.chunk_shape},
         "control": CONTROL,
-        "scenarios": {name: faults.to_dict() for name, faults in scenarios.items()},
+        "scenarios": {n: faults.to_dict() for n, faults in {**scenarios, **whole_get_scenarios(scenarios)}.items()},
         "stall_s": STALL_S,
         "limit_s": limit_s,
         "jobs": jobs,

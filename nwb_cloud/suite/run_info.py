@@ -18,6 +18,10 @@ Names and figures only: the store's address is a label, never credentials or sig
 ``cell_failures``   cell -> the first line of its last failure (a wrong read or an exception: the cell failed)
 ``unsupported_cells``  cell -> why the method cannot represent it (skipped with that reason, not failed)
 ``prepare_failures``/``prepare_unsupported``  ``method|modality/layout`` -> why preparing it failed / is impossible
+``first_use``       per read cell (``workload|method|layout|profile``; method ``local-h5py`` is the baseline:
+                    h5py + pynwb on the local file), the medians of its first uses in a fresh process
+                    (``first_use_s`` imports included, ``after_imports_s``, ``imports_s``, ``open_s``, ``read_s``,
+                    ``cpu_s``; see :mod:`nwb_cloud.suite.first_use`), ``samples`` (n) and ``each`` sample
 ``serving_cost``    what the embedded server and the shaping proxy cost in CPU per request and per byte on this
                     machine, and whether they share the reader's cores (:mod:`nwb_cloud.cloud.calibrate`)
 """
@@ -36,7 +40,7 @@ from pathlib import Path
 from nwb_cloud.access import METHODS
 from nwb_cloud.cloud.profiles import PROFILES
 from nwb_cloud.settings import usable_cores
-from nwb_cloud.suite.samples import failure_log, sample_log, unsupported_log
+from nwb_cloud.suite.samples import failure_log, first_use_log, sample_log, unsupported_log
 from nwb_cloud.suite.state import RunState
 
 # per-sample fields that identify the sample rather than measure it (no median of them is taken)
@@ -63,6 +67,8 @@ def run_info(
         "profiles": {name: PROFILES[name].to_dict() for name in state.grid.profiles if name in PROFILES},
         "assets": {name: a.summary() for name, a in catalog.assets.items()},  # + write time, compression ratio
         "codecs": state.extra.get("codecs", []),  # decode speed of each codec on this machine
+        # MB of output per CPU second of each inflate decoder, per codec and chunk size: nwb-index's choice
+        "decoders": state.extra.get("decoders", []),
         "unavailable_methods": {n: m.unavailable() for n, m in METHODS.items() if m.unavailable()},
         "prepare_failures": state.extra.get("prepare_failures", {}),
         "floors": state.extra.get("floors", []),
@@ -74,6 +80,7 @@ def run_info(
             _key(label): [{k: r[k] for k in PER_SAMPLE if k in r} for r in records] for label, records in cells.items()
         },
         "rank_stability": rank_stability(cells),
+        "first_use": _first_use(state),
         "cell_failures": _cell_failures(state),
         "unsupported_cells": _unsupported_cells(state),
         "prepare_unsupported": state.extra.get("prepare_unsupported", {}),
@@ -114,6 +121,16 @@ def _sample_medians(cells: dict[str, list[dict]]) -> dict[str, dict]:
         if seconds:
             medians["seconds_q25"], medians["seconds_q75"] = _quartiles(seconds)
         out[_key(label)] = medians | {"samples": len(records)}
+    return out
+
+
+def _first_use(state: RunState) -> dict[str, dict]:
+    out = {}
+    for label, records in _cells(first_use_log(state).path).items():
+        key = _key(label.removeprefix("first_use_"))
+        fields = sorted({name for record in records for name in record if name not in IDENTITY})
+        out[key] = {name: statistics.median(_numbers(records, name)) for name in fields if _numbers(records, name)}
+        out[key] |= {"samples": len(records), "each": records}
     return out
 
 

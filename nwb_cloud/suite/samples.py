@@ -21,6 +21,8 @@ asv timed) and by the run info (:mod:`nwb_cloud.suite.run_info`):
 ``<run_id>-failures.jsonl`` - ``cell``, ``error``: a sample that raised or read wrong data (the cell failed)
 ``<run_id>-unsupported.jsonl`` - ``cell``, ``reason``: the method cannot represent the cell's asset (a skip)
 ``<run_id>-visits.jsonl`` - ``cell``, ``pid``: every run of a cell's timed benchmark, skipped passes included
+``<run_id>-first-use.jsonl`` - ``cell`` (``first_use_<workload>[method, layout, profile]``), ``sample`` and the
+    figures of one first use in a fresh process (:mod:`nwb_cloud.suite.first_use`)
 """
 
 from __future__ import annotations
@@ -99,3 +101,7 @@ def unsupported_log(state) -> SampleLog:
 
 def visit_log(state) -> SampleLog:
     return _log(state, "-visits")
+
+
+def first_use_log(state) -> SampleLog:
+    return _log(state, "-first-use")

@@ -78,10 +78,15 @@ class Grid:
     main_profile: str | None = None
     blocks: list[Block] | None = None
     facts: dict = field(default_factory=dict)
+    # the first use in a fresh process (nwb_cloud.suite.first_use): these read workloads x methods (and the
+    # local h5py baseline) x layouts x profiles, ``samples`` fresh processes each; None: not measured
+    first_use: Block | None = None
 
     def __post_init__(self):
         if self.blocks is not None:
             self.blocks = [b if isinstance(b, Block) else Block(**b) for b in self.blocks]
+        if isinstance(self.first_use, dict):
+            self.first_use = Block(**self.first_use)
         self.facts = _complete_facts(self.facts, self.workloads, self.methods, self.layouts)
 
     # -- the rules -------------------------------------------------------------------------------------------
@@ -201,7 +206,16 @@ class Grid:
         return [p for p in self.profiles if any(not self.excludes(m, p, workload, layout) for m in self.methods)]
 
     def measures(self, method: str, modality: str, layout: str) -> bool:
-        """Whether any cell reads the asset ``modality/layout`` with ``method`` (else nothing need be prepared)."""
+        """Whether any cell (or first use) reads the asset ``modality/layout`` with ``method`` (else nothing need
+        be prepared)."""
+        first = self.first_use
+        if first is not None and any(
+            first.contains(w, method, layout, p)
+            for w in first.workloads or self.workloads
+            if self.modality(w) == modality
+            for p in first.profiles or self.profiles
+        ):
+            return True
         return any(
             self.exclusion(method, profile, workload, layout) is None
             for workload in self.workloads
@@ -239,6 +253,7 @@ class Grid:
     def to_dict(self) -> dict:
         payload = {f.name: getattr(self, f.name) for f in fields(self)}
         payload["blocks"] = None if self.blocks is None else [asdict(b) for b in self.blocks]
+        payload["first_use"] = None if self.first_use is None else asdict(self.first_use)
         return payload
 
     @classmethod
