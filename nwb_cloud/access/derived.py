@@ -8,8 +8,10 @@ one compares the record with a HEAD of the asset and refuses a stale copy by nam
 
 from __future__ import annotations
 
+import botocore.exceptions
+
 from nwb_cloud.access.base import AccessError
-from nwb_cloud.cloud.store import Store, StoreError
+from nwb_cloud.cloud.store import Store, describe_client_error
 
 
 class StaleCopy(AccessError):
@@ -19,10 +21,12 @@ class StaleCopy(AccessError):
 def identity(store: Store, key: str) -> dict:
     """The asset as it is now: its ETag and size (one HEAD)."""
     try:
-        head = store.head(key)
-    except StoreError as error:
-        raise AccessError(str(error)) from None
-    return {"etag": head["etag"], "size": int(head["size"])}
+        head = store.client().head_object(Bucket=store.bucket, Key=key)
+    except botocore.exceptions.ClientError as error:
+        raise AccessError(describe_client_error(error, store.s3_url(key), tried=store.tried)) from None
+    except botocore.exceptions.BotoCoreError as error:
+        raise AccessError(f"cannot reach the store for {store.s3_url(key)}: {error}") from None
+    return {"etag": head["ETag"].strip('"'), "size": int(head["ContentLength"])}
 
 
 def require_current(store: Store, key: str, recorded: dict | None, copy: str, method: str) -> None:

@@ -40,7 +40,10 @@ def build_parser() -> OneLineParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # a malformed value (2) or --help (0): a code, in-process too
+        return int(exit_.code or 0)
     try:
         with processes.stopping_on_signals():
             code = int(args.handler(args) or 0)

@@ -107,9 +107,11 @@ def _folder(text: str) -> Path:
 
 
 def _output_file(text: str) -> Path:
-    path = _folder(text)
-    if path.is_dir():
-        raise ValueError("a folder, not a file")
+    """A file that exists or can be written (its folder exists or can be made); it is not written here."""
+    path = Path(text).expanduser()
+    if not text.strip() or path.is_dir():
+        raise ValueError("a folder, not a file" if text.strip() else "empty")
+    _folder(str(path.parent))
     return path
 
 
@@ -185,7 +187,10 @@ def _aws_profile(text: str) -> str:
 
 
 def _ints(text: str) -> tuple[int, ...]:
-    values = tuple(int(part) for part in text.split(","))
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError("not a comma-separated list of integers") from None
     if not values or any(v < 1 for v in values):
         raise ValueError("every size must be 1 or more")
     return values

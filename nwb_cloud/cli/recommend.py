@@ -27,7 +27,9 @@ class BadArguments(NwbCloudError):
     pass
 
 
-def _ints(text: str, what: str) -> tuple[int, ...]:
+def _ints(text, what: str) -> tuple[int, ...]:
+    if isinstance(text, tuple):  # already checked while parsing (--shape, --chunks)
+        return text
     try:
         values = tuple(int(part) for part in text.split(","))
     except ValueError:
