@@ -274,7 +274,7 @@ def register(subparsers) -> None:
     parser = commands.add_parser("status", help="per-session state of a run; --wait until it ends or a job fails")
     _add_run_arguments(parser)
     add(parser, "--wait", action="store_true", help="poll until every job finished or one FAILED")
-    add(parser, "--poll", value=number(1, 3600, 30), default=30.0, help="seconds between polls (default 30)")
+    add(parser, "--poll", value=number(0, 3600, 30), default=30.0, help="seconds between polls (default 30)")
     add(parser, "--records", value=OUTPUT_FILE, help="throughput records file (default: DATA_DIR/throughput.jsonl)")
     add_data_dir(parser, "throughput records")
     parser.set_defaults(handler=status_command)
