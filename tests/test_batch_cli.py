@@ -5,6 +5,7 @@ import json
 import pytest
 
 from nwb_cloud.batch.errors import NotConfirmed
+from nwb_cloud.cli import _common
 from nwb_cloud.cli import batch as batch_cli
 
 
@@ -18,8 +19,8 @@ class _Plan:
 @pytest.mark.parametrize("answer, agreed", [("y", True), ("yes", True), ("", False), ("n", False), ("sure", False)])
 def test_the_prompt_takes_only_yes(monkeypatch, answer, agreed):
     asked = []
-    monkeypatch.setattr(batch_cli.sys.stdin, "isatty", lambda: True)
-    monkeypatch.setattr(batch_cli.console, "input", lambda prompt: asked.append(prompt) or answer)
+    monkeypatch.setattr(_common.sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(_common.console, "input", lambda prompt: asked.append(prompt) or answer)
     if agreed:
         batch_cli._confirm(_Plan, assume_yes=False)
     else:
@@ -29,9 +30,9 @@ def test_the_prompt_takes_only_yes(monkeypatch, answer, agreed):
 
 
 def test_yes_skips_the_prompt_and_no_terminal_without_yes_refuses(monkeypatch):
-    monkeypatch.setattr(batch_cli.console, "input", pytest.fail)
+    monkeypatch.setattr(_common.console, "input", pytest.fail)
     batch_cli._confirm(_Plan, assume_yes=True)
-    monkeypatch.setattr(batch_cli.sys.stdin, "isatty", lambda: False)
+    monkeypatch.setattr(_common.sys.stdin, "isatty", lambda: False)
     with pytest.raises(NotConfirmed, match=r"estimated \$12.35 without --yes"):
         batch_cli._confirm(_Plan, assume_yes=False)
 

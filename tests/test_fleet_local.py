@@ -140,3 +140,30 @@ def test_side_by_side_keeps_each_run_in_its_own_column_and_sizes_apart():
     assert [wide.iloc[0][r] for r in runs] == [0.10, 0.08, 0.13]
     with pytest.raises(Exception, match="run columns"):
         side_by_side(cells.drop(columns=["commit"]))
+
+
+def test_a_failing_child_says_why_and_leaves_its_log(cloud, tmp_path, capsys):
+    from dataclasses import replace
+
+    endpoint, store = cloud
+    bucket = parse_place("s3://fleet-bench/failing", store=store)
+    plan = make_plan(load_recorded_runs(REPO / "results"), SHIPPED, {"us-east-1": bucket}, size="tiny",
+                     executor="local", machines=["child-x"], workloads=["ophys_patch"], methods=["remfile"],
+                     layouts=["neuroconv-default"])  # fmt: skip
+    (planned,) = plan.children
+    lost = {**planned.child.data, "bucket": "no-such-bucket"}  # the study's bucket vanished after the plan
+    plan = replace(plan, children=(replace(planned, child=replace(planned.child, data=lost)),))
+    fleet = run_local_fleet(plan, {}, root=tmp_path)
+    (child,) = fleet.children
+    assert child.status == "FAILED" and "no-such-bucket" in child.reason
+    folder, manifest = open_fleet_run(fleet.run_url, endpoint_url=endpoint.url)
+    (state,) = child_states(folder, manifest)
+    assert (state.status, state.phase) == ("FAILED", "FAILED") and "no-such-bucket" in state.reason
+    folder.child("out", "child-x").download("child.log", tmp_path / "child-x.log")  # pushed, also on failure
+    assert "FAILED: " in (tmp_path / "child-x.log").read_text()
+    run = [fleet.run_url, "--endpoint-url", endpoint.url]
+    assert main(["fleet", "status", *run]) == 1
+    assert main(["fleet", "collect", *run, "--results", str(tmp_path / "results"), "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "child-x" in err and "FAILED: nothing to collect" in err
+    assert not (tmp_path / "results" / "child-x").exists()

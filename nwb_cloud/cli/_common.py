@@ -7,6 +7,7 @@ Command modules import the heavy parts of the package (pynwb, h5py, boto3) insid
 from __future__ import annotations
 
 import contextlib
+import sys
 
 from rich.console import Console
 
@@ -82,3 +83,35 @@ def embedded_store(settings: Settings, port: int | None = None):
 
     with Endpoint(settings.data_dir / "s3", port=port) as endpoint:
         yield endpoint, endpoint.create_bucket(DEFAULT_BUCKET)
+
+
+def status_summary(states) -> str:
+    """``2 RUNNING, 1 SUCCEEDED``: how many jobs (sessions, children) are in each status, for a wait's polls."""
+    counts: dict[str, int] = {}
+    for state in states:
+        counts[state.status] = counts.get(state.status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+
+def key_value_pairs(items: list[str] | None, error: type[Exception]) -> dict[str, str]:
+    """``KEY=VALUE`` options (``--tag``, ``--secret-env``) as a dict; a malformed one raises ``error``."""
+    pairs = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise error(f"{item!r} is not KEY=VALUE")
+        pairs[key] = value
+    return pairs
+
+
+def confirm_spending(total: float, what: str, assume_yes: bool) -> None:
+    """Ask before money is spent (``what``: "AWS Batch jobs"); without a terminal only ``--yes`` agrees."""
+    from nwb_cloud.batch.errors import NotConfirmed
+
+    if assume_yes:
+        return
+    if not sys.stdin.isatty():
+        raise NotConfirmed(f"not starting instances for an estimated ${total:.2f} without --yes")
+    answer = console.input(f"Start {what} for an estimated [bold]${total:.2f}[/]? [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise NotConfirmed("not confirmed: nothing was created")

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from rich.console import Console
 
-from nwb_cloud.cli._common import add_credentials_arguments, add_data_dir
+from nwb_cloud.cli._common import (
+    add_credentials_arguments,
+    add_data_dir,
+    confirm_spending,
+    key_value_pairs,
+    status_summary,
+)
 from nwb_cloud.cli._options import (
     DEPLOYMENT,
     FOLDER,
@@ -23,6 +28,7 @@ from nwb_cloud.cli._options import (
     SESSION,
     URL,
     add,
+    as_text,
     integer,
     number,
 )
@@ -76,15 +82,7 @@ def plan_command(args) -> int:
 
 
 def _confirm(plan, assume_yes: bool) -> None:
-    from nwb_cloud.batch.errors import NotConfirmed
-
-    if assume_yes or plan.executor == "local":
-        return
-    if not sys.stdin.isatty():
-        raise NotConfirmed(f"not starting instances for an estimated ${plan.cost.total:.2f} without --yes")
-    answer = console.input(f"Start AWS Batch jobs for an estimated [bold]${plan.cost.total:.2f}[/]? [y/N] ")
-    if answer.strip().lower() not in ("y", "yes"):
-        raise NotConfirmed("not confirmed: nothing was created")
+    confirm_spending(plan.cost.total, "AWS Batch jobs", assume_yes or plan.executor == "local")
 
 
 def submit_command(args) -> int:
@@ -108,11 +106,13 @@ def submit_command(args) -> int:
             f"(measured/estimated {outcome.ratio:.2f}); {len(outcome.records)} records kept in {_records_path(args)}"
         )
         return 0 if all(c.status == "SUCCEEDED" for c in outcome.chains) else 1
+    from nwb_cloud.batch.errors import BatchError
     from nwb_cloud.batch.submit import submit
 
     submitted = submit(
-        plan, rclone, image=args.image, deployment=args.deployment, subnets=args.subnets,
-        security_groups=args.security_groups, tags=dict(args.tag or []), secret_env=dict(args.secret_env or []),
+        plan, rclone, image=args.image, deployment=args.deployment, subnets=_split(args.subnets),
+        security_groups=_split(args.security_groups), tags=key_value_pairs(args.tag, BatchError),
+        secret_env=key_value_pairs(args.secret_env, BatchError),
         log=console.print,
     )  # fmt: skip
     console.print(f"submitted run {plan.run_id}; follow it with: nwb-cloud batch status RUN --wait")
@@ -140,7 +140,7 @@ def status_command(args) -> int:
     run, session, region = _open(args)
     batch = session.client("batch", region_name=region)
     if args.wait:
-        states = wait(run, batch, poll_s=args.poll, on_poll=lambda s: console.print(_summary(s)))
+        states = wait(run, batch, poll_s=args.poll, on_poll=lambda s: console.print(status_summary(s)))
     else:
         states = run_state(run, batch)
     table = Table("session", "status", "transfer", "convert", "upload", "failure", title=f"run {run.run_id}")
@@ -151,13 +151,6 @@ def status_command(args) -> int:
     if kept:
         console.print(f"{kept} new throughput records kept in {_records_path(args)}")
     return 1 if any(s.status == "FAILED" for s in states) else 0
-
-
-def _summary(states) -> str:
-    counts: dict[str, int] = {}
-    for state in states:
-        counts[state.status] = counts.get(state.status, 0) + 1
-    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
 
 
 def logs_command(args) -> int:
@@ -231,6 +224,10 @@ def prices_command(args) -> int:
     return 0
 
 
+def _split(text: str | None) -> list[str] | None:
+    return [item.strip() for item in text.split(",") if item.strip()] if text else None
+
+
 def _add_plan_arguments(parser) -> None:
     add_location_arguments(parser)
     add(parser, "--market", choices=("spot", "on-demand"), default="spot", help="EC2 market (default spot)")
@@ -262,9 +259,11 @@ def register(subparsers) -> None:
     _add_plan_arguments(parser)
     add(parser, "--image", value=IMAGE, help="the conversion image (docker/README.md); required for AWS Batch")
     add(parser, "--deployment", value=DEPLOYMENT, default="nwb-cloud", help="name prefix and tag of the resources")
-    add(parser, "--subnets", value=IDS, help="comma-separated subnet ids (default: the default VPC's)")
-    add(parser, "--security-groups", value=IDS, help="comma-separated security group ids (default: the VPC's)")
-    add(parser, "--tag", value=KEY_VALUE, action="append", help="a tag for every resource created (repeatable)")
+    add(parser, "--subnets", value=as_text(IDS), help="comma-separated subnet ids (default: the default VPC's)")
+    add(parser, "--security-groups", value=as_text(IDS), help="comma-separated security group ids (default: the VPC's)")
+    add(
+        parser, "--tag", value=as_text(KEY_VALUE), action="append", help="a tag for every resource created (repeatable)"
+    )
     add(
         parser, "--secret-env", value=KEY_VALUE, action="append", help="NAME=SECRET_ARN: a secret the jobs get as $NAME"
     )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from rich.console import Console
 
+from nwb_cloud.cli._common import confirm_spending, key_value_pairs, status_summary
 from nwb_cloud.cli._options import (
     DEPLOYMENT,
     FOLDER,
@@ -103,18 +103,6 @@ def plan_command(args) -> int:
     return 0
 
 
-def _confirm(total: float, assume_yes: bool) -> None:
-    from nwb_cloud.batch.errors import NotConfirmed
-
-    if assume_yes:
-        return
-    if not sys.stdin.isatty():
-        raise NotConfirmed(f"not starting instances for an estimated ${total:.2f} without --yes")
-    answer = console.input(f"Start the fleet on AWS Batch for an estimated [bold]${total:.2f}[/]? [y/N] ")
-    if answer.strip().lower() not in ("y", "yes"):
-        raise NotConfirmed("not confirmed: nothing was created")
-
-
 def submit_command(args) -> int:
     from nwb_cloud.fleet.checks import check_environment
     from nwb_cloud.fleet.render import render_plan
@@ -133,12 +121,13 @@ def submit_command(args) -> int:
         console.print(f"follow with: nwb-cloud fleet collect {fleet.run_url}")
         print(fleet.run_url)
         return 0 if all(c.status == "SUCCEEDED" for c in fleet.children) else 1
+    from nwb_cloud.fleet.errors import FleetError
     from nwb_cloud.fleet.submit import submit
 
-    _confirm(plan.total, args.yes)
+    confirm_spending(plan.total, "the fleet on AWS Batch", args.yes)
     submitted = submit(
         plan, sessions, deployment=args.deployment, subnets=_items(args.subnets),
-        security_groups=_items(args.security_groups), tags=_pairs(args.tag), log=console.print,
+        security_groups=_items(args.security_groups), tags=key_value_pairs(args.tag, FleetError), log=console.print,
     )  # fmt: skip
     console.print(f"submitted fleet run {plan.run_id} ({len(submitted.jobs)} children); follow it with: "
                   f"nwb-cloud fleet status {submitted.run_url} --wait")  # fmt: skip
@@ -162,7 +151,7 @@ def status_command(args) -> int:
 
     folder, manifest, sessions = _open(args)
     if args.wait:
-        states = wait(folder, manifest, sessions, poll_s=args.poll, on_poll=lambda s: console.print(_summary(s)))
+        states = wait(folder, manifest, sessions, poll_s=args.poll, on_poll=lambda s: console.print(status_summary(s)))
     else:
         states = child_states(folder, manifest, sessions)
     table = Table("child", "status", "phase", "failure", title=f"fleet run {manifest['run_id']}")
@@ -170,13 +159,6 @@ def status_command(args) -> int:
         table.add_row(state.child, state.status, state.phase, state.reason)
     console.print(table)
     return 1 if any(s.status == "FAILED" for s in states) else 0
-
-
-def _summary(states) -> str:
-    counts: dict[str, int] = {}
-    for state in states:
-        counts[state.status] = counts.get(state.status, 0) + 1
-    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
 
 
 def collect_command(args) -> int:
@@ -234,18 +216,6 @@ def run_child_command(args) -> int:
                         workdir=args.workdir, repo=args.repo, echo=lambda line: print(line, flush=True))  # fmt: skip
     print(f"{args.child}: results in {outcome.results}", flush=True)
     return 0
-
-
-def _pairs(items: list[str] | None) -> dict[str, str]:
-    from nwb_cloud.fleet.errors import FleetError
-
-    pairs = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise FleetError(f"--tag {item!r} is not KEY=VALUE")
-        pairs[key] = value
-    return pairs
 
 
 def _add_plan_arguments(parser) -> None:

@@ -76,12 +76,19 @@ def choose_basis(
     settings_source = "dandi" if source == "dandi" else "embedded"
     same = [r for r in runs if r.size == size and r.source == settings_source]
     other = [r for r in runs if r.source == settings_source] if any_size else []
+    generated = [r for r in runs if r.size == size and r.source == "embedded"] if source == "dandi" else []
     for label, chosen, many in (
         (f"earlier fleet runs on {machine}", [r for r in same if r.fleet and r.machine == machine], True),
         (f"earlier fleet runs on {instance_type}", [r for r in same if r.instance_type == instance_type], True),
         ("earlier fleet runs on other machines", [r for r in same if r.fleet], True),
         ("a run of another machine", same, False),
         (f"a run of another size (no {size} run recorded: a guess, which this run calibrates)", other, False),
+        (
+            "a run of the generated study (no DANDI run recorded: its cells priced as the generated files', which "
+            "differ from DANDI's in size and layout: a guess, which this run calibrates)",
+            generated,
+            False,
+        ),
     ):
         if chosen:
             newest = sorted(chosen, key=lambda r: r.run_id, reverse=True)
@@ -134,7 +141,7 @@ def estimate_child(
     data_bytes = int(sum(s or typical for s in sizes.values()))
     if len(known) < len(needed):
         basis.append(f"{len(needed) - len(known)} of {len(needed)} files never written before: sized as the median")
-    if run.source == "dandi":
+    if grid.layouts == ["as-published"]:  # the DANDI assets: resolved where they are
         prepare = run.fleet.get("phases", {}).get("prepare_s", 10.0)
         basis.append("DANDI assets are read where they are: nothing is written or uploaded")
     else:
