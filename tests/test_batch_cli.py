@@ -48,7 +48,7 @@ def test_plan_and_a_refused_submit_write_nothing(tmp_path, capsys, monkeypatch):
     common = [str(tmp_path / "lab"), str(spec), str(destination), "--data-dir", str(tmp_path / "data")]
     assert main(["batch", "plan", *common, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["sessions"][0]["name"] == "ophys-1"
-    monkeypatch.setattr(batch_cli.sys.stdin, "isatty", lambda: False)
+    monkeypatch.setattr(_common.sys.stdin, "isatty", lambda: False)
     assert main(["batch", "submit", *common]) == 2
     assert "without --yes" in capsys.readouterr().err
     assert not (tmp_path / "not-yet").exists() and not (tmp_path / "data").exists()
