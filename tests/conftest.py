@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import time
+
 import pytest
 
 from nwb_cloud.cloud import Endpoint
@@ -47,3 +51,34 @@ def catalog(settings, store):
     """Every modality in the representative layouts (quick mode's), tiny, uploaded to the session's endpoint."""
     layouts = QUICK_LAYOUTS  # the whole study matrix is written and checked once, in test_study_layouts.py
     return prepare_embedded(store, settings.data_dir, "tiny", 0, layouts=layouts, progress=False, log=lambda *_: None)
+
+
+@contextlib.contextmanager
+def serve_read_only(root, bucket: str, probe_key: str, credentials: tuple[str, str] | None = None):
+    """``rclone serve s3 --read-only`` over the endpoint's folder ``root`` (writes refused; anonymous reads
+    when no ``credentials``, as DANDI's bucket): yields its Store of ``bucket`` once ``probe_key`` answers."""
+    from nwb_cloud.cloud.endpoint import free_port, rclone_binary, rclone_env
+    from nwb_cloud.cloud.store import Store
+
+    port = free_port()
+    command = [rclone_binary(), "serve", "s3", str(root), "--addr", f"127.0.0.1:{port}", "--read-only",
+               "--vfs-read-wait", "0"]  # fmt: skip
+    if credentials:
+        command += ["--auth-key", ",".join(credentials)]
+    process = subprocess.Popen(command, env=rclone_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        access, secret = credentials or (None, None)
+        store = Store(bucket, f"http://127.0.0.1:{port}", "us-east-1", access, secret)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                store.head(probe_key)
+                break
+            except Exception:  # noqa: BLE001 - not answering yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield store
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -78,6 +78,8 @@ def test_installs_are_pinned_and_the_entrypoint_is_the_cli(dockerfile):
     steps = instructions(dockerfile)
     pip = [arguments for name, arguments in steps if name == "RUN" and "pip install" in arguments]
     assert pip and all(re.search(r"(--constraint|-c) constraints\.txt", command) for command in pip)
+    if dockerfile.parent.name == "convert":  # the base install is the CLI alone; conversion is the [batch] extra
+        assert any("'.[batch]'" in command for command in pip), pip
     (entrypoint,) = [json.loads(arguments) for name, arguments in steps if name == "ENTRYPOINT"]
     (command,) = [json.loads(arguments) for name, arguments in steps if name == "CMD"]  # exec form: no shell
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]

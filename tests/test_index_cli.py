@@ -108,7 +108,7 @@ def test_a_stale_sidecar_is_refused(store, catalog, env, tmp_path):
 def test_bad_input_is_one_line(store, key, env):
     assert_one_line_error(nwb_cloud("open", "s3://nwb-cloud/index-cli/absent.nwb", env=env), "no such object")
     assert_one_line_error(nwb_cloud("build", "s3://nwb-cloud/index-cli/absent.nwb", env=env), "no such object")
-    assert_one_line_error(nwb_cloud("open", "http://x/y.nwb", env=env), "not an s3://bucket/key URL")
+    assert_one_line_error(nwb_cloud("open", "http://x/y.nwb", env=env), "cannot tell the S3 bucket and key")
     not_hdf5 = "index-cli/text.nwb"
     store.client().put_object(Bucket=store.bucket, Key=not_hdf5, Body=b"not an hdf5 file at all")
     assert_one_line_error(nwb_cloud("build", f"s3://nwb-cloud/{not_hdf5}", env=env), "not an HDF5 file")

@@ -26,7 +26,7 @@ from zarr.storage import DirectoryStore
 
 from nwb_cloud.access import nwb_index, open_nwb
 from nwb_cloud.cloud import upload
-from nwb_cloud.cloud.endpoint import free_port, rclone_binary, rclone_env
+from nwb_cloud.cloud.endpoint import free_port
 from nwb_cloud.cloud.faults import Faults
 from nwb_cloud.cloud.profiles import PROFILES
 from nwb_cloud.cloud.proxy import ShapingProxy
@@ -43,6 +43,7 @@ from nwb_cloud.refs.pipeline import Batch, Wanted
 from nwb_cloud.refs.plan import MiB, Policy, Request, apportion, coalesce, plan, split
 from nwb_cloud.refs.zarr_store import IndexStore, value_bytes
 from nwb_cloud.workloads import get_workload
+from tests.conftest import serve_read_only
 
 TINY_ASSETS = ["ecephys/neuroconv-default", "ecephys/workload-friendly", "ophys/neuroconv-default",
                "ophys/workload-friendly"]  # fmt: skip
@@ -319,27 +320,10 @@ def test_a_corrupt_cached_index_is_named_and_the_rebuild_offered(store, catalog,
 
 # -- a store the reader cannot write to (DANDI's bucket is one) --------------------------------------------
 @pytest.fixture
-def read_only_store(endpoint, store):
+def read_only_store(endpoint, store, read_only_key):
     """The embedded endpoint's bucket served again by ``rclone serve s3 --read-only`` (writes are refused)."""
-    port = free_port()
-    command = [rclone_binary(), "serve", "s3", str(endpoint.root), "--addr", f"127.0.0.1:{port}", "--read-only",
-               "--auth-key", f"{store.access_key},{store.secret_key}", "--vfs-read-wait", "0"]  # fmt: skip
-    process = subprocess.Popen(command, env=rclone_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        read_only = Store(store.bucket, f"http://127.0.0.1:{port}", store.region, store.access_key, store.secret_key)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                read_only.head("refs-fetch/read-only.nwb")
-                break
-            except Exception:  # noqa: BLE001 - not answering yet
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield read_only
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with serve_read_only(endpoint.root, store.bucket, read_only_key, (store.access_key, store.secret_key)) as served:
+        yield served
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ is added with :func:`load_methods`; a run's state file names such files so every
 
 The registry is built on first use (``METHODS``, :func:`get_method`), not on import: importing one method's
 module (``nwb_cloud.access.remfile_http``) imports that module's libraries only, so the first use of a method
-in a fresh process (:mod:`nwb_cloud.suite.first_use`) pays for its own imports, not for every reader's.
+in a fresh process (:mod:`nwb_cloud.suite.first_use`) pays for its own imports, not for every reader's, and
+``import nwb_cloud.access.nwb_index`` (the light ``[index]`` install) imports no other reader's library.
 """
 
 from __future__ import annotations

@@ -22,11 +22,15 @@ Cold and warm (the two rows)
 Read-only stores (DANDI's bucket)
     ``prepare`` builds the index and publishes it beside the asset; a store that refuses the write gets the
     index in the local cache instead, and every open then finds it there. ``configure(build=True)`` (or
-    :func:`open_nwb_index` with ``build=True``) builds a missing index into the cache on open.
+    :func:`open_nwb_index` with ``build=True``) builds a missing index into the cache on open;
+    :func:`open_url` does so by default and takes the URLs DANDI hands out (``s3://``, ``https://`` object
+    URLs, API asset URLs), anonymously.
 """
 
 from __future__ import annotations
 
+import functools
+import posixpath
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
@@ -34,6 +38,7 @@ from pathlib import Path
 
 from nwb_cloud.access.base import AccessError, Method, Opened, Unsupported
 from nwb_cloud.cloud.store import StoreError
+from nwb_cloud.cloud.urls import store_for_url
 from nwb_cloud.refs import Unrepresentable, build_index, inflate
 from nwb_cloud.refs import sidecar as sidecars
 from nwb_cloud.refs.cache import AssetIdentity, IndexCache
@@ -41,6 +46,7 @@ from nwb_cloud.refs.fetch import RangeReader
 from nwb_cloud.refs.handle import IndexHandle
 from nwb_cloud.refs.locate import Found, find_index
 from nwb_cloud.refs.plan import Policy
+from nwb_cloud.refs.reader import ExternalIndexes
 from nwb_cloud.settings import Settings
 
 CACHE_FOLDER = "indexes"
@@ -114,7 +120,7 @@ def open_nwb_index(store, key: str, cache=None, build=None, progress=None, polic
             reader.close()
             raise
         try:
-            opened = open_found(found, reader)
+            opened = open_found(found, reader, build=build, cache=cache)
         except Exception:
             if found.confirmed():
                 raise
@@ -125,19 +131,53 @@ def open_nwb_index(store, key: str, cache=None, build=None, progress=None, polic
     raise AssertionError("unreachable: a non-speculative find is always confirmed")
 
 
-def open_found(found: Found, reader: RangeReader) -> Opened:
-    """The ``NWBFile`` of an index found for the asset ``reader`` reads; closing it closes ``reader``."""
+def open_url(url: str, endpoint_url: str | None = None, access_key: str | None = None,
+             secret_key: str | None = None, cache=None, build: bool = True, progress=None) -> Opened:  # fmt: skip
+    """Open an NWB file by the URL a user holds: ``s3://bucket/key``, an S3 object's ``https://`` URL or a DANDI
+    API asset URL (:func:`nwb_cloud.cloud.urls.store_for_url`), anonymously unless keys are given.
+
+    A bucket one cannot write to (DANDI's) has no sidecar: the index is then built into the local cache on
+    the first open (``build``; reading only the file's metadata) and found there afterwards.
+    """
+    store, key = store_for_url(url, endpoint_url=endpoint_url, access_key=access_key, secret_key=secret_key)
+    return open_nwb_index(store, key, cache=cache, build=build, progress=progress)
+
+
+def open_found(found: Found, reader: RangeReader, build: bool | None = None, cache=None) -> Opened:
+    """The ``NWBFile`` of an index found for the asset ``reader`` reads; closing it closes ``reader``.
+
+    Files that external links name are opened through their own indexes, found in ``cache`` (default:
+    :func:`index_cache`) or published, or built there when ``build`` (default: the configured one)."""
     opened = Opened(nwbfile=None, closers=[reader.close])
     reader.expected_etag = found.identity.etag  # no chunk of another version of the asset is ever read
     try:
         reader.warm()  # while pynwb builds its objects
         handle = IndexHandle(found.index, reader)
         opened.closers.append(handle.close)
-        opened.nwbfile = handle.nwb_io().read()
+        build = _config.build if build is None else build
+        cache = cache or index_cache()
+        linked = ExternalIndexes(functools.partial(_sibling_handle, reader.store, reader.key, reader.policy, build,
+                                                   cache))  # fmt: skip
+        opened.closers.append(linked.close)
+        opened.nwbfile = handle.nwb_io(external=linked).read()
     except BaseException:
         opened.close()
         raise
     return opened
+
+
+def _sibling_handle(store, key: str, policy: Policy, build: bool, cache, name: str) -> IndexHandle:
+    """The open index of the file ``name`` beside ``key`` (an external link's target), found as any open finds
+    one: the cache, the sidecar, or (``build``) a build into the cache."""
+    other = posixpath.normpath(posixpath.join(posixpath.dirname(key), name))
+    reader = RangeReader(store, other, policy)
+    try:
+        found = find_index(store, other, reader.client, cache, build)
+        reader.expected_etag = found.identity.etag
+        return IndexHandle(found.index, reader)
+    except BaseException:
+        reader.close()
+        raise
 
 
 def prepare(store, key: str, local_path: str | None = None) -> str:

@@ -322,3 +322,25 @@ INSTANCE_NAME = Value("instance type", _pattern(r"[a-z][a-z0-9-]*\.[a-z0-9]+", "
 REGIONAL_BUCKET = Value(
     "[REGION=]S3 prefix", _bucket_in_region, "us-east-2=s3://bucket/nwb-cloud", ("bucket", "x=s3://b/p")
 )
+
+
+def _object_url(text: str) -> str:
+    if text.startswith(("http://", "https://")):
+        if not re.fullmatch(r"https?://[^\s/]+/\S+", text):
+            raise ValueError("not an http(s)://host/path URL")
+        return text
+    return _s3_url(text)
+
+
+OBJECT_URL = Value("object URL", _object_url, "s3://bucket/session.nwb", ("bucket/key", "https://host-only"))
+
+
+def _index_target(text: str) -> str:
+    if text.startswith("s3://"):
+        return _s3_url(text)
+    if not Path(text).expanduser().exists():
+        raise ValueError("neither an s3://bucket/key URL nor an existing index file or folder")
+    return text
+
+
+INDEX_TARGET = Value("index", _index_target, "s3://bucket/session.nwb", ("/no/such/index.refs.json", "s3://B_/k"))

@@ -1,4 +1,4 @@
-"""``nwb-cloud index``: build, publish, open through and list the NWB reference indexes of S3 objects.
+"""``nwb-cloud index``: build, publish, open through, validate and list the NWB reference indexes of S3 objects.
 
 The local cache is ``<data dir>/indexes`` (``--data-dir`` / ``NWB_CLOUD_DATA_DIR``); objects and credentials
 are found as ``nwb-cloud read`` finds them.
@@ -9,8 +9,19 @@ from __future__ import annotations
 import time
 
 from nwb_cloud.cli._common import add_store_arguments, settings_from
-from nwb_cloud.cli._options import S3_URL, add
-from nwb_cloud.cli.read import _store_for
+from nwb_cloud.cli._options import INDEX_TARGET, OBJECT_URL, S3_URL, add
+from nwb_cloud.cli.read import _store_for as _s3_store_for
+
+
+def _store_for(url: str, args):
+    """The store and key of ``url``: ``s3://`` as ``nwb-cloud read`` finds it; an ``https://`` object URL or a
+    DANDI API asset URL anonymously (``--endpoint-url`` sends the requests elsewhere)."""
+    if url.startswith(("http://", "https://")):
+        from nwb_cloud.cloud.urls import store_for_url
+
+        return store_for_url(url, endpoint_url=args.endpoint_url, region=args.region)
+    return _s3_store_for(url, args)
+
 
 # the storage formats of nwb_cloud.refs.storage, spelled out: importing nwb_cloud.refs loads pynwb and zarr,
 # which every `nwb-cloud` start (one per batch job step) would then pay for
@@ -69,7 +80,7 @@ def open_(args) -> int:
     except BaseException:
         reader.close()
         raise
-    with open_found(found, reader) as opened:
+    with open_found(found, reader, build=args.build, cache=_cache(args)) as opened:
         seconds = time.perf_counter() - started
         nwbfile = opened.nwbfile
         objects = len(nwbfile.objects)
@@ -106,6 +117,41 @@ def info(args) -> int:
     return 0
 
 
+def validate(args) -> int:
+    """Check an index against the format (docs/index-format.md) and against its asset; non-zero if it fails."""
+    from nwb_cloud.refs import build_index
+    from nwb_cloud.refs.fetch import s3_client
+    from nwb_cloud.refs.locate import find_index
+    from nwb_cloud.refs.validate import load
+    from nwb_cloud.refs.validate import validate as check
+
+    if args.target.startswith("s3://"):
+        store, key = _store_for(args.target, args)
+        found = find_index(store, key, s3_client(store, 4), cache=_cache(args))
+        index, what, asset = found.index, f"the index of {args.target} ({found.origin})", found.identity.url
+    else:
+        index, what = load(args.target), args.target
+        asset = (index.get("templates") or {}).get("u", "") if isinstance(index, dict) else ""
+    rebuild = None
+    if not args.format_only and isinstance(asset, str) and asset:
+        threshold = (index.get("nwb_cloud") or {}).get("build", {}).get("inline_threshold")
+        options = {} if threshold is None else {"inline_threshold": threshold}
+        if asset.startswith("s3://"):
+            store, _ = _store_for(asset, args)
+            rebuild = lambda: build_index(asset, storage_options=store.s3fs_options(), **options)  # noqa: E731
+        else:
+            rebuild = lambda: build_index(asset, **options)  # noqa: E731
+    problems = check(index, rebuild)
+    if problems:
+        print(f"{what}: {len(problems)} problem(s)")
+        for problem in problems[:50]:
+            print(f"  {problem}")
+        return 1
+    checked = "the format" + ("" if rebuild is None else f" and its asset {asset}")
+    print(f"{what}: valid ({index['nwb_cloud']['format']}; checked against {checked})")
+    return 0
+
+
 def _add_store_arguments(parser) -> None:
     add_store_arguments(parser, data_dir_for="the index cache and the prepared run's state")
 
@@ -122,11 +168,23 @@ def register(subparsers) -> None:
     _add_store_arguments(command)
     command.set_defaults(handler=build)
 
-    command = commands.add_parser("open", help="open s3://bucket/key as an NWBFile through its index")
-    add(command, "url", value=S3_URL, help="the NWB HDF5 file")
+    command = commands.add_parser("open", help="open an NWB file on S3 as an NWBFile through its index")
+    add(
+        command,
+        "url",
+        value=OBJECT_URL,
+        help="s3://bucket/key, https://bucket.s3.amazonaws.com/key or a DANDI API asset URL",
+    )
     add(command, "--build", action="store_true", help="build a missing index into the cache (progress bar)")
     _add_store_arguments(command)
     command.set_defaults(handler=open_)
+
+    command = commands.add_parser("validate", help="check an index against the format spec and against its asset")
+    add(command, "target", value=INDEX_TARGET, help="s3://bucket/key of an asset (its cached or published index), or "
+        "the path of an index (.refs.json file or Parquet folder)")  # fmt: skip
+    add(command, "--format-only", action="store_true", help="check the format only, not the asset")
+    _add_store_arguments(command)
+    command.set_defaults(handler=validate)
 
     command = commands.add_parser("info", help="list the cached indexes (or the state of one object's index)")
     add(command, "url", nargs="?", value=S3_URL, help="an object: its cache entry and sidecar")

@@ -1,12 +1,14 @@
 """The NWB-complete reference index: an NWB HDF5 file described as Zarr whose chunks stay in the file.
 
 What it is
-    Kerchunk "version 1" references (``{"version": 1, "templates": {"u": url}, "refs": {...}}``) built by
-    kerchunk's ``SingleHdf5ToZarr`` and completed with everything NWB needs and kerchunk drops: object
-    references (in attributes, datasets and compound rows), soft and extra hard links, scalars,
-    variable-length strings, compound dtypes and the cached specifications. Bulk data stays byte ranges of
-    the asset; metadata, strings, references and tiny chunks live in the index. An object with no faithful
-    form raises :class:`Unrepresentable` naming it - nothing is dropped with a warning.
+    Kerchunk "version 1" references (``{"version": 1, "templates": {"u": url}, "refs": {...}}``) written by
+    :mod:`~nwb_cloud.refs.translate` from an h5py walk of the file: every group, dataset, attribute, link and
+    reference NWB needs, scalars, strings, compound rows, the cached specifications, HDF5's filter pipeline
+    with per-chunk filter masks, and attribute type tags that give back exactly what h5py returns. Bulk data
+    stays byte ranges of the asset; metadata, strings, references and tiny chunks live in the index. An
+    object with no faithful form raises :class:`Unrepresentable` naming it - nothing is dropped with a
+    warning. The format is written down, versioned, in ``docs/index-format.md``, and
+    :mod:`~nwb_cloud.refs.validate` checks an index against it and against its asset.
 
 Design call: read it with hdmf-zarr, not an h5py look-alike
     The index is written in hdmf-zarr 0.13's (Zarr v2) conventions - ``zarr_dtype``, object references as
@@ -15,9 +17,11 @@ Design call: read it with hdmf-zarr, not an h5py look-alike
     the community maintains and converges on (the ``_REFERENCE``/``_LINKS`` convention it is moving to is the
     successor of these). A thin h5py-compatible layer (LINDI's approach) would make us maintain a second
     emulation of h5py's API surface and dtype quirks that hdmf relies on; hdmf-zarr already turns Zarr into
-    the same builders as ``NWBHDF5IO`` (checked object by object in the fidelity tests with
-    :mod:`nwb_cloud.refs.compare`). Where hdmf-zarr's *writer* and its *reader* disagree, the index follows
-    what makes the read identical to h5py's, and stays inside what the reader accepts:
+    nearly the same builders as ``NWBHDF5IO``, and :class:`~nwb_cloud.refs.nwbio.IndexIO` mends the rest
+    (attribute types, table datasets, scalars, external links), checked object by object on a corpus of files
+    from many writers with :mod:`nwb_cloud.refs.compare` (``tests/corpus/``). Where hdmf-zarr's *writer* and
+    its *reader* disagree, the index follows what makes the read identical to h5py's, and stays inside what
+    the reader accepts:
 
     * scalars are 0-d arrays (the reader returns exactly h5py's scalar; the writer's shape ``(1,)`` would
       give 1-element arrays) - except the cached specifications, which hdmf-zarr reads as ``dataset[0]``;
@@ -25,7 +29,9 @@ Design call: read it with hdmf-zarr, not an h5py look-alike
       and an index fetched from a bucket must never execute code. Compound rows with references use
       :class:`~nwb_cloud.refs.codecs.TableJSON` (JSON that numcodecs can decode back into records), which
       importing this package registers;
-    * no ``_ARRAY_DIMENSIONS`` attributes (kerchunk adds them for xarray; they are not in the file).
+    * no ``_ARRAY_DIMENSIONS`` attributes (kerchunk adds them for xarray; they are not in the file);
+    * attribute type tags (``nwb_cloud_types``) and skipped-filter lists (``nwb_cloud_skipped_filters``) that
+      other Zarr readers ignore.
 
 Where it is kept (:mod:`~nwb_cloud.refs.storage`, :mod:`~nwb_cloud.refs.cache`, :mod:`~nwb_cloud.refs.sidecar`)
     JSON, or Parquet (fsspec's ``LazyReferenceMapper``) above a chunk-count threshold; in a local cache keyed

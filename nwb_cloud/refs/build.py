@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+import posixpath
 import time
 from pathlib import Path
 
+import fsspec
 import h5py
-import kerchunk
+import numcodecs
+import zarr
 
 from nwb_cloud.refs.errors import RefsError
+from nwb_cloud.refs.format import INDEX_FORMAT
 from nwb_cloud.refs.source import DEFAULT_BLOCK_SIZE, is_remote, open_source
 from nwb_cloud.refs.translate import NwbHdf5ToZarr
 
-INDEX_FORMAT = "nwb-cloud-refs/1"  # bump when the index layout changes: older indexes are then rebuilt
 # Chunks of at most this many stored bytes are copied into the index (kerchunk's default is 500 bytes). 16 KiB
 # takes the small tables pynwb reads while opening (an electrodes table of 384 rows: 3 KB per column) out of
 # the asset: an open from the index then makes no request after the index's own, instead of one round trip
@@ -43,13 +47,15 @@ def build_index(
         raise RefsError(f"cannot build an index: no such file {source}") from None
     try:
         try:
-            translator = NwbHdf5ToZarr(fileobj, inline_threshold=inline_threshold, progress=progress)
+            beside = functools.partial(sibling_exists, source, storage_options=storage_options)
+            translator = NwbHdf5ToZarr(fileobj, inline_threshold=inline_threshold, progress=progress,
+                                       sibling_exists=beside)  # fmt: skip
         except OSError as error:
             raise RefsError(f"cannot build an index: {source} is not an HDF5 file ({error})") from None
         try:
             refs = translator.translate()
         finally:
-            translator._h5f.close()
+            translator.close()
         stats = fileobj.stats
     finally:
         fileobj.close()
@@ -62,11 +68,31 @@ def build_index(
             "seconds": round(time.perf_counter() - started, 4),
             "inline_threshold": inline_threshold,
             "block_size": block_size if is_remote(source) else None,
-            "kerchunk": kerchunk.__version__,
             "h5py": h5py.__version__,
+            "hdf5": h5py.version.hdf5_version,
+            "zarr": zarr.__version__,
+            "numcodecs": numcodecs.__version__,
         },
     }
     return refs
+
+
+def sibling(url: str, name: str) -> str:
+    """Where an external link's file ``name`` is for an asset at ``url``: beside it (a path or an fsspec URL)."""
+    if not is_remote(url):
+        return str(Path(str(url).removeprefix("file://")).parent / name)
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{posixpath.normpath(posixpath.join(posixpath.dirname(rest), name))}"
+
+
+def sibling_exists(source, name: str, storage_options: dict | None) -> bool:
+    if Path(name).is_absolute():
+        return False  # an absolute path names a file on the writer's machine, never beside the asset
+    where = sibling(str(source), name)
+    if not is_remote(str(source)):
+        return Path(where).is_file()
+    fs, path = fsspec.core.url_to_fs(where, **(storage_options or {}))
+    return fs.isfile(path)
 
 
 def canonical_url(source) -> str:

@@ -13,3 +13,7 @@ class Unrepresentable(RefsError):
 
 class CorruptIndex(RefsError):
     """A stored index cannot be parsed or is not an index this package wrote."""
+
+
+class ChunkError(RefsError):
+    """A chunk of the asset does not decode as the index says it should (the message names the chunk)."""

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from hdmf_zarr.nwb import NWBZarrIO
-
 import nwb_cloud.refs.codecs  # noqa: F401 - registers the codec of compound datasets before zarr reads one
 from nwb_cloud.refs.fetch import RangeReader
+from nwb_cloud.refs.nwbio import IndexIO
 from nwb_cloud.refs.plan import Policy
 from nwb_cloud.refs.reader import check_index
 from nwb_cloud.refs.zarr_store import METADATA, IndexStore
@@ -41,9 +40,9 @@ class IndexHandle:
         )
         self._closed = False
 
-    def nwb_io(self) -> NWBZarrIO:
-        """An ``NWBZarrIO`` (not yet read) over this handle's store."""
-        return NWBZarrIO(path=self.store, mode="r")
+    def nwb_io(self, external=None) -> IndexIO:
+        """pynwb's IO (not yet read) over this handle's store (``external``: see :class:`IndexIO`)."""
+        return IndexIO(path=self.store, mode="r", external=external)
 
     def close(self) -> None:
         if self._closed:

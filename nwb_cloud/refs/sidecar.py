@@ -25,6 +25,7 @@ from nwb_cloud.cloud.store import Store, StoreError, describe_client_error
 from nwb_cloud.refs.cache import AssetIdentity, IndexCache
 from nwb_cloud.refs.errors import CorruptIndex, RefsError
 from nwb_cloud.refs.fetch import FetchError, retry_broken_body, s3_client
+from nwb_cloud.refs.format import INDEX_FORMAT
 from nwb_cloud.refs.plan import Policy
 from nwb_cloud.refs.reader import check_index
 from nwb_cloud.refs.storage import AUTO, PARQUET, ZMETADATA, choose, is_parquet_metadata, write_parquet
@@ -130,6 +131,11 @@ def resolve(client, store: Store, key: str, document, identity: AssetIdentity, p
     target = sidecar_key(key)
     if not isinstance(document, dict):
         raise CorruptIndex(f"the index {store.s3_url(target)} is not a reference index; publish it again")
+    written = document.get("nwb_cloud", {}).get("format")
+    if written != INDEX_FORMAT:
+        raise StaleIndex(
+            f"the index {store.s3_url(target)} is of format {written!r}, not {INDEX_FORMAT}: build and publish it again"
+        )
     recorded = document.get("nwb_cloud", {}).get("asset")
     if recorded != {"size": identity.size, "etag": identity.etag}:
         raise StaleIndex(

@@ -29,6 +29,7 @@ Why it subclasses ``DirectoryStore``
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 import threading
@@ -40,8 +41,9 @@ import numpy as np
 from zarr.errors import ReadOnlyError
 from zarr.storage import DirectoryStore
 
-from nwb_cloud.refs.errors import RefsError
+from nwb_cloud.refs.errors import ChunkError, RefsError
 from nwb_cloud.refs.fetch import RangeReader
+from nwb_cloud.refs.format import SKIPPED_FILTERS
 from nwb_cloud.refs.inflate import DEFLATE, SHUFFLE_DEFLATE, decoder_for
 from nwb_cloud.refs.pipeline import Batch, Wanted
 from nwb_cloud.refs.plan import Policy
@@ -122,7 +124,8 @@ class IndexStore(DirectoryStore):
         if key.endswith(METADATA):
             return Wanted(key=key, decode=None, data=self[key])
         ref = self._refs[key]  # KeyError: a chunk never written, which zarr fills
-        decode = self._array(key.rpartition("/")[0]).decode
+        path, _, chunk = key.rpartition("/")
+        decode = self._array(path).decoder(chunk)
         if isinstance(ref, (str, bytes)):
             return Wanted(key=key, decode=decode, data=value_bytes(ref))
         url, start, end = self._range(key, ref)
@@ -145,7 +148,7 @@ class IndexStore(DirectoryStore):
                 array = self._arrays.get(path)
                 if array is None:
                     key = f"{path}/.zarray" if path else ".zarray"
-                    array = self._arrays[path] = _Array(value_bytes(self._refs[key]))
+                    array = self._arrays[path] = _Array(value_bytes(self._refs[key]), path)
         return array
 
     def codecs(self, path: str) -> dict:
@@ -216,23 +219,55 @@ class IndexStore(DirectoryStore):
 
 
 class _Array:
-    """An array's ``.zarray`` as served (codecs taken out when the store decodes) and its decoder."""
+    """An array's ``.zarray`` as served (codecs taken out when the store decodes) and its decoders.
 
-    def __init__(self, stored: bytes):
+    A chunk HDF5 stored with optional filters skipped (``.zarray["nwb_cloud_skipped_filters"]``: chunk key ->
+    positions in ``filters``) is decoded without them; every other chunk by the whole pipeline.
+    """
+
+    def __init__(self, stored: bytes, path: str = ""):
         meta = json.loads(stored)
+        self.path = path
         self.original_codecs = {"compressor": meta.get("compressor"), "filters": meta.get("filters")}
         dtype = np.dtype(_dtype(meta["dtype"]))
         object_data = dtype.hasobject
         compressor = numcodecs.get_codec(meta["compressor"]) if meta.get("compressor") else None
         filters = [numcodecs.get_codec(f) for f in meta.get("filters") or []]
+        self._skipped: dict[str, tuple[int, ...]] = {k: tuple(v) for k, v in meta.get(SKIPPED_FILTERS, {}).items()}
+        self._decoders: dict[tuple[int, ...], object] = {}
         if object_data or (compressor is None and not filters):
             self.metadata, self.decode = stored, None
             return
         self.metadata = json.dumps({**meta, "compressor": None, "filters": None}).encode()
         chunk_bytes = math.prod(meta["chunks"]) * dtype.itemsize
-        codecs = ([compressor] if compressor else []) + filters[::-1]
-        kind = SHUFFLE_DEFLATE if any(isinstance(c, numcodecs.Shuffle) for c in codecs) else DEFLATE
-        self.decode = _pipeline([_step(codec, chunk_bytes, kind) for codec in codecs])
+        kind = SHUFFLE_DEFLATE if any(isinstance(c, numcodecs.Shuffle) for c in filters) else DEFLATE
+        self._steps = [_step(codec, chunk_bytes, kind) for codec in ([compressor] if compressor else [])]
+        self._filters = [_step(codec, chunk_bytes, kind) for codec in filters]
+        self.decode = self._decoders[()] = _pipeline(self._steps + self._filters[::-1])
+
+    def decoder(self, chunk: str):
+        """The decoder of chunk ``chunk`` (a key such as ``"3.0"``): the pipeline less its skipped filters.
+
+        A chunk that does not decode (corrupt bytes, a failed checksum) raises :class:`ChunkError` naming it.
+        """
+        if self.decode is None:
+            return None
+        skipped = self._skipped.get(chunk, ())
+        decode = self._decoders.get(skipped)
+        if decode is None:
+            kept = [step for position, step in enumerate(self._filters) if position not in skipped]
+            decode = self._decoders[skipped] = _pipeline(self._steps + kept[::-1])
+        return functools.partial(_named, decode, f"{self.path}/{chunk}")
+
+
+def _named(decode, key: str, data):
+    try:
+        return decode(data)
+    except Exception as error:  # noqa: BLE001 - each codec has its own errors; name the chunk
+        raise ChunkError(
+            f"chunk {key} does not decode ({type(error).__name__}: {error}): the asset is corrupt "
+            "or is not the file the index describes"
+        ) from None
 
 
 def _step(codec, chunk_bytes: int, kind: str):
