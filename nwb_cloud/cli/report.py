@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nwb_cloud.cli._options import FOLDER, add
+
 
 def report(args) -> int:
     from nwb_cloud.report import build  # pandas + matplotlib: loaded only when this command runs
@@ -15,6 +17,6 @@ def report(args) -> int:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("report", help="turn asv results into reports/index.html (tables and figures)")
-    parser.add_argument("--results", type=Path, default=Path("results"), help="asv results folder (default results)")
-    parser.add_argument("--out", type=Path, default=Path("reports"), help="where index.html goes (default reports)")
+    add(parser, "--results", value=FOLDER, default=Path("results"), help="asv results folder (default results)")
+    add(parser, "--out", value=FOLDER, default=Path("reports"), help="where index.html goes (default reports)")
     parser.set_defaults(handler=report)
