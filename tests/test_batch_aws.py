@@ -136,7 +136,7 @@ def test_submit_creates_tagged_least_privilege_resources_and_job_chains(lab, aws
     run = parse_place(submitted.run.url)
     assert run.read_json("run.json")["jobs"] == submitted.jobs
     job = run.read_json("jobs/ephys-1.json")
-    assert job["staging"]["prefix"] == f"nwb/.nwb-cloud/staging/{submitted.run.run_id}/ephys-1"
+    assert job["staging"]["prefix"] == f"nwb/.conversion-state/staging/{submitted.run.run_id}/ephys-1"
     assert "secret" not in json.dumps(job).lower() and drive.endpoint.secret_key not in json.dumps(job)
 
     # a second submit finds and reuses every resource; another image only adds what differs
@@ -209,8 +209,9 @@ def test_bad_input_fails_before_anything_is_created(lab, aws, monkeypatch, tmp_p
 
 @set_initial_no_auth_action_count(4)
 @mock_aws(config=MOTO)
-def test_a_destination_without_write_access_fails_the_plan(lab, monkeypatch):
-    """IAM enforced (moto): the user may read the bucket, not write it. The plan, made before any submit, says so."""
+def test_a_destination_without_write_access_fails_the_submit_before_anything_is_created(lab, monkeypatch):
+    """IAM enforced (moto): the user may read the bucket, not write it. The plan writes nothing, so it cannot know
+    and says so; the submit proves write access first and stops there."""
     boto3.client("s3", region_name=REGION).create_bucket(Bucket="dest")
     iam = boto3.client("iam", region_name=REGION)
     iam.create_user(UserName="reader")
@@ -220,8 +221,10 @@ def test_a_destination_without_write_access_fails_the_plan(lab, monkeypatch):
     key = iam.create_access_key(UserName="reader")["AccessKey"]
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    plan = _plan(lab)
+    assert any("write access is proved when the work starts" in line for line in plan.assumptions)
     with pytest.raises(DestinationError, match="cannot write to s3://dest/nwb: access denied"):
-        _plan(lab)
+        _submit(lab, boto3.session.Session(region_name=REGION), plan=plan)
 
 
 def test_a_resource_with_our_name_but_not_our_tag_is_never_used_or_deleted(lab, aws):
@@ -396,7 +399,7 @@ def test_cli_submit_asks_before_spending_then_status_and_cleanup(lab, aws, tmp_p
     assert main([*args, "--yes"]) == 0
     captured = capsys.readouterr()
     run_url = captured.out.strip()  # the run folder alone on stdout, for scripts
-    assert run_url.startswith("s3://dest/nwb/.nwb-cloud/runs/r")
+    assert run_url.startswith("s3://dest/nwb/.conversion-state/runs/r")
     assert "compute (EC2)" in captured.err and "assumptions:" in captured.err
     assert main(["batch", "status", run_url, "--wait", "--poll", "0", "--data-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().err.count("SUCCEEDED") >= 2

@@ -1,4 +1,6 @@
-"""``batch submit`` never starts instances without an explicit yes."""
+"""``batch submit`` never starts instances without an explicit yes; a plan, or a refused submit, writes nothing."""
+
+import json
 
 import pytest
 
@@ -33,3 +35,20 @@ def test_yes_skips_the_prompt_and_no_terminal_without_yes_refuses(monkeypatch):
     monkeypatch.setattr(_common.sys.stdin, "isatty", lambda: False)
     with pytest.raises(NotConfirmed, match=r"estimated \$12.35 without --yes"):
         batch_cli._confirm(_Plan, assume_yes=False)
+
+
+def test_plan_and_a_refused_submit_write_nothing(tmp_path, capsys, monkeypatch):
+    from nwb_cloud.cli import main
+    from nwb_cloud.convert.sources import conversion_spec, write_session
+
+    raws = [write_session(tmp_path / "lab", "ophys-1", "TiffImagingInterface")]
+    spec = tmp_path / "spec.yml"
+    spec.write_text(conversion_spec(raws))
+    destination = tmp_path / "not-yet" / "nwb"
+    common = [str(tmp_path / "lab"), str(spec), str(destination), "--data-dir", str(tmp_path / "data")]
+    assert main(["batch", "plan", *common, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["sessions"][0]["name"] == "ophys-1"
+    monkeypatch.setattr(_common.sys.stdin, "isatty", lambda: False)
+    assert main(["batch", "submit", *common]) == 2
+    assert "without --yes" in capsys.readouterr().err
+    assert not (tmp_path / "not-yet").exists() and not (tmp_path / "data").exists()

@@ -73,6 +73,7 @@ def test_a_failing_step_stops_its_chain_with_the_reason(tmp_path):
         assert broken.status == "FAILED" and broken.failed_step == "convert"
         assert broken.reason.startswith("nwb-cloud batch: error: session tiffimaging-1: NeuroConv cannot read its")
         assert "not a TIFF file" in broken.reason
-        published = [n for n in destination.names() if n.endswith(".nwb") or n.startswith(".nwb-cloud/sessions/")]
+        state = ".conversion-state/sessions/"
+        published = [n for n in destination.names() if n.endswith(".nwb") or n.startswith(state)]
         assert published == []  # no file, no done-record: only the staged source waits for a resume
         assert load_records(pipeline.records_path)[0].step == "transfer"  # the step that finished is on record

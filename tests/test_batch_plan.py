@@ -88,7 +88,7 @@ def test_plan_lists_sessions_chooses_the_cheapest_fitting_instance_and_costs_eve
     assert any("as of 2026-11-01" in a for a in plan.assumptions)
     assert any("ephys-1 convert" in a and "no records" in a for a in plan.assumptions)
     assert plan.to_dict()["cost"]["total"] == plan.cost.total
-    assert not (tmp_path / "dest" / ".nwb-cloud").exists()  # a plan writes nothing (the probe leaves nothing)
+    assert not (tmp_path / "dest").exists()  # a plan writes nothing, not even the destination's folder
 
 
 def test_records_showing_small_memory_and_core_scaling_change_the_choice(source, tmp_path):
@@ -123,6 +123,7 @@ def test_errors_come_before_anything_is_looked_at(source, tmp_path):
 
 
 def test_finished_sessions_are_not_planned_again(source, tmp_path):
+    from nwb_cloud.convert.pipeline import survey
     from nwb_cloud.convert.steps import DONE_FOLDER
 
     root, spec, raws = source
@@ -130,9 +131,15 @@ def test_finished_sessions_are_not_planned_again(source, tmp_path):
     session = spec.sessions[1]
     (tmp_path / "dest" / session.nwbfile_name).parent.mkdir(parents=True)
     (tmp_path / "dest" / session.nwbfile_name).write_bytes(b"x" * 7)
-    destination.write_json(
-        f"{DONE_FOLDER}/{session.name}.json", {"session_digest": session.digest(), "digests": {"size": 7}}
-    )
+    fingerprint = survey(Rclone(), str(root), spec)[1].fingerprint
+    record = {"fingerprint": fingerprint.to_dict(), "digests": {"size": 7}}
+    destination.write_json(f"{DONE_FOLDER}/{session.name}.json", record)
     plan = make_plan(spec, str(root), destination, Rclone(), [], SHIPPED, executor="local")
     assert [s.name for s in plan.sessions] == ["ephys-1"] and plan.finished == ("ophys-1",)
     assert plan.machine.instance_type == "local" and plan.cost.total == 0
+    relaid = make_plan(
+        spec, str(root), destination, Rclone(), [], SHIPPED, executor="local", layout="workload-friendly"
+    )
+    assert [s.name for s in relaid.sessions] == ["ephys-1", "ophys-1"]
+    why = "ophys-1: converted again: the layout changed (NeuroConv default -> workload-friendly)"
+    assert why in relaid.assumptions

@@ -27,12 +27,12 @@ def test_convert_command_converts_then_skips(drive, endpoint, tmp_path, monkeypa
         "--endpoint-url", endpoint.url, "--rclone-config", str(lab.config_file), "--data-dir", str(tmp_path),
     ]  # fmt: skip
     assert main(args) == 0
-    assert "finished" in capsys.readouterr().err
+    assert "finished" in capsys.readouterr().out  # the result on stdout, the progress on stderr
     keys = sorted(o["Key"] for o in store.client().list_objects_v2(Bucket="cli-convert")["Contents"])
-    assert keys == ["nwb/.nwb-cloud/sessions/ophys-1.json", "nwb/ophys-1.nwb"]
+    assert keys == ["nwb/.conversion-state/sessions/ophys-1.json", "nwb/ophys-1.nwb"]
     assert (tmp_path / "throughput.jsonl").read_text().count("\n") == 3
     assert main(args) == 0
-    assert "skipped" in capsys.readouterr().err
+    assert "skipped" in capsys.readouterr().out
 
 
 def test_convert_command_bad_input_is_one_line(drive, endpoint, tmp_path, capsys):

@@ -5,20 +5,14 @@ value; re-runs skip, interruptions leave nothing that looks complete, bad input 
 """
 
 import io
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 import uuid
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 from pynwb import NWBHDF5IO
 
-from nwb_cloud.convert import conversion
 from nwb_cloud.convert.errors import DestinationError, SourceError
 from nwb_cloud.convert.labdrive import lab_drive
 from nwb_cloud.convert.pipeline import convert
@@ -87,15 +81,15 @@ def test_both_formats_convert_exactly_and_a_rerun_skips(lab, destination, tmp_pa
         ("ophys-1", "finished", None),
     ]
     assert _keys(store) == [
-        "converted/.nwb-cloud/sessions/ephys-1.json",
-        "converted/.nwb-cloud/sessions/ophys-1.json",
+        "converted/.conversion-state/sessions/ephys-1.json",
+        "converted/.conversion-state/sessions/ophys-1.json",
         "converted/ephys-1.nwb",
         "converted/ophys-1.nwb",
     ]
     _, raws = lab
     for raw in raws:
         np.testing.assert_array_equal(_series(store, f"converted/{raw.name}.nwb"), raw.expected())
-        done = place.read_json(f".nwb-cloud/sessions/{raw.name}.json")
+        done = place.read_json(f".conversion-state/sessions/{raw.name}.json")
         assert done["verified_by"] in ("sha256", "md5") and done["source_bytes"] == raw.nbytes
         assert done["check"]["critical"] == []
     assert not list((tmp_path / "work").rglob("*.nwb"))  # staging emptied once published
@@ -131,81 +125,58 @@ def test_layout_option_writes_the_recommended_chunks(lab, destination, tmp_path)
     np.testing.assert_array_equal(series["data"], lab[1][0].expected())
 
 
-def test_interrupted_conversion_leaves_nothing_that_looks_complete(lab, destination, tmp_path, monkeypatch):
-    place, store = destination
-    real = conversion.convert_session
-
-    def interrupted(session, data_folder, nwbfile_path, layout=None):
-        real(session, data_folder, nwbfile_path, layout)
-        with open(nwbfile_path, "r+b") as stream:  # the file is half written when the interruption comes
-            stream.truncate(os.path.getsize(nwbfile_path) // 2)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(conversion, "convert_session", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        _run(lab, place, tmp_path)
-    assert _keys(store) == []  # nothing published, no done-record
-    work = tmp_path / "work"
-    assert not [p for p in work.rglob("*") if p.suffix == ".nwb" or "partial" in p.name]
-    assert (work / "ephys-1" / "transferred.json").exists()  # the finished step is kept for the resume
-
-    monkeypatch.setattr(conversion, "convert_session", real)
-    outcomes = _run(lab, place, tmp_path)
-    assert [o.status for o in outcomes] == ["finished", "finished"]
-    assert [r.skipped for r in outcomes[0].steps] == [True, False, False]  # the transfer was not redone
-    np.testing.assert_array_equal(_series(store, "converted/ephys-1.nwb"), lab[1][0].expected())
-
-
-KILLED_CHILD = """
-import sys, time
-from pathlib import Path
-from nwb_cloud.convert import conversion
-from nwb_cloud.convert.pipeline import convert
-from nwb_cloud.convert.places import parse_place
-from nwb_cloud.convert.rclone import Rclone
-from nwb_cloud.convert.spec import ConversionSpec
-from nwb_cloud.cloud.store import Store
-
-real = conversion.convert_session
-def stalled(session, data_folder, nwbfile_path, layout=None):
-    real(session, data_folder, nwbfile_path, layout)
-    Path(sys.argv[1]).write_text(str(nwbfile_path))
-    time.sleep(600)  # killed here: the file is written, not yet checked, hashed or published
-conversion.convert_session = stalled
-store = Store(sys.argv[5], sys.argv[6], access_key=sys.argv[7], secret_key=sys.argv[8])
-convert(ConversionSpec.load(Path(sys.argv[2])), sys.argv[3], parse_place(f"s3://{sys.argv[5]}/converted", store=store),
-        Path(sys.argv[4]), Rclone(Path(sys.argv[9])))
-"""
-
-
-def test_killed_process_leaves_nothing_that_looks_complete(lab, destination, tmp_path, cloud):
+def test_changed_source_bytes_or_layout_redo_the_session_and_say_why(lab, destination, tmp_path, capsys):
+    """The done-record's fingerprint covers the sources (size, time, stored hash), the layout and the versions."""
     place, store = destination
     drive, raws = lab
-    spec_file = tmp_path / "spec.yml"
-    spec_file.write_text(conversion_spec(raws))
-    flag, work = tmp_path / "written", tmp_path / "work"
-    child = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(KILLED_CHILD), str(flag), str(spec_file),
-         drive.path("labdata", "study"), str(work), store.bucket, cloud.url, cloud.access_key, cloud.secret_key,
-         str(drive.config_file)],
-    )  # fmt: skip
+    _run(lab, place, tmp_path)
+    assert [o.status for o in _run(lab, place, tmp_path)] == ["skipped", "skipped"]
+    movie = raws[1].folder / "movie.tif"
+    original = movie.read_bytes()
     try:
-        deadline = time.monotonic() + 120
-        while not flag.exists() and child.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert flag.exists(), "the child never reached the conversion"
+        changed = bytearray(original)
+        changed[-64:] = bytes(64)  # new pixel values, same name, same size
+        movie.write_bytes(bytes(changed))
+        capsys.readouterr()
+        outcomes = _run(lab, place, tmp_path)
+        assert [(o.session, o.status) for o in outcomes] == [("ephys-1", "skipped"), ("ophys-1", "finished")]
+        assert outcomes[1].redone.startswith("source ophys-1/movie.tif has new bytes (md5 differs)")
+        assert "ophys-1: converting again: source ophys-1/movie.tif" in capsys.readouterr().err
     finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-    assert _keys(store) == []
-    leftover = [p for p in work.rglob("*.nwb")]
-    assert [p.relative_to(work).as_posix() for p in leftover] == [".scratch/ephys-1/ephys-1.nwb"]  # scratch only
-    assert not (work / "ephys-1" / "converted.json").exists() and not (work / "ephys-1" / "output").exists()
+        movie.write_bytes(original)
+    relaid = _run(lab, place, tmp_path, layout="workload-friendly")
+    assert [o.redone for o in relaid] == ["the layout changed (NeuroConv default -> workload-friendly)"] * 2
+    assert [o.status for o in _run(lab, place, tmp_path, layout="workload-friendly")] == ["skipped", "skipped"]
+    record = place.read_json(".conversion-state/sessions/ophys-1.json")["fingerprint"]
+    assert record["layout"] == "workload-friendly" and record["versions"]["neuroconv"]
+    assert record["sources"]["ophys-1/movie.tif"]["size"] == len(original)
 
+
+def test_a_newer_neuroconv_redoes_a_finished_session(lab, destination, tmp_path, monkeypatch):
+    from nwb_cloud.convert import fingerprint
+
+    place, _ = destination
+    _run(lab, place, tmp_path)
+    newer = {**fingerprint.software_versions(), "neuroconv": "99.0"}
+    monkeypatch.setattr(fingerprint, "software_versions", lambda: newer)
     outcomes = _run(lab, place, tmp_path)
     assert [o.status for o in outcomes] == ["finished", "finished"]
-    assert not list(work.rglob("*.nwb")), "a stale scratch folder of a killed run is removed on resume"
-    np.testing.assert_array_equal(_series(store, "converted/ephys-1.nwb"), raws[0].expected())
+    assert outcomes[0].redone.startswith("neuroconv changed (") and outcomes[0].redone.endswith(" -> 99.0)")
+
+
+def test_nwbinspector_on_a_converted_folder_sees_only_the_nwb_files(lab, tmp_path):
+    """The state folder is hidden (DANDI upload skips it) and has no '.nwb' in its name (nwbinspector's scan)."""
+    from nwbinspector import Importance, inspect_all
+    from nwbinspector.utils import get_nwbfiles_from_path
+
+    folder = tmp_path / "converted"
+    outcomes = _run(lab, parse_place(str(folder)), tmp_path)
+    assert [o.status for o in outcomes] == ["finished", "finished"]
+    assert (folder / ".conversion-state" / "sessions" / "ephys-1.json").exists()
+    assert sorted(p.name for p in get_nwbfiles_from_path(folder)) == ["ephys-1.nwb", "ophys-1.nwb"]
+    messages = list(inspect_all(path=folder))
+    assert {Path(m.file_path).name for m in messages} <= {"ephys-1.nwb", "ophys-1.nwb"}
+    assert not [m for m in messages if m.importance in (Importance.CRITICAL, Importance.ERROR)], messages
 
 
 def test_a_session_failing_its_check_is_not_published_and_the_others_are(lab, destination, tmp_path):

@@ -94,7 +94,7 @@ def test_the_batch_job_command_parses_as_the_container_runs_it():
     from nwb_cloud.batch.jobs import Run
     from nwb_cloud.convert.places import parse_place
 
-    run = Run(parse_place("s3://bucket/nwb").child(".nwb-cloud/runs/r1"), "r1")
+    run = Run(parse_place("s3://bucket/nwb").child(".conversion-state/runs/r1"), "r1")
     for step in ("transfer", "convert", "upload"):
         args = build_parser().parse_args(run.command("session-1", step))
         assert (args.run, args.session, args.step, args.region) == (run.url, "session-1", step, "us-east-1")

@@ -9,7 +9,7 @@ import nwb_cloud
 
 # lowest first; a sub-package may import its own layer and any below it, lazily or not
 LAYERS = [
-    {"errors", "settings", "files"},
+    {"errors", "settings", "files", "processes"},
     {"cloud"},
     {"datasets"},
     {"refs"},

@@ -339,10 +339,13 @@ def test_page_has_the_tables_reasons_and_alerts(report, cells):
     ):
         assert expected in text, expected
     assert "do-not-show-this-credential" not in text
-    alerts = text[: text.index("<nav>")]
-    assert "WRONG DATA" in alerts and "fsspec" in alerts and "hang" in alerts and "still running" in alerts
-    assert "crash" in alerts and "exit code -11" in alerts
-    assert "failed cell(s)" in alerts
+    top = text[: text.index("<nav>")]  # one summary line: counts and links, no details
+    assert top.count('class="summary"') == 1 and top.count('class="alert"') == 0
+    assert "WRONG DATA" in top and "fsspec" in top and "hang" in top and "crash" in top and "failed cell(s)" in top
+    assert "still running" not in top and "exit code -11" not in top
+    reliability = text[text.index('<section id="reliability">') :]  # the details where they belong
+    assert "still running" in reliability and "exit code -11" in reliability and 'class="alert"' in reliability
+    assert text.index('-headline">') < text.index('-how">')  # the report opens on its figures
 
 
 def test_page_figures_and_tables_are_written(report):

@@ -33,6 +33,7 @@ from lindi.LindiH5pyFile.LindiReferenceFileSystemStore import LindiReferenceFile
 
 from nwb_cloud.access._h5py import read_nwb
 from nwb_cloud.access.base import AccessError, Method, require_writable, translate_errors
+from nwb_cloud.access.derived import identity, require_current
 from nwb_cloud.cloud.store import describe_client_error
 from nwb_cloud.cloud.transfer import upload
 from nwb_cloud.refs.fetch import FetchError, retry_broken_body
@@ -40,6 +41,7 @@ from nwb_cloud.refs.plan import Policy
 
 SUFFIX = ".lindi.json"
 TEMPLATE = "asset"
+SOURCE = "nwb_cloud_source"  # the ETag and size of the asset the JSON was made from (see access.derived)
 
 
 def _closer(h5):
@@ -79,7 +81,9 @@ def _prepare_json(store, key, local_path):
         return  # a Zarr asset: LINDI reads HDF5 only
     require_writable(store, key, "lindi-json prepare: a LINDI JSON")
     with translate_errors(store.s3_url(key), "lindi-json"):
+        made_from = identity(store, key)
         rfs = reference_file_system(str(local_path) if local_path else store.http_url(key), store.s3_url(key))
+        rfs[SOURCE] = made_from
         with tempfile.TemporaryDirectory(prefix="nwb-cloud-lindi-") as tmp:
             path = Path(tmp) / "refs.lindi.json"
             path.write_text(json.dumps(rfs))
@@ -105,9 +109,11 @@ def _open_from_json(store, key):
         raise AccessError(f"lindi-json: {describe_client_error(error, store.s3_url(json_key))}") from None
     try:
         rfs = json.loads(body)
+        recorded = rfs.pop(SOURCE, None)
         rfs["templates"][TEMPLATE] = store.http_url(key)
     except (ValueError, KeyError, TypeError) as error:
         raise AccessError(f"lindi-json: {store.s3_url(json_key)} is not a nwb-cloud LINDI JSON ({error})") from None
+    require_current(store, key, recorded, f"the LINDI JSON {store.s3_url(json_key)}", "lindi-json")
     h5 = lindi.LindiH5pyFile.from_reference_file_system(rfs)
     return read_nwb(h5, [_closer(h5)])
 

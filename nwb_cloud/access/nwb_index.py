@@ -5,7 +5,9 @@ the GET of the published sidecar (:func:`nwb_cloud.refs.locate.find_index`); fro
 its objects while that HEAD is in flight, so the round trip hides behind pynwb's own work. No HDF5
 metadata is read from the asset. Reads go through :class:`nwb_cloud.refs.zarr_store.IndexStore`: parallel,
 coalesced and split range requests on warm connections, decoded on every core while later chunks are still
-arriving. The ``kerchunk`` method reads the same index through stock fsspec (s3fs) and stays as the baseline.
+arriving, HDF5's deflate by the fastest bit-exact inflate of the machine's measured table (see
+:func:`use_decoder_table`). The ``kerchunk`` method reads the same index through stock fsspec (s3fs) and
+stays as the baseline.
 
 Where the local cache lives
     ``access`` modules take no settings; the cache directory is a module default set by whoever holds the
@@ -223,7 +225,7 @@ def _open_warm(store, key: str) -> Opened:
     return open_nwb_index(store, key, cache=cache)
 
 
-DATA_PATH = "parallel coalesced+split ranges on warm connections, decoded on every core"
+DATA_PATH = "parallel coalesced+split ranges on warm connections, bit-exact fast inflate on every core"
 METHODS = [
     Method(
         name="nwb-index",

@@ -23,6 +23,7 @@ reads each ``.zgroup``/``.zarray``/``.zattrs`` on demand. Both load the cached n
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -46,6 +47,7 @@ from nwb_cloud.access.base import (
     translate_errors,
     why_missing,
 )
+from nwb_cloud.access.derived import identity, require_current
 from nwb_cloud.cloud.transfer import upload
 
 SUFFIX = ".zarr"
@@ -53,6 +55,7 @@ SUFFIX = ".zarr"
 # ignores the others (lzf, bitshuffle, lz4, szip) with a warning, which would silently change the codec.
 TRANSLATED = {"gzip", "shuffle", "32001", "32015", "fletcher32"}
 MARKER = ".zmetadata"
+SOURCE = ".nwb-cloud-source.json"  # the ETag and size of the asset the copy was made from (see access.derived)
 
 
 def zarr_key(key: str) -> str:
@@ -61,6 +64,8 @@ def zarr_key(key: str) -> str:
 
 def _opener(name: str, mode: str):
     def open_zarr(store, key):
+        if not key.endswith(SUFFIX):  # a copy of an HDF5 asset: it must be of the asset as it is now
+            require_current(store, key, _recorded(store, key), f"the Zarr copy {store.s3_url(zarr_key(key))}", name)
         opened = Opened(nwbfile=None)
         try:
             io = NWBZarrIO(
@@ -77,6 +82,17 @@ def _opener(name: str, mode: str):
         return opened
 
     return open_zarr
+
+
+def _recorded(store, key: str) -> dict | None:
+    """The identity of the asset the copy was made from, as the copy records it (None: no copy, or an old one)."""
+    client = store.client()
+    try:
+        return json.loads(client.get_object(Bucket=store.bucket, Key=zarr_key(key) + "/" + SOURCE)["Body"].read())
+    except client.exceptions.NoSuchKey:
+        if _exists(store, zarr_key(key) + "/" + MARKER):
+            return None  # a complete copy from before copies were keyed: stale by definition
+        raise AccessError(f"hdmf-zarr: {_why_not_found(store, zarr_key(key))}") from None
 
 
 def _why_not_found(store, key: str) -> str:
@@ -125,8 +141,11 @@ def _prepare_zarr(store, key, local_path):
         return  # a Zarr asset is read as it is
     require_writable(store, key, "hdmf-zarr prepare: a Zarr copy")
     with translate_errors(store.s3_url(key), "hdmf-zarr prepare"):
+        source_identity = identity(store, key)
         if _exists(store, zarr_key(key) + "/" + MARKER):
-            return
+            if _exists(store, zarr_key(key) + "/" + SOURCE) and _recorded(store, key) == source_identity:
+                return
+            _delete_prefix(store, zarr_key(key) + "/")  # a copy of another version: none of it may survive
         with tempfile.TemporaryDirectory(
             prefix="nwb-cloud-zarr-", dir=Path(local_path).parent if local_path else None
         ) as tmp:
@@ -137,8 +156,17 @@ def _prepare_zarr(store, key, local_path):
             export_to_zarr(source, target)
             marker = Path(tmp) / MARKER
             shutil.move(target / MARKER, marker)
+            (target / SOURCE).write_text(json.dumps(source_identity))
             upload(store, target, zarr_key(key), progress=False)
             upload(store, marker, zarr_key(key) + "/" + MARKER, progress=False)
+
+
+def _delete_prefix(store, prefix: str) -> None:
+    client = store.client()
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=store.bucket, Prefix=prefix):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=store.bucket, Delete={"Objects": keys, "Quiet": True})
 
 
 def _exists(store, key: str) -> bool:

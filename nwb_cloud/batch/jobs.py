@@ -1,6 +1,6 @@
 """A plan as jobs: one chain per session (transfer -> convert -> upload), described in a run folder.
 
-The run folder (``<destination>/.nwb-cloud/runs/<run id>/``) holds the plan, one job specification per
+The run folder (``<destination>/.conversion-state/runs/<run id>/``) holds the plan, one job specification per
 session and, as steps finish, one throughput record per step. A job's command line names only the run
 folder, the session and the step, so configuration reaches a container as a file it reads, never through
 a shell; credentials come from the job's environment (its IAM role, or variables an executor sets).
@@ -15,13 +15,13 @@ from pathlib import Path
 
 from nwb_cloud.batch.errors import BatchError
 from nwb_cloud.batch.plan import Plan, job_cores, job_share
-from nwb_cloud.convert.places import parse_place
+from nwb_cloud.convert.places import STATE_FOLDER, parse_place
 from nwb_cloud.convert.rclone import Rclone, Remote, remote_name, remotes_from_config
 from nwb_cloud.convert.records import Record
 from nwb_cloud.convert.steps import STEPS, Job, StepResult, run_step
 
-RUNS = ".nwb-cloud/runs"
-STAGING = ".nwb-cloud/staging"
+RUNS = f"{STATE_FOLDER}/runs"
+STAGING = f"{STATE_FOLDER}/staging"
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,8 @@ def write_run(plan: Plan, jobs: list[Job]) -> Run:
     return run
 
 
-def open_run(url: str, endpoint_url: str | None = None, region: str | None = None) -> Run:
-    folder = parse_place(url, endpoint_url=endpoint_url, region=region)
+def open_run(url: str, endpoint_url: str | None = None, region: str | None = None, profile: str | None = None) -> Run:
+    folder = parse_place(url, endpoint_url=endpoint_url, region=region, profile=profile)
     return Run(folder, Path(url.rstrip("/")).name)
 
 

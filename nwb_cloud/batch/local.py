@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from nwb_cloud import processes
 from nwb_cloud.batch.jobs import Run, collect_records, session_jobs, write_run
 from nwb_cloud.batch.plan import Plan
 from nwb_cloud.convert.records import Record, append_records
@@ -42,7 +43,10 @@ def run_chains(
     def chain(name: str) -> ChainResult:
         started = time.perf_counter()
         for step, command in chains[name]:
-            done = subprocess.run(command, env=envs[name], capture_output=True, text=True)
+            done = subprocess.run(
+                command, env=envs[name], capture_output=True, text=True,
+                **processes.child_options(),  # the pool's thread waits for it, so it dies with this process
+            )  # fmt: skip
             if done.returncode != 0:
                 lines = [line for line in done.stderr.splitlines() if line.strip()]
                 reason = lines[-1] if lines else f"exit code {done.returncode}"
@@ -88,6 +92,7 @@ def run_locally(
     plan: Plan, env: dict[str, str], parallel: int = 1, records_path: Path | None = None, workdir: Path | None = None
 ) -> LocalRun:
     """Write the run folder, run every chain as local processes, collect (and keep) their throughput records."""
+    plan.destination.probe_write()  # the plan wrote nothing: write access is proved now, before any work
     run = write_run(plan, session_jobs(plan))
     started = time.perf_counter()
     chains = LocalExecutor(env, parallel, workdir).run(run, [s.name for s in plan.sessions])

@@ -22,7 +22,7 @@ from nwb_cloud.cloud.transfer import TRANSFER
 from nwb_cloud.convert.pipeline import SessionSize, preflight
 from nwb_cloud.convert.records import Record
 from nwb_cloud.convert.spec import ConversionSpec
-from nwb_cloud.convert.steps import STEPS, done_record
+from nwb_cloud.convert.steps import STEPS, session_state
 from nwb_cloud.settings import usable_cores
 
 HOURS_PER_MONTH = 730
@@ -128,10 +128,16 @@ def make_plan(
     memory_need, memory_basis = max(estimator.memory_bytes(s.interface_key) for s in spec.sessions)
     if executor == "batch" and instance_type is not None:
         _fits(INSTANCE_TYPES[instance_type], memory_need, memory_basis)
-    sizes = preflight(spec, source, destination, rclone, layout)
-    pending = [s for s in sizes if not done_record(destination, s.session)]
+    sizes = preflight(spec, source, destination, rclone, layout, write=False)
+    states = {s.session.name: session_state(destination, s.session, s.fingerprint) for s in sizes}
+    pending = [s for s in sizes if not states[s.session.name][0]]
     finished = tuple(s.session.name for s in sizes if s not in pending)
-    assumptions = [f"memory per conversion: {memory_need / GIB:.1f} GiB ({memory_basis})"]
+    assumptions = [
+        f"memory per conversion: {memory_need / GIB:.1f} GiB ({memory_basis})",
+        f"destination {destination.label} is reachable; write access is proved when the work starts (a plan writes "
+        "nothing)",
+    ]
+    assumptions += [f"{name}: converted again: {change}" for name, (_, change) in states.items() if change]
     if executor == "local":
         machine = Machine("local", usable_cores(), 0.0, 0.0)
         planned = [_plan_session(s, estimator, machine) for s in pending]

@@ -66,6 +66,7 @@ def submit(
     log=lambda message: None,
 ) -> Submitted:
     check_submission(plan, image, deployment)
+    plan.destination.probe_write()  # the plan wrote nothing, so write access is proved here, before any resource
     session = session or aws_session(plan.region)
     account = account_id(session)
     environment = source_environment(plan.source, rclone)

@@ -7,9 +7,35 @@ from pathlib import Path
 
 from rich.console import Console
 
-from nwb_cloud.cli._common import confirm_spending, key_value_pairs, status_summary
-from nwb_cloud.cli.convert import add_location_arguments
+from nwb_cloud.cli._common import (
+    add_credentials_arguments,
+    add_data_dir,
+    confirm_spending,
+    key_value_pairs,
+    status_summary,
+)
+from nwb_cloud.cli._options import (
+    DEPLOYMENT,
+    FOLDER,
+    IDS,
+    IMAGE,
+    INSTANCE_TYPE,
+    KEY_VALUE,
+    OUTPUT_FILE,
+    PLACE,
+    REGION,
+    S3_PREFIX,
+    SESSION,
+    URL,
+    add,
+    as_text,
+    integer,
+    number,
+)
+from nwb_cloud.cli.convert import add_location_arguments, destination_of
 from nwb_cloud.settings import Settings
+
+STEP_NAMES = ("transfer", "convert", "upload")  # nwb_cloud.convert.steps.STEPS, without importing the stack
 
 console = Console(stderr=True)
 
@@ -29,13 +55,12 @@ def _prices_path(args) -> Path:
 def _plan(args):
     from nwb_cloud.batch.plan import make_plan
     from nwb_cloud.batch.prices import load_prices
-    from nwb_cloud.convert.places import parse_place
     from nwb_cloud.convert.rclone import Rclone
     from nwb_cloud.convert.records import load_records
     from nwb_cloud.convert.spec import ConversionSpec
 
     spec = ConversionSpec.load(args.spec)
-    destination = parse_place(args.destination, endpoint_url=args.endpoint_url, region=args.region)
+    destination = destination_of(args)
     rclone = Rclone(args.rclone_config)
     plan = make_plan(
         spec, args.source, destination, rclone, load_records(_records_path(args)), load_prices(_prices_path(args)),
@@ -100,9 +125,9 @@ def _open(args):
     from nwb_cloud.batch.jobs import open_run
     from nwb_cloud.batch.monitor import manifest
 
-    run = open_run(args.run, endpoint_url=args.endpoint_url, region=args.region)
+    run = open_run(args.run, endpoint_url=args.endpoint_url, region=args.region, profile=args.profile)
     region = manifest(run)["region"]
-    return run, aws_session(region), region
+    return run, aws_session(region, args.profile), region
 
 
 def status_command(args) -> int:
@@ -149,7 +174,7 @@ def cleanup_command(args) -> int:
     from nwb_cloud.batch.cleanup import Cleaner
 
     region = args.region or "us-east-1"
-    cleaner = Cleaner(aws_session(region), region, log=console.print)
+    cleaner = Cleaner(aws_session(region, args.profile), region, log=console.print)
     found = cleaner.find(args.deployment)
     if not found:
         console.print(f"nothing tagged with deployment {args.deployment!r} in {region}")
@@ -164,7 +189,7 @@ def cleanup_command(args) -> int:
         from nwb_cloud.batch.jobs import STAGING
         from nwb_cloud.convert.places import parse_place
 
-        parse_place(args.staging, region=region).child(STAGING).delete_all()
+        parse_place(args.staging, region=region, profile=args.profile).child(STAGING).delete_all()
         console.print(f"deleted the staging area under {args.staging}")
     return 0
 
@@ -173,7 +198,7 @@ def run_step_command(args) -> int:
     from nwb_cloud.batch.jobs import open_run, process_started, run_job_step
 
     started = process_started()
-    run = open_run(args.run, endpoint_url=args.endpoint_url, region=args.region)
+    run = open_run(args.run, endpoint_url=args.endpoint_url, region=args.region, profile=args.profile)
     result = run_job_step(run, args.session, args.step, workdir=args.workdir, started=started, log=print)
     state = "skipped (already done)" if result.skipped else f"done in {result.seconds:.1f} s"
     print(f"{args.session} {args.step}: {state}", flush=True)
@@ -187,7 +212,9 @@ def prices_command(args) -> int:
     if args.refresh:
         import boto3
 
-        table = refresh(boto3.session.Session(), args.region or ["us-east-1"], base=load_prices(path))
+        table = refresh(
+            boto3.session.Session(profile_name=args.profile), args.region or ["us-east-1"], base=load_prices(path)
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(table.to_json())
         console.print(f"prices refreshed ({table.source}) -> {path}")
@@ -202,17 +229,21 @@ def _split(text: str | None) -> list[str] | None:
 
 
 def _add_plan_arguments(parser) -> None:
-    parser.add_argument("source", help="rclone path of the data folder ('gdrive:lab/data', 'remote:bucket/x')")
-    parser.add_argument("spec", type=Path, help="NeuroConv YAML conversion specification (paths relative to SOURCE)")
-    parser.add_argument("destination", help="s3://bucket/prefix (a folder only with --executor local)")
     add_location_arguments(parser)
-    parser.add_argument("--market", choices=("spot", "on-demand"), default="spot")
-    parser.add_argument("--instance-type", help="use this instance type instead of the cheapest that fits")
-    parser.add_argument("--max-vcpus", type=int, default=64, help="cap of the compute environment (default 64)")
-    parser.add_argument("--executor", choices=("batch", "local"), default="batch", help="AWS Batch or local processes")
-    parser.add_argument("--parallel", type=int, default=1, help="sessions at once with --executor local")
-    parser.add_argument("--records", type=Path, help="throughput records file (default: DATA_DIR/throughput.jsonl)")
-    parser.add_argument("--data-dir", type=Path, help="where records and refreshed prices live (NWB_CLOUD_DATA_DIR)")
+    add(parser, "--market", choices=("spot", "on-demand"), default="spot", help="EC2 market (default spot)")
+    add(parser, "--instance-type", value=INSTANCE_TYPE, help="use this instance type, not the cheapest that fits")
+    add(parser, "--max-vcpus", value=integer(1, 100_000, 64), default=64, help="cap of the compute environment")
+    add(parser, "--executor", choices=("batch", "local"), default="batch", help="AWS Batch, or local processes")
+    add(parser, "--parallel", value=integer(1, 1024, 2), default=1, help="sessions at once with --executor local")
+    add(parser, "--records", value=OUTPUT_FILE, help="throughput records file (default: DATA_DIR/throughput.jsonl)")
+    add_data_dir(parser, "throughput records and refreshed prices")
+
+
+def _add_run_arguments(parser, with_credentials: bool = True) -> None:
+    add(parser, "run", value=PLACE, help="the run folder submit printed (under DESTINATION/.conversion-state/runs)")
+    add(parser, "--endpoint-url", value=URL, help="S3 endpoint of the run folder, if not AWS")
+    add(parser, "--region", value=REGION, help="region of the destination bucket")
+    add_credentials_arguments(parser) if with_credentials else None
 
 
 def register(subparsers) -> None:
@@ -221,58 +252,56 @@ def register(subparsers) -> None:
 
     parser = commands.add_parser("plan", help="sessions, sizes, instance choice and a cost estimate; creates nothing")
     _add_plan_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    add(parser, "--json", action="store_true", help="print the plan as JSON")
     parser.set_defaults(handler=plan_command)
 
     parser = commands.add_parser("submit", help="after confirmation, create or reuse Batch resources and submit")
     _add_plan_arguments(parser)
-    parser.add_argument("--image", help="the conversion image (see docker/README.md); required for AWS Batch")
-    parser.add_argument("--deployment", default="nwb-cloud", help="name prefix and tag of the AWS resources")
-    parser.add_argument("--subnets", help="comma-separated subnet ids (default: the default VPC's)")
-    parser.add_argument("--security-groups", help="comma-separated security group ids (default: the VPC's default)")
-    parser.add_argument("--tag", action="append", help="KEY=VALUE tag for every resource created (repeatable)")
-    parser.add_argument(
-        "--secret-env", action="append", help="NAME=SECRET_ARN: a Secrets Manager secret the jobs get as $NAME"
+    add(parser, "--image", value=IMAGE, help="the conversion image (docker/README.md); required for AWS Batch")
+    add(parser, "--deployment", value=DEPLOYMENT, default="nwb-cloud", help="name prefix and tag of the resources")
+    add(parser, "--subnets", value=as_text(IDS), help="comma-separated subnet ids (default: the default VPC's)")
+    add(parser, "--security-groups", value=as_text(IDS), help="comma-separated security group ids (default: the VPC's)")
+    add(
+        parser, "--tag", value=as_text(KEY_VALUE), action="append", help="a tag for every resource created (repeatable)"
     )
-    parser.add_argument("--yes", action="store_true", help="do not ask before starting instances")
+    add(
+        parser, "--secret-env", value=KEY_VALUE, action="append", help="NAME=SECRET_ARN: a secret the jobs get as $NAME"
+    )
+    add(parser, "--yes", action="store_true", help="do not ask before starting instances")
     parser.set_defaults(handler=submit_command)
 
     parser = commands.add_parser("status", help="per-session state of a run; --wait until it ends or a job fails")
-    parser.add_argument("run", help="the run folder printed by submit (s3://bucket/prefix/.nwb-cloud/runs/RUN)")
-    parser.add_argument("--wait", action="store_true", help="poll until every job finished or one FAILED")
-    parser.add_argument("--poll", type=float, default=30.0, help="seconds between polls (default 30)")
-    parser.add_argument("--endpoint-url", help="S3 endpoint of the run folder, if not AWS")
-    parser.add_argument("--region", help="region of the destination bucket")
-    parser.add_argument("--records", type=Path, help="throughput records file (default: DATA_DIR/throughput.jsonl)")
-    parser.add_argument("--data-dir", type=Path, help="where records live (NWB_CLOUD_DATA_DIR)")
+    _add_run_arguments(parser)
+    add(parser, "--wait", action="store_true", help="poll until every job finished or one FAILED")
+    add(parser, "--poll", value=number(0, 3600, 30), default=30.0, help="seconds between polls (default 30)")
+    add(parser, "--records", value=OUTPUT_FILE, help="throughput records file (default: DATA_DIR/throughput.jsonl)")
+    add_data_dir(parser, "throughput records")
     parser.set_defaults(handler=status_command)
 
     parser = commands.add_parser("logs", help="the CloudWatch log of one step of one session")
-    parser.add_argument("run", help="the run folder printed by submit")
-    parser.add_argument("session")
-    parser.add_argument("step", choices=("transfer", "convert", "upload"))
-    parser.add_argument("--endpoint-url", help="S3 endpoint of the run folder, if not AWS")
-    parser.add_argument("--region", help="region of the destination bucket")
+    _add_run_arguments(parser)
+    add(parser, "session", value=SESSION, help="the session")
+    add(parser, "step", choices=STEP_NAMES, help="the step")
     parser.set_defaults(handler=logs_command)
 
     parser = commands.add_parser("cleanup", help="delete every AWS resource the deployment created (by its tag)")
-    parser.add_argument("--deployment", default="nwb-cloud")
-    parser.add_argument("--region", help="default us-east-1")
-    parser.add_argument("--staging", help="also delete the staging area under this s3://bucket/prefix destination")
-    parser.add_argument("--yes", action="store_true", help="delete (without it: list what would be deleted)")
+    add(parser, "--deployment", value=DEPLOYMENT, default="nwb-cloud", help="the deployment (default nwb-cloud)")
+    add(parser, "--region", value=REGION, help="its region (default us-east-1)")
+    add(parser, "--staging", value=S3_PREFIX, help="also delete the staging area under this destination")
+    add(parser, "--yes", action="store_true", help="delete (without it: list what would be deleted)")
+    add_credentials_arguments(parser)
     parser.set_defaults(handler=cleanup_command)
 
     parser = commands.add_parser("run-step", help="run one step of one session (the Batch container's command)")
-    parser.add_argument("run", help="the run folder (s3://bucket/prefix/.nwb-cloud/runs/RUN or a folder)")
-    parser.add_argument("session")
-    parser.add_argument("step", choices=("transfer", "convert", "upload"))
-    parser.add_argument("--endpoint-url", help="S3 endpoint of the run folder, if not AWS")
-    parser.add_argument("--region")
-    parser.add_argument("--workdir", type=Path, help="local scratch folder (default: the system's temporary one)")
+    _add_run_arguments(parser)
+    add(parser, "session", value=SESSION, help="the session")
+    add(parser, "step", choices=STEP_NAMES, help="the step")
+    add(parser, "--workdir", value=FOLDER, help="local scratch folder (default: the system's temporary one)")
     parser.set_defaults(handler=run_step_command)
 
     parser = commands.add_parser("prices", help="print the price table in use, or --refresh it from AWS")
-    parser.add_argument("--refresh", action="store_true", help="query the AWS Pricing API and spot price history")
-    parser.add_argument("--region", action="append", help="region to refresh (repeatable; default us-east-1)")
-    parser.add_argument("--data-dir", type=Path, help="where the refreshed table is kept (NWB_CLOUD_DATA_DIR)")
+    add(parser, "--refresh", action="store_true", help="query the AWS Pricing API and spot price history")
+    add(parser, "--region", value=REGION, action="append", help="region to refresh (repeatable; default us-east-1)")
+    add_data_dir(parser, "the refreshed price table")
+    add_credentials_arguments(parser)
     parser.set_defaults(handler=prices_command)

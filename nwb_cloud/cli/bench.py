@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nwb_cloud.cli._common import add_settings_arguments, console, embedded_store, settings_from
+from nwb_cloud.cli._options import FOLDER, NAMES, REGEX, add
 from nwb_cloud.errors import NwbCloudError
 
 
@@ -19,11 +20,12 @@ class BenchArguments(NwbCloudError):
 
 
 def _report(repo: Path) -> Path | None:
+    """The run published: report page, guidance page and README's marked blocks, all from ``results/``."""
     try:
-        from nwb_cloud.report import build
+        from nwb_cloud.report import publish
     except ImportError:  # the report package is optional for a bare asv run
         return None
-    return build(repo / "results", repo / "reports")
+    return publish(repo / "results", repo / "reports", readme=repo / "README.md", log=console.print)[0]
 
 
 def _loop(args, settings, repo: Path, store):
@@ -119,16 +121,20 @@ def bench(args) -> int:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="run the asv suite against the embedded cloud and publish HTML")
     add_settings_arguments(parser)
-    parser.add_argument("--bench", help="only benchmarks matching this regular expression (asv --bench)")
-    parser.add_argument("--repo", default=".", help="the nwb-cloud checkout holding asv.conf.json")
-    parser.add_argument(
-        "--no-calibrate", action="store_true", help="skip measuring the proxy's overhead and the serving CPU cost"
+    add(parser, "--bench", value=REGEX, help="only benchmarks matching this regular expression (asv --bench)")
+    add(parser, "--repo", value=FOLDER, default=".", help="the nwb-cloud checkout holding asv.conf.json (default .)")
+    add(
+        parser,
+        "--no-calibrate",
+        action="store_true",
+        help="skip measuring the proxy's overhead and the serving CPU cost",
     )
-    parser.add_argument(
+    add(
+        parser,
         "--block",
         choices=("loop",),
         help="run one block alone: loop, the closed loop (recommend, rewrite, upload, measure beside 5-6 other "
         "layouts) at --size (full: the study's lengths and 5x)",
     )
-    parser.add_argument("--cases", metavar="NAMES", help="the closed loop's cases, comma-separated (default: all)")
+    add(parser, "--cases", value=NAMES, help="the closed loop's cases, comma-separated (default: all)")
     parser.set_defaults(handler=bench)

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 from rich.console import Console
 
 from nwb_cloud.cli._common import confirm_spending, key_value_pairs, status_summary
+from nwb_cloud.cli._options import (
+    DEPLOYMENT,
+    FOLDER,
+    IDS,
+    IMAGE,
+    INSTANCE_NAME,
+    KEY_VALUE,
+    LAYOUT,
+    METHOD,
+    PLACE,
+    REGION,
+    REGIONAL_BUCKET,
+    S3_PREFIX,
+    SESSION,
+    URL,
+    WORKLOAD,
+    add,
+    as_text,
+    integer,
+    listed,
+    number,
+)
 from nwb_cloud.settings import SIZES, Settings
 
 console = Console(stderr=True)
@@ -197,69 +218,38 @@ def run_child_command(args) -> int:
     return 0
 
 
-def _at_least(low: float, kind=int):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
-        if value < low or value != value:
-            raise argparse.ArgumentTypeError(f"{text} is below {low}")
-        return value
-
-    return parse
-
-
 def _add_plan_arguments(parser) -> None:
-    parser.add_argument(
-        "--instance-type",
-        action="append",
-        metavar="TYPE",
-        help="an EC2 instance type per child (repeatable, or comma-separated): c7i.large,m7i.xlarge",
+    add(parser, "--instance-type", value=listed(INSTANCE_NAME), action="append", metavar="TYPE",
+        help="an EC2 instance type per child (repeatable, or comma-separated)")  # fmt: skip
+    add(
+        parser, "--region", value=REGION, action="append", help="region of the children (repeatable; default us-east-1)"
     )
-    parser.add_argument("--region", action="append", help="region of the children (repeatable; default us-east-1)")
-    parser.add_argument(
-        "--bucket",
-        action="append",
-        metavar="[REGION=]S3URL",
-        help="s3://bucket/prefix for the study and the results, one per region (repeatable)",
-    )
-    parser.add_argument("--size", choices=SIZES, default="quick", help="suite size (default quick)")
-    parser.add_argument(
-        "--source",
-        choices=("generated", "dandi"),
-        default="generated",
-        help="generated: the study written and uploaded to your bucket; dandi: public DANDI assets",
-    )
-    parser.add_argument("--market", choices=("on-demand", "spot"), default="on-demand")
-    parser.add_argument("--workload", action="append", help="measure only these workloads (repeatable)")
-    parser.add_argument("--method", action="append", help="measure only these read methods (repeatable)")
-    parser.add_argument("--layout", action="append", help="measure only these layouts (repeatable)")
-    parser.add_argument("--image", help="the benchmark-host image (docker/README.md); checked in its registry")
-    parser.add_argument(
-        "--executor",
-        choices=("batch", "local"),
-        default="batch",
-        help="AWS Batch, or local processes (one per --machine)",
-    )
-    parser.add_argument("--machine", action="append",
-                        help="names of the local executor's children (repeatable; default: this host's instance "
-                             "type and region on EC2, else its name)")  # fmt: skip
-    parser.add_argument("--endpoint-url", help="S3 endpoint of the buckets, if not AWS (the embedded cloud)")
-    parser.add_argument("--seed", type=_at_least(0), default=0, help="seed of the generated study (default 0)")
-    parser.add_argument(
-        "--results",
-        type=Path,
-        default=Path("results"),
-        help="results folder of the earlier runs the estimate rests on (default ./results)",
-    )
-    parser.add_argument("--data-dir", type=Path, help="where refreshed prices live (NWB_CLOUD_DATA_DIR)")  # fmt: skip
+    add(parser, "--bucket", value=REGIONAL_BUCKET, action="append", metavar="[REGION=]S3URL",
+        help="s3://bucket/prefix for the study and the results, one per region (repeatable)")  # fmt: skip
+    add(parser, "--size", choices=SIZES, default="quick", help="suite size (default quick)")
+    add(parser, "--source", choices=("generated", "dandi"), default="generated",
+        help="generated: the study written and uploaded to your bucket; dandi: public DANDI assets")  # fmt: skip
+    add(parser, "--market", choices=("on-demand", "spot"), default="on-demand", help="EC2 market (default on-demand)")
+    add(parser, "--workload", value=listed(WORKLOAD), action="append", help="measure only these workloads")
+    add(parser, "--method", value=listed(METHOD), action="append", help="measure only these read methods")
+    add(parser, "--layout", value=listed(LAYOUT), action="append", help="measure only these layouts")
+    add(parser, "--image", value=IMAGE, help="the benchmark-host image (docker/README.md); checked in its registry")
+    add(parser, "--executor", choices=("batch", "local"), default="batch",
+        help="AWS Batch, or local processes (one per --machine)")  # fmt: skip
+    add(parser, "--machine", value=listed(SESSION), action="append",
+        help="names of the local executor's children (repeatable; default: this host's instance type and region "
+             "on EC2, else its name)")  # fmt: skip
+    add(parser, "--endpoint-url", value=URL, help="S3 endpoint of the buckets, if not AWS (the embedded cloud)")
+    add(parser, "--seed", value=integer(0), default=0, help="seed of the generated study (default 0)")
+    add(parser, "--results", value=FOLDER, default=Path("results"),
+        help="results folder of the earlier runs the estimate rests on (default ./results)")  # fmt: skip
+    add(parser, "--data-dir", value=FOLDER, help="where refreshed prices live (NWB_CLOUD_DATA_DIR)")
 
 
 def _add_run_arguments(parser) -> None:
-    parser.add_argument("run", help="the fleet run folder printed by submit (s3://bucket/prefix/.nwb-cloud/fleet/RUN)")
-    parser.add_argument("--endpoint-url", help="S3 endpoint of the run folder, if not AWS")
-    parser.add_argument("--region", help="region of the run folder's bucket")
+    add(parser, "run", value=PLACE, help="the fleet run folder printed by submit")
+    add(parser, "--endpoint-url", value=URL, help="S3 endpoint of the run folder, if not AWS")
+    add(parser, "--region", value=REGION, help="region of the run folder's bucket")
 
 
 def register(subparsers) -> None:
@@ -268,52 +258,56 @@ def register(subparsers) -> None:
 
     parser = commands.add_parser("plan", help="children, run time and price per instance type; creates nothing")
     _add_plan_arguments(parser)
-    parser.add_argument("--offline", action="store_true", help="skip the checks that ask AWS, DANDI or a registry")
-    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    add(parser, "--offline", action="store_true", help="skip the checks that ask AWS, DANDI or a registry")
+    add(parser, "--json", action="store_true", help="print the plan as JSON")
     parser.set_defaults(handler=plan_command)
 
     parser = commands.add_parser("submit", help="after confirmation, create or reuse Batch resources and submit")
     _add_plan_arguments(parser)
-    parser.add_argument("--deployment", default="nwb-cloud-fleet", help="name prefix and tag of the AWS resources")
-    parser.add_argument("--subnets", help="comma-separated subnet ids (default: the default VPC's)")
-    parser.add_argument("--security-groups", help="comma-separated security group ids (default: the VPC's default)")
-    parser.add_argument("--tag", action="append", help="KEY=VALUE tag for every resource created (repeatable)")
-    parser.add_argument("--parallel", type=_at_least(1), default=1, help="local children at once (default 1)")
-    parser.add_argument("--yes", action="store_true", help="do not ask before starting instances")
+    add(
+        parser, "--deployment", value=DEPLOYMENT, default="nwb-cloud-fleet", help="name prefix and tag of the resources"
+    )
+    add(parser, "--subnets", value=as_text(IDS), help="comma-separated subnet ids (default: the default VPC's)")
+    add(parser, "--security-groups", value=as_text(IDS), help="comma-separated security group ids (default: the VPC's)")
+    add(
+        parser, "--tag", value=as_text(KEY_VALUE), action="append", help="a tag for every resource created (repeatable)"
+    )
+    add(parser, "--parallel", value=integer(1, 1024, 2), default=1, help="local children at once (default 1)")
+    add(parser, "--yes", action="store_true", help="do not ask before starting instances")
     parser.set_defaults(handler=submit_command)
 
     parser = commands.add_parser("status", help="each child's state; --wait until every child has finished")
     _add_run_arguments(parser)
-    parser.add_argument("--wait", action="store_true", help="poll until every child has finished")
-    parser.add_argument("--poll", type=_at_least(0.1, float), default=60.0, help="seconds between polls (default 60)")
+    add(parser, "--wait", action="store_true", help="poll until every child has finished")
+    add(parser, "--poll", value=number(0.1, 3600, 60), default=60.0, help="seconds between polls (default 60)")
     parser.set_defaults(handler=status_command)
 
     parser = commands.add_parser("collect", help="merge the children's results into the results folder")
     _add_run_arguments(parser)
-    parser.add_argument("--results", type=Path, default=Path("results"), help="the results folder (default ./results)")
-    parser.add_argument("--report", action="store_true", help="then build the report from the results folder")
-    parser.add_argument(
-        "--reports", type=Path, default=Path("reports"), help="where the report goes (default ./reports)"
-    )
-    parser.add_argument("--data-dir", type=Path, help="where the children's logs are kept (NWB_CLOUD_DATA_DIR)")
+    add(parser, "--results", value=FOLDER, default=Path("results"), help="the results folder (default ./results)")
+    add(parser, "--report", action="store_true", help="then build the report from the results folder")
+    add(parser, "--reports", value=FOLDER, default=Path("reports"), help="where the report goes (default ./reports)")
+    add(parser, "--data-dir", value=FOLDER, help="where the children's logs are kept (NWB_CLOUD_DATA_DIR)")
     parser.set_defaults(handler=collect_command)
 
     parser = commands.add_parser("cleanup", help="delete every AWS resource the fleet deployment created (by its tag)")
-    parser.add_argument("--deployment", default="nwb-cloud-fleet")
-    parser.add_argument("--region", action="append", help="regions to clean (repeatable; default us-east-1)")
-    parser.add_argument(
-        "--data",
-        action="append",
-        metavar="S3URL",
-        help="also delete the study uploaded under this s3://bucket/prefix (repeatable)",
+    add(
+        parser,
+        "--deployment",
+        value=DEPLOYMENT,
+        default="nwb-cloud-fleet",
+        help="the deployment (default nwb-cloud-fleet)",
     )
-    parser.add_argument("--endpoint-url", help="S3 endpoint of the --data buckets, if not AWS")
-    parser.add_argument("--yes", action="store_true", help="delete (without it: list what would be deleted)")
+    add(parser, "--region", value=REGION, action="append", help="regions to clean (repeatable; default us-east-1)")
+    add(parser, "--data", value=S3_PREFIX, action="append", metavar="S3URL",
+        help="also delete the study uploaded under this s3://bucket/prefix (repeatable)")  # fmt: skip
+    add(parser, "--endpoint-url", value=URL, help="S3 endpoint of the --data buckets, if not AWS")
+    add(parser, "--yes", action="store_true", help="delete (without it: list what would be deleted)")
     parser.set_defaults(handler=cleanup_command)
 
     parser = commands.add_parser("run-child", help="run one child (the benchmark-host job's command)")
     _add_run_arguments(parser)
-    parser.add_argument("child", help="the child's name (its asv machine)")
-    parser.add_argument("--workdir", type=Path, help="scratch folder (default: the system's temporary one)")
-    parser.add_argument("--repo", type=Path, help="the nwb-cloud checkout holding asv.conf.json (default: this one)")
+    add(parser, "child", value=SESSION, help="the child's name (its asv machine)")
+    add(parser, "--workdir", value=FOLDER, help="scratch folder (default: the system's temporary one)")
+    add(parser, "--repo", value=FOLDER, help="the nwb-cloud checkout holding asv.conf.json (default: this one)")
     parser.set_defaults(handler=run_child_command)

@@ -7,9 +7,9 @@ are found as ``nwb-cloud read`` finds them.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-from nwb_cloud.cli._common import settings_from
+from nwb_cloud.cli._common import add_store_arguments, settings_from
+from nwb_cloud.cli._options import INDEX_TARGET, OBJECT_URL, S3_URL, add
 from nwb_cloud.cli.read import _store_for as _s3_store_for
 
 
@@ -153,9 +153,7 @@ def validate(args) -> int:
 
 
 def _add_store_arguments(parser) -> None:
-    parser.add_argument("--endpoint-url", help="S3 endpoint (default: the prepared run's, or AWS)")
-    parser.add_argument("--region", default="us-east-1")
-    parser.add_argument("--data-dir", type=Path, help="where the index cache lives (NWB_CLOUD_DATA_DIR)")
+    add_store_arguments(parser, data_dir_for="the index cache and the prepared run's state")
 
 
 def register(subparsers) -> None:
@@ -163,27 +161,32 @@ def register(subparsers) -> None:
     commands = parser.add_subparsers(dest="index_command", metavar="INDEX_COMMAND", required=True)
 
     command = commands.add_parser("build", help="build the index of s3://bucket/key (reading only its metadata)")
-    command.add_argument("url", help="s3://bucket/key of an NWB HDF5 file")
-    command.add_argument("--publish", action="store_true", help="also upload it beside the asset as a sidecar")
-    command.add_argument("--format", choices=FORMATS, default="auto", help="json, parquet, or auto (by chunk count)")
-    command.add_argument("--rebuild", action="store_true", help="build again even if the cache has it")
+    add(command, "url", value=S3_URL, help="the NWB HDF5 file")
+    add(command, "--publish", action="store_true", help="also upload it beside the asset as a sidecar")
+    add(command, "--format", choices=FORMATS, default="auto", help="how the index is stored (auto: by chunk count)")
+    add(command, "--rebuild", action="store_true", help="build again even if the cache has it")
     _add_store_arguments(command)
     command.set_defaults(handler=build)
 
     command = commands.add_parser("open", help="open an NWB file on S3 as an NWBFile through its index")
-    command.add_argument("url", help="s3://bucket/key, https://bucket.s3.amazonaws.com/key or a DANDI API asset URL")
-    command.add_argument("--build", action="store_true", help="build a missing index into the cache (progress bar)")
+    add(
+        command,
+        "url",
+        value=OBJECT_URL,
+        help="s3://bucket/key, https://bucket.s3.amazonaws.com/key or a DANDI API asset URL",
+    )
+    add(command, "--build", action="store_true", help="build a missing index into the cache (progress bar)")
     _add_store_arguments(command)
     command.set_defaults(handler=open_)
 
     command = commands.add_parser("validate", help="check an index against the format spec and against its asset")
-    command.add_argument("target", help="s3://bucket/key of an asset (its cached or published index), or the path "
-                         "of an index (.refs.json file or Parquet folder)")  # fmt: skip
-    command.add_argument("--format-only", action="store_true", help="check the format only, not the asset")
+    add(command, "target", value=INDEX_TARGET, help="s3://bucket/key of an asset (its cached or published index), or "
+        "the path of an index (.refs.json file or Parquet folder)")  # fmt: skip
+    add(command, "--format-only", action="store_true", help="check the format only, not the asset")
     _add_store_arguments(command)
     command.set_defaults(handler=validate)
 
     command = commands.add_parser("info", help="list the cached indexes (or the state of one object's index)")
-    command.add_argument("url", nargs="?", help="s3://bucket/key: its cache entry and sidecar")
+    add(command, "url", nargs="?", value=S3_URL, help="an object: its cache entry and sidecar")
     _add_store_arguments(command)
     command.set_defaults(handler=info)

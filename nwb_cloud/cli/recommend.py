@@ -6,6 +6,20 @@ import argparse
 import json
 from pathlib import Path
 
+from nwb_cloud.cli._options import (
+    DTYPE,
+    EXISTING_FILE,
+    FOLDER,
+    MEGABYTES,
+    METHOD,
+    NAMES_ONE,
+    OUTPUT_FILE,
+    PROFILE,
+    SERIES,
+    SHAPE,
+    WEIGHTED_WORKLOAD,
+    add,
+)
 from nwb_cloud.errors import NwbCloudError
 
 
@@ -13,7 +27,9 @@ class BadArguments(NwbCloudError):
     pass
 
 
-def _ints(text: str, what: str) -> tuple[int, ...]:
+def _ints(text, what: str) -> tuple[int, ...]:
+    if isinstance(text, tuple):  # already checked while parsing (--shape, --chunks)
+        return text
     try:
         values = tuple(int(part) for part in text.split(","))
     except ValueError:
@@ -21,17 +37,6 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
     if not values:
         raise BadArguments(f"{what} {text!r} is empty")
     return values
-
-
-def _megabytes(text: str) -> int:
-    """A positive size in MB (argparse type): bytes."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of MB (e.g. 1000)") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"{text!r} MB: give a positive size")
-    return int(value * 1e6)
 
 
 def _model(args):
@@ -144,58 +149,47 @@ def guidance_command(args) -> int:
 
 
 def _recommend_options(parser) -> None:
-    parser.add_argument(
-        "--workload",
-        action="append",
-        default=[],
-        metavar="NAME[=WEIGHT]",
-        help="a read workload and its weight in the mix (repeat for a mix)",
-    )
-    parser.add_argument("--profile", default="in-region", help="network profile (default in-region)")
-    parser.add_argument("--method", help="read method the costs are for (default: a typical reader)")
-    parser.add_argument("--codec", action="append", help="restrict to these codecs (repeatable)")
-    parser.add_argument("--backend", default="hdf5", choices=("hdf5", "zarr"))
-    parser.add_argument(
-        "--results", type=Path, help="fit the model to this asv results folder instead of the shipped one"
-    )
-    parser.add_argument("--model", type=Path, help="a model file written by `nwb-cloud fit-model`")
-    parser.add_argument(
-        "--memory-limit",
-        type=_megabytes,
-        metavar="MB",
-        help="flag the layout if its write buffer or one read holds more than this (default 1000 MB)",
-    )
-    parser.add_argument("--json", action="store_true", help="print the full recommendation as JSON")  # fmt: skip
+    add(parser, "--workload", value=WEIGHTED_WORKLOAD, action="append", default=[], metavar="NAME[=WEIGHT]",
+        help="a read workload and its weight in the mix (repeat for a mix)")  # fmt: skip
+    add(parser, "--profile", value=PROFILE, default="in-region", help="network profile, not AWS's (default in-region)")
+    add(parser, "--method", value=METHOD, help="read method the costs are for (default: a typical reader)")
+    add(parser, "--codec", value=NAMES_ONE, action="append", help="restrict to these codecs (repeatable)")
+    add(parser, "--backend", default="hdf5", choices=("hdf5", "zarr"), help="the file format (default hdf5)")
+    add(parser, "--results", value=FOLDER, help="fit the model to this asv results folder, not the shipped one")
+    add(parser, "--model", value=EXISTING_FILE, help="a model file written by `nwb-cloud fit-model`")
+    add(parser, "--memory-limit", value=MEGABYTES, metavar="MB",
+        help="flag the layout if its write buffer or one read holds more than this (default 1000 MB)")  # fmt: skip
+    add(parser, "--json", action="store_true", help="print the full recommendation as JSON")
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("recommend", help="recommend a chunk shape and codec for a workload mix")
-    parser.add_argument("file", nargs="?", type=Path, help="an existing NWB file (with --series)")
-    parser.add_argument("--series", help="the series in the file, e.g. acquisition/TwoPhotonSeries")
-    parser.add_argument("--shape", help="shape of the data, e.g. 9000,512,512")
-    parser.add_argument("--dtype", help="dtype of the data, e.g. uint16")
-    parser.add_argument("--modality", help="ecephys or ophys (inferred from the workloads when left out)")
+    add(parser, "file", nargs="?", value=EXISTING_FILE, help="an existing NWB file (with --series)")
+    add(parser, "--series", value=SERIES, help="the series in the file")
+    add(parser, "--shape", value=SHAPE, help="shape of the data")
+    add(parser, "--dtype", value=DTYPE, help="numeric dtype of the data")
+    add(parser, "--modality", choices=("ecephys", "ophys"), help="the data's kind (default: from the workloads)")
     _recommend_options(parser)
     parser.set_defaults(handler=recommend_command)
 
     parser = subparsers.add_parser("rewrite", help="rewrite an NWB file with one series in a new layout (verified)")
-    parser.add_argument("input", type=Path)
-    parser.add_argument("output", type=Path)
-    parser.add_argument("--series", required=True, help="the series to re-chunk, e.g. acquisition/ElectricalSeries")
-    parser.add_argument("--chunks", help="chunk shape, e.g. 512,32,32 (with --codec)")
-    parser.add_argument("--recommend", action="store_true", help="use the recommendation for --workload/--profile")
-    parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists (never the input)")
-    parser.add_argument("--modality", help=argparse.SUPPRESS)
+    add(parser, "input", value=EXISTING_FILE, help="the NWB file to rewrite")
+    add(parser, "output", value=OUTPUT_FILE, help="the rewritten file")
+    add(parser, "--series", value=SERIES, required=True, help="the series to re-chunk")
+    add(parser, "--chunks", value=SHAPE, help="chunk shape (with --codec)")
+    add(parser, "--recommend", action="store_true", help="use the recommendation for --workload/--profile")
+    add(parser, "--overwrite", action="store_true", help="replace OUTPUT if it exists (never the input)")
+    parser.add_argument("--modality", choices=("ecephys", "ophys"), help=argparse.SUPPRESS)
     _recommend_options(parser)
     parser.set_defaults(handler=rewrite_command, shape=None, dtype=None, file=None)
 
     parser = subparsers.add_parser("fit-model", help="fit the cost model to asv results and save it")
-    parser.add_argument("--results", type=Path, default=Path("results"), help="asv results folder (default results)")
-    parser.add_argument("--out", type=Path, help="model file (default: the one the package ships)")
-    parser.add_argument("--no-check", action="store_true", help="skip the recommendations-vs-measured check")
+    add(parser, "--results", value=FOLDER, default=Path("results"), help="asv results folder (default results)")
+    add(parser, "--out", value=OUTPUT_FILE, help="model file (default: the one the package ships)")
+    add(parser, "--no-check", action="store_true", help="skip the recommendations-vs-measured check")
     parser.set_defaults(handler=fit_model_command)
 
     parser = subparsers.add_parser("guidance", help="write reports/guidance.html from the results")
-    parser.add_argument("--results", type=Path, default=Path("results"), help="asv results folder (default results)")
-    parser.add_argument("--out", type=Path, default=Path("reports"), help="where guidance.html goes (default reports)")
+    add(parser, "--results", value=FOLDER, default=Path("results"), help="asv results folder (default results)")
+    add(parser, "--out", value=FOLDER, default=Path("reports"), help="where guidance.html goes (default reports)")
     parser.set_defaults(handler=guidance_command)

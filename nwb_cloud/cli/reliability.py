@@ -10,8 +10,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from nwb_cloud.cli._common import console, embedded_store
+from nwb_cloud.cli._common import add_data_dir, add_size, console, embedded_store
+from nwb_cloud.cli._options import FOLDER, METHOD, NAMES_ONE, PROFILE, add, integer, number
 
+RELIABILITY_SIZES = {
+    "tiny": "tiny",
+    "quick": "small",
+    "full": "small",
+}  # --size, in nwb_cloud.suite.reliability's words
 STYLES = {"exact": "green", "error": "yellow", "crash": "red", "hang": "bold red", "wrong-data": "bold white on red"}
 LABELS = {"error": "clear error", "hang": "HANG", "crash": "CRASH", "wrong-data": "WRONG DATA"}
 
@@ -34,8 +40,9 @@ def reliability(args) -> int:
     limit_s = args.limit or table.HANG_LIMIT_S
     started = time.perf_counter()
     with embedded_store(settings) as (endpoint, store):
-        console.print(f"[bold]preparing[/] the {args.size} reliability asset in {settings.data_dir}")
-        catalog = table.reliability_catalog(store, settings.data_dir, args.size, settings.seed, log=console.print)
+        size = RELIABILITY_SIZES[args.size or "quick"]
+        console.print(f"[bold]preparing[/] the {args.size or 'quick'} reliability asset in {settings.data_dir}")
+        catalog = table.reliability_catalog(store, settings.data_dir, size, settings.seed, log=console.print)
         asset = next(iter(catalog.assets.values()))
         failures = prepare_methods(catalog, methods, log=console.print)
         subjects = table.method_subjects(catalog, asset, methods, failures)
@@ -111,22 +118,22 @@ def _print_table(rows: list[dict], scenarios: list[str]) -> None:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("reliability", help="every read method under S3 faults: exact, error, hang or wrong")
-    parser.add_argument(
-        "--methods", nargs="+", help="read methods (default: all but the page-buffer variants; `nwb-cloud methods`)"
+    add(parser, "--methods", value=METHOD, nargs="+", help="read methods (default: all but the page-buffer variants)")
+    add(parser, "--scenarios", value=NAMES_ONE, nargs="+", help="fault scenarios (default: all)")
+    add_size(parser, "quick: a dedicated 42 MB file whose read crosses several GETs (default); tiny: a 2 MB file")
+    add(
+        parser, "--profile", value=PROFILE, default="in-region", help="network profile of the proxy (default in-region)"
     )
-    parser.add_argument("--scenarios", nargs="+", help="fault scenarios (default: all of nwb_cloud.cloud.reliability)")
-    parser.add_argument(
-        "--size",
-        choices=("small", "tiny"),
-        default="small",
-        help="small: a dedicated 42 MB file whose read crosses several GETs (default); tiny: the suite's 2 MB file",
+    add(
+        parser, "--jobs", value=integer(1, 64, 2), help="probes busy at once (default 2, the reference machine's cores)"
     )
-    parser.add_argument("--profile", default="in-region", help="network profile of the proxy (default in-region)")
-    parser.add_argument("--jobs", type=int, help="probes busy at once (default 2, the cores of the reference machine)")
-    parser.add_argument(
-        "--limit", type=float, help="seconds before a probe is a hang (default 360: above every reader timeout)"
+    add(
+        parser,
+        "--limit",
+        value=number(0, example=360, above=True),
+        help="seconds before a probe is a hang (default 360)",
     )
-    parser.add_argument("--results", default="results", help="results directory (writes reliability/<run_id>.json)")
-    parser.add_argument("--data-dir", type=Path, help="where generated data live (NWB_CLOUD_DATA_DIR)")
-    parser.add_argument("--seed", type=int, help="seed of the generated data (NWB_CLOUD_SEED)")
+    add(parser, "--results", value=FOLDER, default="results", help="results folder (writes reliability/<run_id>.json)")
+    add_data_dir(parser, "generated data")
+    add(parser, "--seed", value=integer(0), help="seed of the generated data (default NWB_CLOUD_SEED or 0)")
     parser.set_defaults(handler=reliability)

@@ -1,20 +1,28 @@
-"""``nwb-cloud report``: asv results -> ``reports/index.html`` with its figures and tables."""
+"""``nwb-cloud report``: the committed results -> the report page, the guidance page and README's marked blocks."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from nwb_cloud.cli._options import EXISTING_FILE, FOLDER, add
+
 
 def report(args) -> int:
-    from nwb_cloud.report import build  # pandas + matplotlib: loaded only when this command runs
+    from nwb_cloud.report import publish  # pandas + matplotlib: loaded only when this command runs
 
-    index = build(args.results, args.out)
-    print(f"report: {index}")
+    readme = None if args.no_readme else (args.readme or Path(args.results).resolve().parent / "README.md")
+    for path in publish(args.results, args.out, readme):
+        print(f"report: {path}")
     return 0
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("report", help="turn asv results into reports/index.html (tables and figures)")
-    parser.add_argument("--results", type=Path, default=Path("results"), help="asv results folder (default results)")
-    parser.add_argument("--out", type=Path, default=Path("reports"), help="where index.html goes (default reports)")
+    parser = subparsers.add_parser(
+        "report", help="turn the results into reports/index.html, reports/guidance.html and README's figures"
+    )
+    add(parser, "--results", value=FOLDER, default=Path("results"), help="asv results folder (default results)")
+    add(parser, "--out", value=FOLDER, default=Path("reports"), help="where index.html goes (default reports)")
+    add(parser, "--readme", value=EXISTING_FILE, help="the Markdown file whose marked blocks to rewrite (default: "
+        "README.md beside the results folder, when it exists)")  # fmt: skip
+    parser.add_argument("--no-readme", action="store_true", help="leave every Markdown file as it is")
     parser.set_defaults(handler=report)

@@ -17,7 +17,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
+from nwb_cloud import processes
 from nwb_cloud.cloud.store import Store, StoreError
 
 READY_TIMEOUT_S = 20
@@ -49,6 +51,24 @@ def rclone_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_CA_BUNDLE", "RCLONE_AUTH_KEY")}
     env.setdefault("RCLONE_CONFIG", os.devnull)  # no user config, no 'config file not found' notice
     return env
+
+
+def require_answering(url: str, timeout_s: float = 3.0) -> None:
+    """Raise :class:`EndpointError` when nothing accepts a connection at ``url``'s host and port.
+
+    A prepared run names its endpoint; when the ``nwb-cloud serve`` (or ``bench``) that started it has stopped,
+    every read would fail, one by one and quietly. This says so once, with the command that starts one.
+    """
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout_s).close()
+    except OSError as error:
+        raise EndpointError(
+            f"the S3 endpoint {url} does not answer ({error.strerror or type(error).__name__}): the `nwb-cloud "
+            "serve` or `nwb-cloud bench` that started it has stopped; start one with `nwb-cloud serve` and use the "
+            "NWB_CLOUD_STATE it prints"
+        ) from None
 
 
 class Endpoint:
@@ -96,7 +116,9 @@ class Endpoint:
             "--log-level", "NOTICE",
         ]  # fmt: skip
         log = open(self._log_path, "wb")  # noqa: SIM115 - handed to the child process
-        self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=rclone_env())
+        self._process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=rclone_env(), **processes.child_options()
+        )  # dies with this process, however it ends
         log.close()
         try:
             self._wait_ready()
@@ -130,13 +152,7 @@ class Endpoint:
         process, self._process = self._process, None
         if process is None:
             return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        processes.stop(process, grace_s=10)
 
     @property
     def pid(self) -> int | None:

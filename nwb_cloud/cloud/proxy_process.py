@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 
+from nwb_cloud import processes
 from nwb_cloud.cloud.faults import Faults
 from nwb_cloud.cloud.profiles import Profile
 from nwb_cloud.cloud.proxy import ProxyError, ShapingProxy
@@ -190,6 +191,7 @@ class ProxyProcess:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            **processes.child_options(),  # never outlives the process that started it
         )
         ready = threading.Timer(START_TIMEOUT_S, process.kill)
         ready.start()

@@ -38,6 +38,8 @@ class Store:
     access_key: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)  # temporary credentials (an IAM role's)
+    # where the credentials came from, for messages ("AWS profile 'lab'", "anonymous"): never a secret
+    source: str = field(default="", compare=False)
 
     @property
     def anonymous(self) -> bool:
@@ -127,21 +129,63 @@ class Store:
         try:
             response = self.client().head_object(Bucket=self.bucket, Key=key)
         except botocore.exceptions.ClientError as error:
-            raise StoreError(describe_client_error(error, self.s3_url(key))) from None
+            raise StoreError(describe_client_error(error, self.s3_url(key), tried=self.tried)) from None
         except botocore.exceptions.BotoCoreError as error:
             raise StoreError(f"cannot reach {self.label} for {self.s3_url(key)}: {error}") from None
         return {"size": response["ContentLength"], "etag": response["ETag"].strip('"')}
 
+    @property
+    def tried(self) -> str:
+        """What access was tried, in words: what a refusal's message names."""
+        if self.source:
+            return self.source
+        return "anonymous access" if self.anonymous else "the credentials given"
 
-def describe_client_error(error: botocore.exceptions.ClientError, what: str) -> str:
+
+def store_for(
+    bucket: str, endpoint_url: str | None = None, region: str = "us-east-1", profile: str | None = None,
+    anonymous: bool = False,
+) -> Store:  # fmt: skip
+    """A store with the user's credentials from botocore's standard chain (environment variables, ``profile`` or
+    the default one, SSO, the instance's or task's role), or anonymous; the source is kept for messages.
+
+    With no credentials anywhere (and no ``profile`` asked for) the store is anonymous: public buckets work.
+    """
+    if anonymous:
+        return Store(bucket, endpoint_url, region, source="anonymous access (--anonymous)")
+    import botocore.session
+
+    try:
+        session = botocore.session.Session(profile=profile)
+        credentials = session.get_credentials()
+    except botocore.exceptions.ProfileNotFound:
+        raise StoreError(f"AWS profile {profile!r} is not in the AWS config files (for s3://{bucket})") from None
+    except botocore.exceptions.BotoCoreError as error:  # an SSO token expired, a broken config file, ...
+        raise StoreError(f"cannot load AWS credentials for s3://{bucket}: {error}") from None
+    if credentials is None:
+        if profile:
+            raise StoreError(f"AWS profile {profile!r} has no credentials (for s3://{bucket})")
+        return Store(bucket, endpoint_url, region, source="anonymous access (no AWS credentials were found)")
+    frozen = credentials.get_frozen_credentials()
+    where = {"env": "the AWS_* environment variables", "shared-credentials-file": "the AWS credentials file",
+             "config-file": "the AWS config file", "sso": "AWS SSO", "iam-role": "the instance's IAM role",
+             "container-role": "the task's IAM role", "assume-role": "an assumed role"}.get(
+        credentials.method, credentials.method)  # fmt: skip
+    named = f"AWS profile {profile!r} ({where})" if profile else f"credentials from {where}"
+    return Store(bucket, endpoint_url, region, frozen.access_key, frozen.secret_key, frozen.token, source=named)
+
+
+def describe_client_error(error: botocore.exceptions.ClientError, what: str, tried: str | None = None) -> str:
+    """One line for what S3 answered; ``tried`` (the credentials used, in words) is named on a refusal."""
     code = str(error.response.get("Error", {}).get("Code", ""))
     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    with_ = f" with {tried}" if tried else ""
     if code in ("404", "NoSuchKey", "NotFound"):
         return f"no such object: {what}"
     if code in ("NoSuchBucket",):
         return f"no such bucket for {what}"
     if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-        return f"access denied to {what} ({code})"
+        return f"access denied to {what} ({code}){with_}; another --profile, or --anonymous for a public bucket?"
     if status == 400:
-        return f"the store refused the request for {what} (HTTP 400: missing or malformed credentials?)"
+        return f"the store refused the request for {what} (HTTP 400: missing or malformed credentials{with_})"
     return f"{what}: S3 error {code or status}"

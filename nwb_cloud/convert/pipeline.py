@@ -8,6 +8,7 @@ reported and the others go on; finished sessions are skipped on a re-run.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +16,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from nwb_cloud import processes
 from nwb_cloud.convert.errors import ConvertError, SourceError
+from nwb_cloud.convert.fingerprint import Fingerprint
 from nwb_cloud.convert.places import LocalPlace
 from nwb_cloud.convert.rclone import Rclone, include_rules
 from nwb_cloud.convert.records import append_records
 from nwb_cloud.convert.spec import ConversionSpec, Session
-from nwb_cloud.convert.steps import STEPS, Job, StepResult, done_record, require_paths, run_step
+from nwb_cloud.convert.steps import STEPS, Job, StepResult, require_paths, run_step, session_state
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class SessionSize:
     session: Session
     bytes: int
     files: int
+    fingerprint: Fingerprint  # of the sources as listed now (and the spec, layout, versions)
 
 
 @dataclass
@@ -37,21 +41,22 @@ class Outcome:
     seconds: float = 0.0
     error: str | None = None
     steps: list[StepResult] = field(default_factory=list)
+    redone: str | None = None  # why a session finished before was converted again
 
 
-def survey(rclone: Rclone, source: str, spec: ConversionSpec) -> list[SessionSize]:
+def survey(rclone: Rclone, source: str, spec: ConversionSpec, layout: str | None = None) -> list[SessionSize]:
     """Each session's files on the source, listed in one rclone call; :class:`SourceError` if anything lacks."""
     rules = include_rules(
         [p for s in spec.sessions for p in s.files], [f for s in spec.sessions for f in s.folders]
     )  # fmt: skip
-    listed = rclone.list_files(source, rules)
+    listed = rclone.list_files(source, rules, details=True)
     if not listed and not rclone.list_files(source):
         raise SourceError(f"{source} holds no files (an empty or missing folder: object stores cannot tell)")
     sizes = []
     for session in spec.sessions:
         mine = [e for e in listed if _selected(e.path, session)]
         require_paths(session, source, [e.path for e in mine])
-        sizes.append(SessionSize(session, sum(e.size for e in mine), len(mine)))
+        sizes.append(SessionSize(session, sum(e.size for e in mine), len(mine), Fingerprint.of(session, mine, layout)))
     return sizes
 
 
@@ -61,14 +66,23 @@ def _selected(path: str, session: Session) -> bool:
     return any(f.strip("/") in ("", ".") or path.startswith(f.strip("/") + "/") for f in session.folders)
 
 
-def preflight(spec: ConversionSpec, source: str, destination, rclone: Rclone, layout: str | None) -> list[SessionSize]:
-    """All the checks that must pass before anything is created or transferred."""
+def preflight(
+    spec: ConversionSpec, source: str, destination, rclone: Rclone, layout: str | None, write: bool = True
+) -> list[SessionSize]:
+    """All the checks that must pass before anything is created or transferred.
+
+    ``write=False`` (a plan) checks the destination without writing to it: nothing is created, not even its
+    folder; the write itself is proved when the work starts.
+    """
     if layout is not None:
         from nwb_cloud.datasets.layouts import get_layout
 
         get_layout(layout)
-    destination.probe_write()
-    return survey(rclone, source, spec)
+    if write:
+        destination.probe_write()
+    else:
+        destination.check_reachable()
+    return survey(rclone, source, spec, layout)
 
 
 def convert(
@@ -96,14 +110,19 @@ def convert(
     )
     with Progress(*columns, console=console, transient=False) as progress:
         for size in sizes:
+            processes.stop_if_interrupted()
             session = size.session
             task = progress.add_task(f"{session.name}: waiting", total=size.bytes)
-            if done_record(destination, session):
+            record, change = session_state(destination, session, size.fingerprint)
+            if record:
                 progress.update(task, description=f"{session.name}: already finished, skipped", completed=size.bytes)
                 outcomes.append(Outcome(session.name, "skipped"))
                 continue
+            if change:
+                progress.console.print(f"{session.name}: converting again: {change}", highlight=False)
             job = Job(run_id, session.name, spec.text, source, LocalPlace(workdir / session.name), destination, layout)
-            outcomes.append(_run_session(job, size, progress, task, rclone, workdir, records_path))
+            outcome = _run_session(job, size, progress, task, rclone, workdir, records_path)
+            outcomes.append(dataclasses.replace(outcome, redone=change) if change else outcome)
     for outcome in outcomes:
         if outcome.status == "failed":
             console.print(f"[red]{outcome.session} failed[/]: {outcome.error}")

@@ -32,6 +32,9 @@ from nwb_cloud.convert.errors import ChecksumMismatch, ConvertError, Destination
 from nwb_cloud.convert.rclone import Remote
 
 STAGING_REMOTE = "nwbcloudplace"  # the rclone remote name an S3 place is reached by
+# Where a destination keeps this package's state (done-records, runs, staging). Hidden, so `dandi upload` skips
+# it, and without ".nwb" in its name, which nwbinspector's folder scan (``*.nwb*``) would take for a file.
+STATE_FOLDER = ".conversion-state"
 
 
 @cache
@@ -39,19 +42,26 @@ def _data_loader():
     return botocore.loaders.create_loader()
 
 
-def new_session() -> boto3.session.Session:
+def new_session(profile: str | None = None) -> boto3.session.Session:
     """A boto3 session that shares one service-model loader with the others.
 
     Credentials are resolved afresh for each session, but the models (megabytes of JSON per service) are
     read once per process instead of once per session.
     """
-    core = botocore.session.get_session()
-    core.register_component("data_loader", _data_loader())
-    return boto3.session.Session(botocore_session=core)
+    try:
+        core = botocore.session.Session(profile=profile)
+        core.register_component("data_loader", _data_loader())
+        return boto3.session.Session(botocore_session=core)
+    except botocore.exceptions.ProfileNotFound:
+        raise DestinationError(f"AWS profile {profile!r} is not in the AWS config files") from None
 
 
-def parse_place(text: str, endpoint_url: str | None = None, region: str | None = None, store: Store | None = None):
-    """``s3://bucket/prefix`` or a folder. ``store`` supplies explicit credentials (the embedded endpoint)."""
+def parse_place(
+    text: str, endpoint_url: str | None = None, region: str | None = None, store: Store | None = None,
+    profile: str | None = None, anonymous: bool = False,
+):  # fmt: skip
+    """``s3://bucket/prefix`` or a folder. ``store`` supplies explicit credentials (the embedded endpoint);
+    otherwise botocore's chain finds them (``profile``, if given), or ``anonymous`` uses none."""
     text = str(text)
     if text.startswith("s3://"):
         bucket, _, prefix = text[len("s3://") :].partition("/")
@@ -66,6 +76,8 @@ def parse_place(text: str, endpoint_url: str | None = None, region: str | None =
             endpoint_url=endpoint_url,
             region=region or "us-east-1",
             credentials=(store.access_key, store.secret_key) if store is not None and not store.anonymous else None,
+            profile=profile,
+            anonymous=anonymous,
         )
     if "://" in text:
         raise DestinationError(f"{text!r}: only s3:// prefixes and local folders are supported")
@@ -181,10 +193,19 @@ class LocalPlace:
         Path(local).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.path / name, local)
 
+    def check_reachable(self) -> None:
+        """What can be known without writing: the folder, or the nearest one above it, is writable."""
+        existing = next((p for p in (self.path, *self.path.parents) if p.exists()), None)
+        if existing is None or not existing.is_dir():
+            raise DestinationError(f"cannot write to {self.path}: {existing} is not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise DestinationError(f"cannot write to {self.path}: {existing} is not writable")
+
     def probe_write(self) -> None:
+        self.check_reachable()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            probe = self.path / f".nwb-cloud-probe-{uuid.uuid4().hex[:8]}"
+            probe = self.path / f".conversion-probe-{uuid.uuid4().hex[:8]}"
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as error:
@@ -198,7 +219,18 @@ class S3Place:
     endpoint_url: str | None = None  # None: AWS S3
     region: str = "us-east-1"
     credentials: tuple[str, str] | None = field(default=None, repr=False, compare=False)  # None: default chain
+    profile: str | None = field(default=None, compare=False)  # the chain's profile (never sent to a job)
+    anonymous: bool = field(default=False, compare=False)
     kind = "s3"
+
+    @property
+    def tried(self) -> str:
+        """The credentials used, in words (what a refusal names)."""
+        if self.credentials is not None:
+            return "the credentials given"
+        if self.anonymous:
+            return "anonymous access (--anonymous)"
+        return f"AWS profile {self.profile!r}" if self.profile else "botocore's default chain (environment, profile)"
 
     @property
     def label(self) -> str:
@@ -215,7 +247,9 @@ class S3Place:
 
     def child(self, *parts: str) -> S3Place:
         prefix = "/".join(p.strip("/") for p in (self.prefix, *parts) if p and p.strip("/"))
-        child = S3Place(self.bucket, prefix, self.endpoint_url, self.region, self.credentials)
+        child = S3Place(
+            self.bucket, prefix, self.endpoint_url, self.region, self.credentials, self.profile, self.anonymous
+        )
         if "_client" in self.__dict__:
             child.__dict__["_client"] = self.__dict__["_client"]  # same store, same client
         return child
@@ -237,7 +271,12 @@ class S3Place:
     @cached_property
     def _client(self):
         store = self.store()
-        session = new_session()
+        if self.anonymous:
+            return new_session().client(
+                "s3", endpoint_url=self.endpoint_url, region_name=self.region,
+                config=store.botocore_config(signature_version=botocore.UNSIGNED),
+            )  # fmt: skip
+        session = new_session(self.profile)
         if self.credentials is not None:
             return session.client(
                 "s3", endpoint_url=self.endpoint_url, region_name=self.region, config=store.botocore_config(),
@@ -245,8 +284,8 @@ class S3Place:
             )  # fmt: skip
         if session.get_credentials() is None:
             raise DestinationError(
-                f"no AWS credentials for {self.url()}: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-                "or run where an IAM role is attached"
+                f"no AWS credentials for {self.url()} (tried {self.tried}): give --profile, set AWS_PROFILE or "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run where an IAM role is attached"
             )
         return session.client(
             "s3",
@@ -263,8 +302,10 @@ class S3Place:
             options["provider"] = "AWS"
         if self.credentials is not None:
             options.update(access_key_id=self.credentials[0], secret_access_key=self.credentials[1])
-        else:
+        elif not self.anonymous:
             options["env_auth"] = "true"  # the environment, a profile, or the job's IAM role
+            if self.profile:
+                options["profile"] = self.profile
         return (Remote(STAGING_REMOTE, options),)
 
     def rclone_path(self, name: str = "") -> str:
@@ -274,7 +315,7 @@ class S3Place:
         try:
             return function(**kwargs)
         except botocore.exceptions.ClientError as error:
-            raise DestinationError(describe_client_error(error, what)) from None
+            raise DestinationError(describe_client_error(error, what, tried=self.tried)) from None
         except (botocore.exceptions.BotoCoreError, S3UploadFailedError) as error:
             raise DestinationError(f"{what}: {error}") from None
 
@@ -386,13 +427,17 @@ class S3Place:
             Bucket=self.bucket, Key=self.key(name), Filename=str(local), Config=TRANSFER,
         )  # fmt: skip
 
+    def check_reachable(self) -> None:
+        """What can be known without writing: the bucket exists and these credentials may list the prefix."""
+        self._call(self.label, self.client().list_objects_v2, Bucket=self.bucket, Prefix=self.key(), MaxKeys=1)
+
     def probe_write(self) -> None:
         """Write and delete one empty object: the only sure test of write access (and of the bucket)."""
-        name = f".nwb-cloud/probe-{uuid.uuid4().hex[:12]}"
+        name = f"{STATE_FOLDER}/probe-{uuid.uuid4().hex[:12]}"
         try:
             self.client().put_object(Bucket=self.bucket, Key=self.key(name), Body=b"")
         except botocore.exceptions.ClientError as error:
-            reason = describe_client_error(error, self.url())
+            reason = describe_client_error(error, self.url(), tried=self.tried)
             raise DestinationError(f"cannot write to {self.label}: {reason}") from None
         except botocore.exceptions.BotoCoreError as error:
             raise DestinationError(f"cannot reach {self.label}: {error}") from None

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nwb_cloud import processes
 from nwb_cloud.cloud.endpoint import rclone_binary, rclone_env
 from nwb_cloud.convert.errors import ConvertError, SourceError
 
@@ -94,6 +95,8 @@ def remotes_from_config(config_file: Path, names: Iterable[str]) -> list[Remote]
 class Listed:
     path: str  # relative to the listed root, with '/' separators
     size: int
+    modified: str = ""  # as the remote reports it (RFC 3339)
+    hashes: Mapping[str, str] = field(default_factory=dict)  # the hashes the remote stores (none for a folder)
 
 
 class Rclone:
@@ -130,11 +133,23 @@ class Rclone:
     def config_label(self) -> str:
         return str(self.config_file) if self.config_file else "rclone's default config"
 
-    def list_files(self, root: str, rules: list[str] | None = None) -> list[Listed]:
-        """Every file under ``root`` (recursively) that the filter ``rules`` select."""
-        args = ["lsjson", "-R", "--files-only", "--no-mimetype", "--no-modtime", root, *_filters(rules)]
+    def list_files(self, root: str, rules: list[str] | None = None, details: bool = False) -> list[Listed]:
+        """Every file under ``root`` (recursively) that the filter ``rules`` select.
+
+        ``details`` adds each file's modification time and, on a remote, the hashes it stores (S3's MD5 ETag,
+        Drive's MD5...): what a fingerprint of the source needs. A local folder's hashes would mean reading
+        every byte, so there only sizes and times are listed.
+        """
+        args = ["lsjson", "-R", "--files-only", "--no-mimetype", root, *_filters(rules)]
+        if not details:
+            args.insert(4, "--no-modtime")
+        elif remote_name(root) is not None:
+            args.insert(4, "--hash")
         output = self._run(args, root)
-        return [Listed(entry["Path"], int(entry["Size"])) for entry in json.loads(output or "[]")]
+        return [
+            Listed(entry["Path"], int(entry["Size"]), entry.get("ModTime", ""), entry.get("Hashes") or {})
+            for entry in json.loads(output or "[]")
+        ]
 
     def copy(
         self,
@@ -150,7 +165,8 @@ class Rclone:
     def _run(self, args: list[str], subject: str, progress: Callable[[int, int], None] | None = None) -> str:
         command = [self.binary, *args, "--use-json-log", "--log-level", "NOTICE"]
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env(), text=True
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env(), text=True,
+            **processes.child_options(),
         )  # fmt: skip
         errors: list[str] = []
         stdout: list[str] = []
@@ -167,8 +183,7 @@ class Rclone:
             code = process.wait()
             reader.join()
         except BaseException:
-            process.kill()
-            process.wait()
+            processes.stop(process, grace_s=2)
             raise
         if code != 0:
             raise self._error(args[0], subject, code, errors)

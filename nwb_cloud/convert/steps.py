@@ -1,11 +1,13 @@
 """The three steps of a session, transfer -> convert -> upload, each resumable and each safe to interrupt.
 
 A step records its completion with a marker written last and atomically in the session's staging area; a
-step whose marker is present (for the same session content) is skipped, so a re-run resumes where it
-stopped. Output appears only under names that mean "complete": NeuroConv writes to a temporary name, the
-file is checked and hashed, then renamed or uploaded with verification; the destination's done-record is
-written after the verified NWB file and is what makes a session count as finished. The same steps run in
-one process (``nwb-cloud convert``) or as separate AWS Batch jobs (``nwb-cloud batch run-step``).
+marker counts only for the same fingerprint (:mod:`nwb_cloud.convert.fingerprint`: the sources as listed,
+the spec, the layout, the software versions), so a re-run resumes where it stopped and redoes what changed.
+Output appears only under names that mean "complete": NeuroConv writes in a scratch folder, in a child
+process that a signal stops at once (:mod:`nwb_cloud.convert.worker`); the file is checked and hashed, then
+renamed or uploaded with verification; the destination's done-record, written after the verified NWB
+file, is what makes a session count as finished. The same steps run in one process (``nwb-cloud convert``)
+or as separate AWS Batch jobs (``nwb-cloud batch run-step``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from nwb_cloud import processes
 from nwb_cloud.convert.digests import Digests
 from nwb_cloud.convert.errors import ConvertError, SourceError
-from nwb_cloud.convert.places import LocalPlace, place_from_dict
+from nwb_cloud.convert.fingerprint import Fingerprint
+from nwb_cloud.convert.places import STATE_FOLDER, LocalPlace, place_from_dict
 from nwb_cloud.convert.rclone import Rclone, include_rules
 from nwb_cloud.convert.records import Record, peak_memory_bytes
 from nwb_cloud.convert.spec import ConversionSpec, Session
@@ -29,7 +33,7 @@ from nwb_cloud.settings import usable_cores
 
 STEPS = ("transfer", "convert", "upload")
 TRANSFERRED, CONVERTED = "transferred.json", "converted.json"
-DONE_FOLDER = ".nwb-cloud/sessions"
+DONE_FOLDER = f"{STATE_FOLDER}/sessions"
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -56,7 +60,8 @@ class Job:
 
     @property
     def output_name(self) -> str:
-        return f"output/{self.session.nwbfile_name}"
+        """The staged output: no ``.nwb`` in the name, so nwbinspector's scan of a folder never takes it."""
+        return f"output/{self.session.name}.h5"
 
     def to_dict(self) -> dict:
         return {
@@ -118,14 +123,24 @@ class StepResult:
         )
 
 
-def done_record(destination, session: Session) -> dict | None:
-    """The destination's record that ``session`` is finished, if it is current and its file is all there."""
+def session_state(destination, session: Session, fingerprint: Fingerprint) -> tuple[dict | None, str | None]:
+    """The destination's done-record of ``session`` if it is current, else (None, why it must be redone).
+
+    Current means: its file is all there and it was made from exactly ``fingerprint`` (sources, spec, layout,
+    versions). The reason is None for a session never finished.
+    """
     record = destination.read_json(f"{DONE_FOLDER}/{session.name}.json")
-    if not record or record.get("session_digest") != session.digest():
-        return None
+    if not record:
+        return None, None
     if destination.size(session.nwbfile_name) != record.get("digests", {}).get("size"):
-        return None
-    return record
+        return None, f"{session.nwbfile_name} at the destination is missing or not the one recorded"
+    change = fingerprint.change_from(Fingerprint.from_dict(record.get("fingerprint")))
+    return (None, change) if change else (record, None)
+
+
+def done_record(destination, session: Session, fingerprint: Fingerprint) -> dict | None:
+    """The destination's record that ``session`` is finished, if it is current and its file is all there."""
+    return session_state(destination, session, fingerprint)[0]
 
 
 def run_step(
@@ -138,6 +153,7 @@ def run_step(
 ) -> StepResult:
     if step not in STEPS:
         raise ConvertError(f"unknown step {step!r}; steps: {', '.join(STEPS)}")
+    processes.stop_if_interrupted()
     started = time.perf_counter()
     result = {"transfer": _transfer, "convert": _convert, "upload": _upload}[step](
         job, rclone, Path(workdir or tempfile.gettempdir()), progress or (lambda done, total: None), log
@@ -146,43 +162,52 @@ def run_step(
     return StepResult(step, job.session_name, seconds, *result)
 
 
-def _current(marker: dict | None, job: Job) -> bool:
-    return bool(marker) and marker.get("session_digest") == job.session.digest()
+def _made_from(marker: dict | None, fingerprint: Fingerprint | None) -> bool:
+    """Whether a step's marker says it was made from exactly ``fingerprint``."""
+    return bool(marker) and fingerprint is not None and Fingerprint.from_dict(marker.get("fingerprint")) == fingerprint
+
+
+def _with_layout(fingerprint: Fingerprint, job: Job) -> Fingerprint:
+    """The fingerprint of the output this job makes from sources fingerprinted at transfer (in this software)."""
+    return Fingerprint(fingerprint.sources, job.session.digest(), job.layout)
 
 
 def _transfer(job: Job, rclone: Rclone, workdir: Path, progress: Progress, log) -> tuple:
-    marker = job.staging.read_json(TRANSFERRED)
-    if done_record(job.destination, job.session) or _current(marker, job):
-        return True, (marker or {}).get("bytes", 0), 0, {}
     session = job.session
     rules = include_rules(session.files, session.folders)
-    rclone = rclone.with_remotes(*job.staging.rclone_remotes())
-    listed = rclone.list_files(job.source, rules)
+    listed = rclone.list_files(job.source, rules, details=True)
     require_paths(session, job.source, [entry.path for entry in listed])
-    total = sum(entry.size for entry in listed)
+    fingerprint = Fingerprint.of(session, listed, job.layout)
+    marker = job.staging.read_json(TRANSFERRED)
+    if done_record(job.destination, session, fingerprint) or _made_from(marker, fingerprint):
+        return True, fingerprint.bytes, 0, {}
+    total = fingerprint.bytes
     log(f"{session.name}: transfer {len(listed)} files, {total} bytes from {job.source}")
-    rclone.copy(job.source, job.staging.rclone_path("source"), rules, progress=progress)
+    job.staging.delete(TRANSFERRED)  # a marker of other sources must never vouch for this copy
+    rclone.with_remotes(*job.staging.rclone_remotes()).copy(
+        job.source, job.staging.rclone_path("source"), rules, progress=progress
+    )
     job.staging.write_json(
-        TRANSFERRED, {"session_digest": session.digest(), "bytes": total, "files": len(listed), "source": job.source}
+        TRANSFERRED,
+        {"fingerprint": fingerprint.to_dict(), "bytes": total, "files": len(listed), "source": job.source},
     )
     return False, total, 0, {"files": len(listed)}
 
 
 def _convert(job: Job, rclone: Rclone, workdir: Path, progress: Progress, log) -> tuple:
-    from nwb_cloud.convert.check import check_nwb
-    from nwb_cloud.convert.conversion import convert_session
-    from nwb_cloud.datasets.layouts import get_layout
+    from nwb_cloud.convert.worker import convert_and_check
 
     transferred = job.staging.read_json(TRANSFERRED)
-    marker = job.staging.read_json(CONVERTED)
-    if done_record(job.destination, job.session):
-        return True, (transferred or {}).get("bytes", 0), 0, {}
-    if _current(marker, job) and job.staging.size(job.output_name) == marker["digests"]["size"]:
-        return True, marker.get("source_bytes", 0), marker["digests"]["size"], {}
-    if not _current(transferred, job):
+    sources = Fingerprint.from_dict((transferred or {}).get("fingerprint"))
+    if sources is None:
         raise ConvertError(f"session {job.session_name}: the transfer step has not finished in {job.staging.label}")
+    fingerprint = _with_layout(sources, job)
+    marker = job.staging.read_json(CONVERTED)
+    if done_record(job.destination, job.session, fingerprint):
+        return True, transferred["bytes"], 0, {}
+    if _made_from(marker, fingerprint) and job.staging.size(job.output_name) == marker["digests"]["size"]:
+        return True, marker.get("source_bytes", 0), marker["digests"]["size"], {}
     session = job.session
-    layout = get_layout(job.layout) if job.layout else None
     scratch = workdir / ".scratch" / session.name  # what a killed run left here is stale: start afresh
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -194,18 +219,20 @@ def _convert(job: Job, rclone: Rclone, workdir: Path, progress: Progress, log) -
             rclone.with_remotes(*job.staging.rclone_remotes()).copy(
                 job.staging.rclone_path("source"), str(data_folder), progress=progress
             )
-        partial = scratch / session.nwbfile_name  # in scratch, a name never means "complete"
-        log(f"{session.name}: convert with {session.interface_key}" + (f" in layout {layout.name}" if layout else ""))
-        convert_session(session, data_folder, partial, layout)
-        report = check_nwb(partial, name=f"session {session.name}")
+        partial = scratch / "output" / session.nwbfile_name  # in scratch, a name never means "complete"
+        partial.parent.mkdir()
+        in_layout = f" in layout {job.layout}" if job.layout else ""
+        log(f"{session.name}: convert with {session.interface_key}{in_layout}")
+        report = convert_and_check(job.spec_text, session.name, data_folder, partial, job.layout)
         digests = Digests.of(partial)
+        job.staging.delete(CONVERTED)
         job.staging.move_in(partial, job.output_name, digests)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     job.staging.write_json(
         CONVERTED,
         {
-            "session_digest": session.digest(),
+            "fingerprint": fingerprint.to_dict(),
             "source_bytes": transferred["bytes"],
             "digests": digests.to_dict(),
             "check": report.to_dict(),
@@ -216,11 +243,12 @@ def _convert(job: Job, rclone: Rclone, workdir: Path, progress: Progress, log) -
 
 def _upload(job: Job, rclone: Rclone, workdir: Path, progress: Progress, log) -> tuple:
     session = job.session
-    record = done_record(job.destination, session)
+    converted = job.staging.read_json(CONVERTED)
+    fingerprint = Fingerprint.from_dict((converted or {}).get("fingerprint"))
+    record = done_record(job.destination, session, fingerprint) if fingerprint else None
     if record:
         return True, record.get("source_bytes", 0), record["digests"]["size"], {}
-    converted = job.staging.read_json(CONVERTED)
-    if not _current(converted, job):
+    if fingerprint is None or fingerprint != _with_layout(fingerprint, job):
         raise ConvertError(f"session {session.name}: the convert step has not finished in {job.staging.label}")
     digests = Digests.from_dict(converted["digests"])
     done_name = f"{DONE_FOLDER}/{session.name}.json"
@@ -231,7 +259,7 @@ def _upload(job: Job, rclone: Rclone, workdir: Path, progress: Progress, log) ->
         done_name,
         {
             "session": session.name,
-            "session_digest": session.digest(),
+            "fingerprint": fingerprint.to_dict(),
             "nwbfile": session.nwbfile_name,
             "source": job.source,
             "source_bytes": converted["source_bytes"],

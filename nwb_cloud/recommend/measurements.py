@@ -68,7 +68,9 @@ def load(results_dir: str | Path, machine: str | None = None) -> Measurements:
         raise NotEnoughMeasurements(f"no asv results in {results_dir}: run `nwb-cloud bench` first")
     infos = load_run_infos(Path(results_dir))
     matched = {run: run_info_for(infos, *run) or {} for run in set(zip(cells["machine"], cells["commit"]))}
-    return from_cells(cells, matched, machine=machine, origin=str(results_dir))
+    return from_cells(
+        cells, matched, machine=machine, origin=Path(results_dir).name
+    )  # the folder, not where it sits: same page anywhere
 
 
 def from_cells(cells: pd.DataFrame, run_infos: dict, machine: str | None = None, origin: str = "") -> Measurements:

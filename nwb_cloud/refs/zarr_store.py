@@ -270,7 +270,7 @@ def _named(decode, key: str, data):
         ) from None
 
 
-def _step(codec, chunk_bytes: int, kind: str):
+def _step(codec, chunk_bytes: int, kind: str = DEFLATE):
     """``codec.decode``, except zlib (HDF5's deflate filter): the fastest exact inflate installed
     (:mod:`nwb_cloud.refs.inflate`), told the chunk's size so that it allocates once. The size is only a
     hint: a wrong one costs a zlib fallback, never a wrong byte."""

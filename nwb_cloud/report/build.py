@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from nwb_cloud.files import write_text_whole
-from nwb_cloud.report import figures, page
+from nwb_cloud.report import blocks, figures, page
 from nwb_cloud.report.errors import ReportError
 from nwb_cloud.report.html import anchor_id, esc, paragraph, section
 from nwb_cloud.report.html import page as html_page
@@ -22,14 +22,13 @@ from nwb_cloud.results.tables import headline_ratios, rank_methods
 TITLE = "nwb-cloud: streaming NWB reads from S3"
 
 
-def build(results_dir: Path, out_dir: Path) -> Path:
-    """Write ``out_dir/index.html``, its figures (``figures/``) and tables (``tables/``); return the page's path."""
-    results_dir, out_dir = Path(results_dir), Path(out_dir)
+def load(results_dir: Path) -> blocks.Sources:
+    """Each machine's latest run of each size (with its run info), the reliability probes and the fit's check."""
+    results_dir = Path(results_dir)
     records, machines = load_records(results_dir)
     if not records:
         raise ReportError(f"no asv results in {results_dir}: run `nwb-cloud bench` first")
     infos = load_run_infos(results_dir)
-    reliability = load_reliability(results_dir)
     every_run = cells_frame(records, infos)
     latest = latest_runs(every_run)
     runs = []
@@ -49,11 +48,42 @@ def build(results_dir: Path, out_dir: Path) -> Path:
                 size=size,
             )
         )
-    for run in runs:
+    runs.sort(key=lambda run: (run.machine, run.size != "quick", run.size))  # `make bench`'s own run first
+    return blocks.Sources(runs, load_reliability(results_dir), load_recommendation_check(results_dir))
+
+
+def build(results_dir: Path, out_dir: Path, sources: blocks.Sources | None = None) -> Path:
+    """Write ``out_dir/index.html``, its figures (``figures/``) and tables (``tables/``); return the page's path."""
+    results_dir, out_dir = Path(results_dir), Path(out_dir)
+    sources = sources or load(results_dir)
+    for run in sources.runs:
         _draw(run, out_dir)
+    latest = pd.concat([run.cells for run in sources.runs], ignore_index=True)
     _write_tables(latest, out_dir / "tables")
-    machines = page.machines_section(latest, [run.info for run in runs if run.info])
-    return write_text_whole(out_dir / "index.html", _render(runs, reliability, results_dir, out_dir, machines))
+    machines = page.machines_section(latest, [run.info for run in sources.runs if run.info])
+    return write_text_whole(out_dir / "index.html", _render(sources, results_dir, out_dir, machines))
+
+
+def publish(results_dir: Path, out_dir: Path, readme: Path | None = None, log=print) -> list[Path]:
+    """Everything published from ``results_dir``: the report page, the guidance page (when the results hold
+    enough reads to fit the model) and the marked blocks of ``readme``. Returns the files written.
+
+    README's blocks are made first, so a README naming an unknown block stops the publication before
+    anything is written."""
+    from nwb_cloud.recommend import NotEnoughMeasurements, write_guidance
+
+    sources = load(results_dir)
+    text = Path(readme).read_text() if readme is not None and Path(readme).exists() else None
+    filled = blocks.fill(text, blocks.blocks(sources)) if text is not None else None
+    written = []
+    try:  # before the report page, which links the guidance page when it exists
+        written.append(write_guidance(results_dir, out_dir))
+    except NotEnoughMeasurements as error:
+        log(f"guidance page not written: {error}")
+    written.insert(0, build(results_dir, out_dir, sources))
+    if filled is not None and filled != text:
+        written.append(write_text_whole(Path(readme), filled))
+    return written
 
 
 def _draw(run: page.Run, out_dir: Path) -> None:
@@ -84,9 +114,8 @@ def _write_tables(cells: pd.DataFrame, folder: Path) -> None:
     headline_ratios(cells).to_csv(folder / "headline_ratios.csv", index=False)
 
 
-def _render(
-    runs: list[page.Run], reliability: pd.DataFrame, results_dir: Path, out_dir: Path, machines: str = ""
-) -> str:
+def _render(sources: blocks.Sources, results_dir: Path, out_dir: Path, machines: str = "") -> str:
+    runs, reliability = sources.runs, sources.reliability
     asv_pages = out_dir / "html" / "index.html"
     intro = (
         f"<h1>{esc(TITLE)}</h1>"
@@ -98,12 +127,12 @@ def _render(
         + ('<p><a href="html/index.html">asv pages</a> · ' if asv_pages.exists() else "<p>")
         + '<a href="tables/cells.csv">cells.csv</a> · <a href="tables/headline_ratios.csv">headline_ratios.csv</a></p>'
     )
-    check = load_recommendation_check(results_dir)
+    check = sources.check
     body = [intro, page.alerts(runs, reliability), _contents(runs, reliability, check, bool(machines)), machines]
     for run in runs:
         label = f" — {run.label}" if len(runs) > 1 else ""
-        body.append(section(f"{run.key}-how", f"How to read this{label}", page.how_to_read(run)))
         body.append(section(f"{run.key}-headline", f"Headline{label}", page.headline(run)))
+        body.append(section(f"{run.key}-how", f"How to read this{label}", page.how_to_read(run)))
         body.extend(page.workload_section(run, workload) for workload in run.workloads())
         body.append(page.tracks_section(run))
         body.append(page.problems_section(run))
@@ -119,8 +148,8 @@ def _contents(
     items = ['<a href="#machines">Machines side by side</a>'] if machines else []
     for run in runs:
         label = f" ({run.label})" if len(runs) > 1 else ""
-        items.append(f'<a href="#{run.key}-how">How to read this{esc(label)}</a>')
         items.append(f'<a href="#{run.key}-headline">Headline{esc(label)}</a>')
+        items.append(f'<a href="#{run.key}-how">How to read this{esc(label)}</a>')
         items += [f'<a href="#{anchor_id(run.key, w)}">{esc(w)}{esc(label)}</a>' for w in run.workloads()]
         items.append(f'<a href="#{run.key}-problems">Cells without a time{esc(label)}</a>')
     if check:

@@ -35,9 +35,17 @@ def save(figure: Figure, stem: Path) -> list[Path]:
     return paths
 
 
-def _facet_grid(rows: int, cols: int, height: float, width: float = 4.6) -> tuple[Figure, np.ndarray]:
+MAX_COLUMNS = 4  # facets per row: a run with many layouts wraps into rows instead of a strip too thin to read
+
+
+def _facet_grid(facets: int, height: float, width: float = 4.6) -> tuple[Figure, np.ndarray]:
+    """A grid of ``facets`` axes, at most :data:`MAX_COLUMNS` per row; the unused cells of the last row hidden."""
+    cols = min(facets, MAX_COLUMNS)
+    rows = -(-facets // cols)
     figure = Figure(figsize=(width * cols + 1.6, height * rows + 0.9), layout="constrained")
     axes = figure.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
+    for axis in axes.flat[facets:]:
+        axis.set_visible(False)
     return figure, axes
 
 
@@ -49,19 +57,23 @@ def _mark_missing(axis, cell: pd.Series, y: float) -> None:
 def time_figure(cells: pd.DataFrame, title: str, stem: Path) -> list[Path]:
     """Median time (dot), IQR (bar) and every cold sample (faint) by method, faceted profile x layout, with
     the physical bound (dashed line, or a tick per method when it differs between methods)."""
-    profiles, layouts, methods = profile_order(cells), layout_order(cells), method_order(cells)
+    methods = method_order(cells)
     y_of = {method: i for i, method in enumerate(methods)}
-    figure, axes = _facet_grid(len(profiles), len(layouts), height=0.26 * len(methods) + 0.8)
-    for r, profile in enumerate(profiles):
-        for c, layout in enumerate(layouts):
-            axis = axes[r, c]
-            facet = cells[(cells["profile"] == profile) & (cells["layout"] == layout)]
-            for _, cell in facet[facet["status"] != OK].iterrows():
-                _mark_missing(axis, cell, y_of[cell["method"]])
-            _draw_times(axis, facet[facet["status"] == OK], y_of)
-            _draw_bound(axis, facet, y_of)
-            axis.set_title(f"{profile} · {layout}", fontsize=9)
-            axis.grid(axis="x", alpha=0.3)
+    shown = [
+        (p, layout)
+        for p in profile_order(cells)
+        for layout in layout_order(cells)
+        if ((cells["profile"] == p) & (cells["layout"] == layout) & (cells["status"] != "excluded")).any()
+    ]
+    figure, axes = _facet_grid(len(shown), height=0.26 * len(methods) + 0.8)
+    for axis, (profile, layout) in zip(axes.flat, shown, strict=False):
+        facet = cells[(cells["profile"] == profile) & (cells["layout"] == layout)]
+        for _, cell in facet[facet["status"] != OK].iterrows():
+            _mark_missing(axis, cell, y_of[cell["method"]])
+        _draw_times(axis, facet[facet["status"] == OK], y_of)
+        _draw_bound(axis, facet, y_of)
+        axis.set_title(f"{profile} · {layout}", fontsize=9)
+        axis.grid(axis="x", alpha=0.3)
     _finish_axes(axes, methods, "time per cold sample (log scale)")
     figure.suptitle(title, fontsize=11)
     return save(figure, stem)
@@ -103,15 +115,18 @@ def _finish_axes(axes: np.ndarray, methods: list[str], xlabel: str, label=fmt.se
         axis.set_yticks(range(len(methods)), methods, fontsize=8)
         axis.set_ylim(len(methods) - 0.5, -0.5)
         axis.tick_params(axis="x", labelsize=7)
-    for axis in axes[-1, :]:
-        axis.set_xlabel(xlabel, fontsize=8)
+    for column in axes.T:  # the x label under the lowest visible axis of each column
+        visible = [axis for axis in column if axis.get_visible()]
+        if visible:
+            visible[-1].set_xlabel(xlabel, fontsize=8)
+            visible[-1].xaxis.set_tick_params(labelbottom=True)
     legend = {}
     for axis in axes.flat:
         for handle, text in zip(*axis.get_legend_handles_labels(), strict=True):
             legend.setdefault(text, handle)
     if legend:
         axes.flat[0].figure.legend(list(legend.values()), list(legend), loc="outside lower center",
-                                   ncols=len(legend), fontsize=8, frameon=False)  # fmt: skip
+                                   ncols=min(len(legend), 4), fontsize=8, frameon=False)  # fmt: skip
 
 
 def bound_figure(cells: pd.DataFrame, title: str, stem: Path) -> list[Path] | None:
@@ -121,10 +136,9 @@ def bound_figure(cells: pd.DataFrame, title: str, stem: Path) -> list[Path] | No
         return None
     profiles, layouts, methods = profile_order(measured), layout_order(cells), method_order(cells)
     y_of = {method: i for i, method in enumerate(methods)}
-    figure, axes = _facet_grid(1, len(profiles), height=0.26 * len(methods) + 0.8, width=3.8)
+    figure, axes = _facet_grid(len(profiles), height=0.26 * len(methods) + 0.8, width=3.8)
     offsets = np.linspace(-0.2, 0.2, len(layouts)) if len(layouts) > 1 else [0.0]
-    for c, profile in enumerate(profiles):
-        axis = axes[0, c]
+    for axis, profile in zip(axes.flat, profiles, strict=False):
         axis.axvline(1.0, color="#2e7d32", ls="--", lw=1.2)
         for i, layout in enumerate(layouts):
             facet = measured[(measured["profile"] == profile) & (measured["layout"] == layout)]
@@ -148,10 +162,9 @@ def headline_figure(ratios: pd.DataFrame, title: str, stem: Path) -> list[Path] 
     methods = method_order(ratios, by="speedup", ascending=False)
     profiles = profile_order(ratios)
     y_of = {method: i for i, method in enumerate(methods)}
-    figure, axes = _facet_grid(1, len(workloads), height=0.26 * len(methods) + 0.8, width=3.8)
+    figure, axes = _facet_grid(len(workloads), height=0.26 * len(methods) + 0.8, width=3.8)
     offsets = np.linspace(-0.2, 0.2, len(profiles)) if len(profiles) > 1 else [0.0]
-    for c, workload in enumerate(workloads):
-        axis = axes[0, c]
+    for axis, workload in zip(axes.flat, workloads, strict=False):
         axis.axvline(1.0, color="#616161", lw=1)
         for i, profile in enumerate(profiles):
             rows = ratios[(ratios["workload"] == workload) & (ratios["profile"] == profile)]

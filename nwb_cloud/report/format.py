@@ -17,21 +17,25 @@ def text(value) -> str:
     return NOT_MEASURED if missing(value) or value == "" else str(value)
 
 
-def seconds(value) -> str:
+def seconds(value, digits: int = 3) -> str:
     if missing(value):
         return NOT_MEASURED
     value = float(value)
     if value < 1e-3:
-        return f"{value * 1e6:.3g} µs"
+        return f"{value * 1e6:.{digits}g} µs"
     if value < 1:
-        return f"{value * 1e3:.3g} ms"
-    return f"{value:.3g} s"
+        return f"{value * 1e3:.{digits}g} ms"
+    return f"{value:.{digits}g} s"
 
 
 def seconds_range(low, high) -> str:
+    """``low – high``, with one more digit while the two would print the same (a narrow spread stays visible)."""
     if missing(low) or missing(high):
         return NOT_MEASURED
-    return f"{seconds(low)} – {seconds(high)}"
+    digits = 3
+    while digits < 6 and low != high and seconds(low, digits) == seconds(high, digits):
+        digits += 1
+    return f"{seconds(low, digits)} – {seconds(high, digits)}"
 
 
 def size(value) -> str:

@@ -85,15 +85,17 @@ thead th { background: #f5f5f5; position: sticky; top: 0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.kv th { background: #fafafa; font-weight: 600; width: 14em; }
 tr.group td { background: #eef3f8; font-weight: 600; }
-.muted { color: #9e9e9e; } .rank1 { font-weight: 700; }
+.muted { color: #9e9e9e; } .rank1 { font-weight: 700; } .small { font-size: 11px; }
 .failed, .WRONG-DATA, .hang, .crash { background: #ffebee; color: #b71c1c; font-weight: 600; }
-.unavailable, .skipped { background: #f5f5f5; color: #616161; }
+.unavailable, .skipped, .unsupported { background: #f5f5f5; color: #616161; }
+p.summary { background: #fff8e1; border-left: 4px solid #f9a825; padding: 6px 12px; }
 .exact { background: #e8f5e9; color: #1b5e20; } .clear-error { background: #fff8e1; color: #8d6e00; }
 .alert { border: 2px solid #c62828; background: #ffebee; padding: 8px 14px; margin: 1em 0; }
 .alert strong { color: #b71c1c; } .note { background: #f9fbe7; border-left: 4px solid #c0ca33;
 padding: 6px 12px; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { font-size: 12px; color: #616161; } nav ul { columns: 2; } code { background: #f5f5f5; padding: 0 3px; }
+figcaption { font-size: 12px; color: #616161; } details { margin: 1em 0; } summary { cursor: pointer; }
+nav ul { columns: 2; } code { background: #f5f5f5; padding: 0 3px; }
 """
 
 

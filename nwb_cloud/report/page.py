@@ -7,19 +7,24 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from nwb_cloud.access import METHODS
 from nwb_cloud.cloud.profiles import PROFILES
 from nwb_cloud.report import format as fmt
 from nwb_cloud.report.html import Td, anchor_id, bullets, esc, figure, key_values, paragraph, section, table
 from nwb_cloud.report.order import in_registry_order, layout_order, profile_order, workload_order
-from nwb_cloud.results.cells import EXCLUDED, FAILED_STATUS, OK, STREAMING_SUITE
-from nwb_cloud.results.run_info import EXACT, LOUD, OUTCOME_ORDER, WRONG_DATA, info_cores
+from nwb_cloud.results.cells import EXCLUDED, FAILED_STATUS, OK, STREAMING_SUITE, UNSUPPORTED
+from nwb_cloud.results.run_info import EXACT, LOUD, OUTCOME_ORDER, WRONG_DATA, info_cores, raised_by
+from nwb_cloud.results.runs import RunFacts, below_bound, run_facts
 from nwb_cloud.results.tables import (
     BASELINE_LAYOUT,
+    MAIN_PROFILE,
+    headline_cells,
     headline_ratios,
     headline_summary,
     measured_profiles,
@@ -33,10 +38,16 @@ _SECRET = re.compile(r"secret|token|password|credential|access_key|auth", re.IGN
 # Run-info keys the page shows in their own place; every other key goes to "other run details".
 RUN_INFO_SHOWN = {"run_id", "commit", "machine", "date", "size", "source", "seed", "store", "profiles", "grid",
                   "assets", "proxy_overhead", "prepare_failures", "cores", "unavailable", "unavailable_methods",
-                  "cell_failures", "_path", "_matched"}  # fmt: skip
+                  "cell_failures", "_path", "_matched", "samples", "cell_samples", "rank_stability", "sampling",
+                  "serving_cost", "unsupported_cells", "prepare_unsupported"}  # fmt: skip
+# per-cell records shown through the cells (times, samples, traffic), not as run details
 STATUS_LABEL = {EXCLUDED: "not in the grid"}
-TRACK_COLUMNS = [  # (header, column, formatter) of the ranking tables beside the time
+TRACK_COLUMNS = [  # (header, column, formatter) of the ranking tables beside the time; shown where measured
     ("time / bound", "time_over_bound", fmt.ratio),
+    ("open before the read", "open_s", fmt.seconds),
+    ("client CPU", "cpu_s", fmt.seconds),
+    ("decode CPU", "decode_cpu_s", fmt.seconds),
+    ("CPU / decode", "cpu_over_decode", fmt.ratio),
     ("requests", "requests", fmt.count),
     ("received", "bytes_received", fmt.size),
     ("peak conn.", "peak_connections", fmt.count),
@@ -68,6 +79,11 @@ class Run:
     @property
     def key(self) -> str:
         return anchor_id(self.label)
+
+    @cached_property
+    def facts(self) -> RunFacts:
+        """Its name, length and caveats, from its cells and its run info."""
+        return run_facts(self.cells, self.info)
 
     def workloads(self) -> list[str]:
         """The read grid's workloads (the suites of tracks only have :func:`tracks_section`)."""
@@ -101,7 +117,8 @@ def how_to_read(run: Run) -> str:
         ("data", data),
         ("cold samples per cell", ", ".join(map(str, samples)) or "none"),
         ("cells", f"{len(cells)}: {len(timed)} timed, {len(measured) - len(timed)} tracked, "
-                  f"{_count_of(cells, FAILED_STATUS)} failed, {_count_of(cells, 'unavailable')} unavailable, "
+                  f"{_count_of(cells, FAILED_STATUS)} failed, {_count_of(cells, UNSUPPORTED)} unsupported, "
+                  f"{_count_of(cells, 'unavailable')} unavailable, "
                   f"{_count_of(cells, EXCLUDED)} not in the grid, {_count_of(cells, 'skipped')} skipped"),
     ]  # fmt: skip
     if run.info is None:
@@ -115,9 +132,11 @@ def how_to_read(run: Run) -> str:
                                       "pages for their history"))  # fmt: skip
     explain = bullets(
         [
-            "<b>Cold sample</b>: every sample reads through a fresh file handle (new connections, empty "
-            "caches) and times one run of the workload; opening the handle is timed only in the open "
-            "workloads. <b>time</b> is the median of the samples, <b>IQR</b> their 25th–75th percentile.",
+            "<b>Cold sample</b>: every sample reads through a fresh file handle (new connections) and times one "
+            "run of the workload; opening the handle is timed only in the open workloads. Where a run's samples "
+            "were not cold (a shared process, a warm index cache), its caveats at the top of its headline say so, "
+            "from the run's own record. <b>time</b> is the median of the samples, <b>IQR</b> their 25th–75th "
+            "percentile, <b>n</b> their number.",
             "<b>bound</b>: the least time any method could take for the selection under that network "
             "profile, max(network, decode), from the file's own chunk index; <b>time / bound</b> is the "
             "headline figure (1× = at the physical limit); <b>set by</b> names the larger term.",
@@ -129,7 +148,9 @@ def how_to_read(run: Run) -> str:
             "that reads nothing twice; above it: metadata, over-fetch, re-reads). For the open workloads the "
             "touched bytes are the distinct metadata bytes the open needs.",
             "<b>not measured</b>: the run did not record that figure (older run, no proxy, or the track "
-            "failed). <b>failed</b>: the benchmark raised, a wrong read included. <b>unavailable</b>: the "
+            "failed). <b>failed</b>: the benchmark raised, a wrong read included. <b>unsupported</b>: the method "
+            "cannot represent the asset (e.g. an index of an LZF dataset), a skip with its reason, not a failure. "
+            "<b>unavailable</b>: the "
             "method cannot run on that machine. <b>not in the grid</b>: a quick run leaves that method out "
             "under that profile.",
         ],
@@ -142,6 +163,8 @@ def how_to_read(run: Run) -> str:
         + _grid(info)
         + _assets(info)
         + _titled("Shaping proxy overhead (measured against direct loopback)", info.get("proxy_overhead"))
+        + _titled("What serving costs on this machine (the embedded server and the proxy)", info.get("serving_cost"))
+        + _titled("How the samples were taken", info.get("sampling"))
     )
 
 
@@ -156,7 +179,7 @@ def _describe_machine(name: str, machine: dict, cores) -> str:
 def _profiles_table(run: Run) -> str:
     recorded = (run.info or {}).get("profiles") or {}
     rows = []
-    for name in profile_order(run.cells):
+    for name in [p for p in profile_order(run.cells) if p != "-"]:  # "-": the suites without a profile
         values = recorded.get(name) if isinstance(recorded, dict) else None
         if values is None and name in PROFILES:
             values = PROFILES[name].to_dict()
@@ -230,32 +253,136 @@ def generic(value) -> str:
     return esc(value)
 
 
-# -- alerts ------------------------------------------------------------------------------------------------------
+# -- the summary line at the top ------------------------------------------------------------------------------------
 def alerts(runs: list[Run], reliability: pd.DataFrame) -> str:
+    """One line under the title: what went wrong, counted, with links; the details are in their sections."""
     parts = []
-    if not reliability.empty:
-        for _, row in reliability[reliability["outcome"].isin(LOUD)].iterrows():
-            text = (
-                f"<strong>{esc(row['outcome'])}</strong>: {esc(row['method'])} under fault <b>{esc(row['fault'])}</b>"
-            )
-            if row["detail"]:
-                text += f" — {esc(row['detail'])}"
-            if row["still_running"]:
-                text += " (the reader was still running after its connections were closed)"
-            parts.append(f'<div class="alert">{text} — see <a href="#reliability">reliability</a>.</div>')
     for run in runs:
         failed = run.cells[run.cells["status"] == FAILED_STATUS]
         if len(failed):
-            parts.append(
-                f'<div class="alert"><strong>{len(failed)} failed cell(s)</strong> on {esc(run.label)}: '
-                f"{esc(', '.join(sorted(set(failed['method']))))} — see "
-                f'<a href="#{run.key}-problems">cells without a time</a>.</div>'
-            )
-    return "\n".join(parts)
+            parts.append(f'<a href="#{run.key}-problems">{len(failed)} failed cell(s)</a> on {esc(run.label)} '
+                         f"({esc(', '.join(sorted(set(failed['method']))))})")  # fmt: skip
+    if not reliability.empty:
+        loud = reliability[reliability["outcome"].isin(LOUD)]
+        for outcome, rows in loud.groupby("outcome", sort=False):
+            parts.append(f'<a href="#reliability"><strong>{esc(outcome)}</strong></a> under a fault: '
+                         f"{esc(', '.join(sorted(set(rows['method']))))}")  # fmt: skip
+    if not parts:
+        return ""
+    return '<p class="summary"><b>Alarms</b>: ' + " · ".join(parts) + ".</p>"
+
+
+def _loud_details(reliability: pd.DataFrame) -> str:
+    """Each probe that hung, crashed or returned wrong data, in full (the reliability section's top)."""
+    rows = []
+    for _, row in reliability[reliability["outcome"].isin(LOUD)].iterrows():
+        text = f"<strong>{esc(row['outcome'])}</strong>: {esc(row['method'])} under fault <b>{esc(row['fault'])}</b>"
+        if row["detail"]:
+            text += f" — {esc(row['detail'])}"
+        if row["still_running"]:
+            text += " (the reader was still running after its connections were closed)"
+        rows.append(f'<div class="alert">{text}</div>')
+    return "\n".join(rows)
 
 
 # -- headline ------------------------------------------------------------------------------------------------------
 def headline(run: Run) -> str:
+    """The run's figures first: which run, the methods table, the layout gains, then the per-group winners."""
+    body = run_line(run) + methods_table(run) + rank_stability(run) + _layout_gains(run) + _closest(run)
+    return body
+
+
+def run_line(run: Run) -> str:
+    """Which run the section's figures come from, and what they do not say (from the run's own record)."""
+    facts = run.facts
+    text = f"From the {esc(facts.name)}" + (f" (run {esc(facts.run_id)})" if facts.run_id else "")
+    text += f", {esc(facts.samples_text)}."
+    if facts.caveats:
+        text += " <b>Caveats of this run</b>: " + "; ".join(esc(c.long) for c in facts.caveats) + "."
+    return f'<p class="note">{text}</p>'
+
+
+def _method_label(method: str) -> str:
+    row = METHODS.get(method)
+    base = row.variant_of if row is not None else None
+    return f"{method} (variant of {base})" if base else method
+
+
+def methods_table(run: Run) -> str:
+    """Every method on the headline grid (the two reads on the default and the read-shaped layout, the opens):
+    median, time / bound, IQR and n per cell; the open before a read and CPU where the run measured them."""
+    if not (run.cells["profile"] == MAIN_PROFILE).any():
+        return ""
+    cells, columns, methods = headline_cells(run.cells)
+    if not columns:
+        return ""
+    keyed = {(r["workload"], r["layout"], r["method"]): r for _, r in cells.iterrows()}
+    extra = [(label, column) for label, column, _ in HEADLINE_EXTRA if _recorded(cells, column)]
+    rows = []
+    for method in methods:
+        row = [Td(_method_label(method))]
+        for workload, layout in columns:
+            cell = keyed.get((workload, layout, method))
+            if cell is None:
+                row.append(Td("not in run", cls="muted"))
+            elif cell["status"] != OK:
+                row.append(Td(STATUS_LABEL.get(cell["status"], cell["status"]), cls=cell["status"],
+                              title=cell["reason"]))  # fmt: skip
+            else:
+                spread = f"IQR {fmt.seconds_range(cell['time_q25_s'], cell['time_q75_s'])} · n={int(cell['n_samples'])}"
+                row.append(Td(f"{esc(fmt.seconds(cell['time_s']))} ({esc(fmt.ratio(cell['time_over_bound']))})"
+                              f'<br><span class="muted small">{esc(spread)}</span>', cls="num", raw=True))  # fmt: skip
+        first = keyed.get((*columns[0], method))
+        for _, column in extra:
+            shown = fmt.ratio if column == "cpu_over_decode" else fmt.seconds
+            row.append(_num(shown(first[column]) if first is not None else fmt.NOT_MEASURED))
+        rows.append(row)
+    headers = ["method", *(f"{w} · {'default' if layout == BASELINE_LAYOUT else layout}" for w, layout in columns)]
+    headers += [f"{label} ({columns[0][0]} · default)" for label, _ in extra]
+    missing = [label for label, column, _ in HEADLINE_EXTRA if not _recorded(cells, column)]
+    note = paragraph(
+        f"Under {MAIN_PROFILE}: median time of the cold samples (time / bound in brackets), their interquartile "
+        "range and their number. " + (f"Not recorded by this run: {', '.join(missing)}." if missing else ""),
+        "muted",
+    )
+    decode = cells[(cells["workload"] == columns[0][0]) & (cells["layout"] == columns[0][1])]
+    decode = decode["decode_cpu_s"].dropna() if "decode_cpu_s" in decode else decode.iloc[0:0]
+    if len(decode):
+        note += paragraph(f"Decode CPU of {columns[0][0]} on the default layout (a local single-threaded read of "
+                          f"the same selection, the CPU every method must spend): {fmt.seconds(decode.iloc[0])}.",
+                          "muted")  # fmt: skip
+    return "<h3>Read methods</h3>" + note + table(headers, rows)
+
+
+def _recorded(cells: pd.DataFrame, column: str) -> bool:
+    return column in cells and bool(cells[column].notna().any())
+
+
+# figures the run info may record per cell: (label, column, what it is)
+HEADLINE_EXTRA = (
+    ("open before the read", "open_s", "the untimed open before a read, in a fresh process"),
+    ("client CPU", "cpu_s", "CPU seconds of the reader's process in the timed part"),
+    ("CPU / decode CPU", "cpu_over_decode", "client CPU over a local single-threaded read of the same selection"),
+)
+
+
+def rank_stability(run: Run) -> str:
+    """How the methods of each group ranked in one pass over the grid against the next (the run info's record)."""
+    stability = (run.info or {}).get("rank_stability")
+    if not stability or not stability.get("pairs"):
+        return paragraph("Rank stability between passes over the grid: not recorded by this run.", "muted")
+    tau = stability.get("kendall_tau")
+    passes = " and ".join(str(p) for p in stability.get("passes") or [])
+    text = (
+        f"Rank stability between grid passes {passes}: {stability.get('groups_same_order')} of "
+        f"{stability.get('groups')} groups (workload · layout · profile) ranked their methods in the same order; "
+        f"{stability.get('concordant_pairs')} of {stability.get('pairs')} pairs of methods kept their order"
+        + (f" (Kendall τ {tau:.2f})." if isinstance(tau, int | float) else ".")
+    )
+    return paragraph(text)
+
+
+def _closest(run: Run) -> str:
     ranked = rank_methods(run.cells)
     best = in_registry_order(ranked[ranked["rank"] == 1])
     rows = [
@@ -265,9 +392,16 @@ def headline(run: Run) -> str:
         ]
         for r in best.itertuples()
     ]  # fmt: skip
-    body = "<h3>The method closest to the bound, per workload, profile and layout</h3>" + table(
-        ["workload", "profile", "layout", "best method", "time", "time / bound", "bound", "set by"], rows
+    return (
+        f"<details><summary><b>The method closest to the bound, per workload, profile and layout</b> ({len(rows)} "
+        "groups)</summary>"
+        + table(["workload", "profile", "layout", "best method", "time", "time / bound", "bound", "set by"], rows)
+        + "</details>"
     )
+
+
+def _layout_gains(run: Run) -> str:
+    body = ""
     summary = in_registry_order(headline_summary(run.cells))
     if "speedup_max" in summary:
         rows = [
@@ -326,14 +460,14 @@ def workload_section(run: Run, workload: str) -> str:
     ranked = rank_methods(cells)
     for profile in profile_order(cells):
         body += f'<h3 id="{anchor_id(run.key, workload, profile)}">{esc(workload)} · {esc(profile)}</h3>'
-        body += _ranking_table(ranked[ranked["profile"] == profile])
+        body += _ranking_table(ranked[ranked["profile"] == profile], run.info or {})
     body += _layout_table(cells)
     return section(anchor_id(run.key, workload), workload, body)
 
 
-def _ranking_table(ranked: pd.DataFrame) -> str:
+def _ranking_table(ranked: pd.DataFrame, info: dict) -> str:
     measured = ranked[ranked["status"] == OK]
-    tracks = [t for t in TRACK_COLUMNS if measured[t[1]].notna().any()]
+    tracks = [t for t in TRACK_COLUMNS if t[1] in measured and measured[t[1]].notna().any()]
     absent = [t[0] for t in TRACK_COLUMNS if t not in tracks]
     headers = ["rank", "method", "time", "IQR", "n", *(t[0] for t in tracks)]
     rows = []
@@ -350,7 +484,7 @@ def _ranking_table(ranked: pd.DataFrame) -> str:
             first = "rank1" if r.rank == 1 else ""
             rows.append([
                 _num(f"{int(r.rank)}", first),
-                Td(r.method, cls=first),
+                Td(_method_label(r.method), cls=first),
                 _num(fmt.seconds(r.time_s)),
                 _num(fmt.seconds_range(r.time_q25_s, r.time_q75_s)),
                 _num(str(r.n_samples)),
@@ -362,12 +496,11 @@ def _ranking_table(ranked: pd.DataFrame) -> str:
         notes = ["ranked by time / bound where the bound was measured, else by time"]
     if absent:
         notes.append(f"not measured under this profile: {', '.join(absent)}")
-    below = sorted(set(measured[measured["time_over_bound"] < 1]["method"]))
-    if below:
+    below = measured[measured["time_over_bound"] < 1]
+    if len(below):
         notes.append(
-            f"below the bound (time / bound < 1×): {', '.join(below)} — these fetched the data before the timed "
-            "read (e.g. a read-ahead cache filled while the untimed handle was opened), so the bound of the read "
-            "does not constrain them"
+            "below the bound (time / bound < 1×): "
+            + "; ".join(f"{r['method']} on {r['layout']} — {below_bound(r, info)}" for _, r in below.iterrows())
         )
     excluded = sorted(set(ranked[ranked["status"] == EXCLUDED]["method"]))
     if excluded:
@@ -552,11 +685,13 @@ def reliability_section(reliability: pd.DataFrame) -> str:
         "so; crash = the reader's process died; hang = no answer within the time limit; WRONG DATA = it returned "
         "data that differ from the source."
     ) + table(["method", *faults], rows)
+    body = _loud_details(reliability) + body
     detail = reliability[(reliability["outcome"] != EXACT) & (reliability["detail"] != "")]
     if len(detail):
         body += "<h4>What the methods said</h4>" + table(
-            ["method", "fault", "outcome", "message"],
-            [[r.method, r.fault, Td(r.outcome, cls=_outcome_class(r.outcome)), r.detail] for r in detail.itertuples()],
+            ["method", "fault", "outcome", "raised by", "message"],
+            [[r.method, r.fault, Td(r.outcome, cls=_outcome_class(r.outcome)), raised_by(r.detail), r.detail]
+             for r in detail.itertuples()],
         )  # fmt: skip
     return section("reliability", "Reliability under S3 faults", body)
 

@@ -32,6 +32,8 @@ cells the run measured it on; :mod:`nwb_cloud.suite.first_use`):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -75,6 +77,7 @@ def cells_frame(records: list[Record], run_infos: list[dict] | None = None) -> p
         row = rows.setdefault(key, _empty_row(key, record))
         if record.started_at:
             row["run_started"] = max(row["run_started"] or 0, record.started_at)
+            row["run_first_started"] = min(row["run_first_started"] or math.inf, record.started_at)
         if record.measure == TIME_MEASURE:
             _set_time(row, record)
         elif record.outcome == MEASURED:
@@ -89,6 +92,7 @@ def cells_frame(records: list[Record], run_infos: list[dict] | None = None) -> p
         if column not in frame:
             frame[column] = np.nan
     frame["run_started"] = frame.groupby(["machine", "commit", "env"])["run_started"].transform("max")
+    frame["run_first_started"] = frame.groupby(["machine", "commit", "env"])["run_first_started"].transform("min")
     infos = {run: run_info_for(run_infos, *run) or {} for run in set(zip(frame["machine"], frame["commit"]))}
     frame["reason"] = [_reason(row, infos[row["machine"], row["commit"]]) for row in frame.to_dict("records")]
     frame["size"] = [str(infos[m, c].get("size") or "-") for m, c in zip(frame["machine"], frame["commit"])]
@@ -165,6 +169,7 @@ def _empty_row(key: tuple, record: Record) -> dict:
     row.update(
         commit_date=record.commit_date,
         run_started=record.started_at,
+        run_first_started=record.started_at,  # the run's first benchmark start (asv's started_at, ms)
         workload_class=record.workload_class,
         modality=workload.modality if workload else None,
         status=SKIPPED_STATUS,

@@ -153,6 +153,7 @@ def reliability_rows(payload, source: str = "") -> list[dict]:
         rows.append(
             {
                 **{k: context[k] for k in ("profile", "layout", "workload") if k in context},
+                **{f"probe_{k}": context[k] for k in ("run_id", "commit", "date", "size") if k in context},
                 **{k: entry[k] for k in ("profile", "layout", "workload") if k in entry},
                 "method": str(entry["method"]),
                 "fault": str(entry.get("fault") or entry.get("scenario") or "?"),
@@ -165,6 +166,20 @@ def reliability_rows(payload, source: str = "") -> list[dict]:
             }
         )
     return rows
+
+
+def raised_by(detail: str) -> str:
+    """The exception type a probe recorded and whose code raised it: this package's, or the reader's library."""
+    kind = str(detail).split(":", 1)[0].strip() if detail else ""
+    if not kind or " " in kind:
+        return f"(no exception type: {str(detail)[:60]})" if detail else "-"
+    if kind.startswith("nwb_cloud.access."):  # the access layer's one error type, wrapping what the reader raised
+        owner = "the reader's error, as this package's access layer names it"
+    elif kind.startswith("nwb_cloud."):
+        owner = "this package"
+    else:
+        owner = "the reader, a bare exception" if kind.startswith("builtins.") else kind.split(".")[0]
+    return f"{kind} ({owner})"
 
 
 def load_reliability(results_dir: Path) -> pd.DataFrame:

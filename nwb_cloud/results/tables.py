@@ -172,6 +172,32 @@ def _covered(group: pd.DataFrame, everything: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
+# The headline grid: the two use cases' reads on the default and the read-shaped layout, and the opens, under
+# the profile of a reader in the data's own region (README's and the report's method table).
+MAIN_PROFILE, FRIENDLY_LAYOUT = "in-region", "workload-friendly"
+HEADLINE_READS, HEADLINE_OPENS = ("ophys_patch", "ecephys_electrode"), ("open_ophys", "open_ecephys")
+
+
+def headline_cells(cells: pd.DataFrame, profile: str = MAIN_PROFILE) -> tuple[pd.DataFrame, list, list[str]]:
+    """The cells of one run's headline grid, its columns ``(workload, layout)`` in order, and its methods
+    ordered by time / bound of the first column (methods without it after, by their own median ratio)."""
+    require_runs(cells)
+    if cells[RUN].drop_duplicates().shape[0] > 1:
+        raise ResultsError("the headline grid is one run's: got cells of several runs")
+    columns = [(w, layout) for w in HEADLINE_READS for layout in (BASELINE_LAYOUT, FRIENDLY_LAYOUT)]
+    columns += [(w, BASELINE_LAYOUT) for w in HEADLINE_OPENS]
+    scope = cells[(cells["profile"] == profile) & cells["suite"].eq("streaming")]
+    present = set(zip(scope["workload"], scope["layout"], strict=True))
+    columns = [c for c in columns if c in present]
+    chosen = scope[[(w, layout) in columns for w, layout in zip(scope["workload"], scope["layout"], strict=True)]]
+    measured = chosen[chosen["status"] == OK]
+    in_first = [(w, layout) == columns[0] for w, layout in zip(measured["workload"], measured["layout"], strict=True)]
+    first = measured[in_first]
+    order = list(first.sort_values("time_over_bound")["method"])
+    rest = measured[~measured["method"].isin(order)].groupby("method")["time_over_bound"].median().sort_values()
+    return chosen.reset_index(drop=True), columns, order + list(rest.index)
+
+
 SIDE_BY_SIDE_PROFILES = ("real", "in-region")  # real S3 measured on a fleet machine; its emulated stand-in here
 
 

@@ -39,6 +39,7 @@ from asv_runner.benchmarks.mark import SkipNotImplemented
 from nwb_cloud.access import MethodUnavailable, Unsupported, get_method, load_methods, nwb_index
 from nwb_cloud.analysis import floor_for
 from nwb_cloud.analysis.errors import AnalysisError
+from nwb_cloud.cloud.endpoint import require_answering
 from nwb_cloud.cloud.profiles import get_profile
 from nwb_cloud.cloud.proxy_process import ProxyClient, ProxyProcess
 from nwb_cloud.settings import Settings
@@ -55,7 +56,10 @@ METHOD_FILES = "method_files"  # state.extra: Python files whose METHODS rows th
 
 @cache
 def load_state() -> RunState:
+    """The prepared run, whose endpoint must be answering: a stopped one fails the discovery, loudly."""
     state = RunState.load(Settings.from_env().state_path)
+    if state.catalog.store.endpoint_url:
+        require_answering(state.catalog.store.endpoint_url)
     for path in state.extra.get(METHOD_FILES, []):  # read methods from outside the package (see access)
         load_methods(path)
     # the warm-index variant reads the cache prepare filled, wherever this process's environment points
