@@ -162,3 +162,22 @@ def test_a_cold_index_open_meets_every_fault_on_its_sidecar_and_retries_it(endpo
     # warm: the cached index and a HEAD; no whole-object GET, so no index scenario
     assert ("nwb-index-warm", "reset-whole-get") not in cells
     assert cells["nwb-index-warm", "reset-once"]["outcome"] == "exact"
+
+
+def test_probe_workers_read_with_the_index_configuration_of_the_process_that_prepared_them(
+    endpoint, store, catalog, asset, expected, tmp_path, monkeypatch
+):
+    """The suite's own processes configure the index cache (asv_grid.load_state does, for the warm variant);
+    the table's spawned workers inherit no module state, so they must be handed it: with the cache configured
+    away from the default, the warm variant opens from what prepare put there, with no whole-object GET."""
+    from nwb_cloud.access import nwb_index
+    from nwb_cloud.suite.prepare import prepare_methods
+
+    monkeypatch.setattr(nwb_index, "_config", nwb_index._config)  # restored after the test
+    nwb_index.configure(cache_dir=tmp_path / "configured-indexes")
+    assert prepare_methods(catalog, ["nwb-index-warm"], log=lambda *_: None) == {}
+    assert any((tmp_path / "configured-indexes").rglob("*")), "prepare filled the configured cache"
+    subjects = table.method_subjects(catalog, asset, ["nwb-index-warm"], prepare_failures={})
+    (row,) = table.run_table(subjects, expected, store, endpoint.url, {}, "loopback", LIMIT_S)
+    assert row["outcome"] == "exact", row
+    assert table._whole_object_gets(row) == 0, row
