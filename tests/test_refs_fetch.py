@@ -521,11 +521,86 @@ def test_a_parquet_sidecar_is_fetched_into_the_cache_and_read_by_both_methods(
         open_nwb(store, session_key, "nwb-index-warm")
 
 
-def test_every_chunk_request_carries_the_indexed_etag_and_a_replaced_asset_fails_the_read(store):
-    """S3 answers If-Match with 412 when the object changed (rclone ignores the header: a stubbed client)."""
+class _ScriptedS3:
+    """An HTTP server that answers each GET with the next of ``answers`` (status, body) and keeps the requests:
+    what S3 says that rclone serve s3 does not (412 on If-Match, 503 SlowDown, error documents)."""
+
+    def __init__(self, answers):
+        import http.server
+
+        self.answers, self.requests = list(answers), []
+        scripted = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):  # noqa: N802 - http.server's name
+                scripted.requests.append((self.path, dict(self.headers)))
+                status, body = scripted.answers.pop(0)
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _s3_error(code: str) -> bytes:
+    return f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>m</Message></Error>".encode()
+
+
+def test_the_direct_path_signs_retries_and_names_what_s3_answered(monkeypatch):
+    """Chunk requests bypass botocore's request path (module docstring): what botocore's client did is kept."""
+    monkeypatch.setattr("nwb_cloud.refs.fetch.MAX_BACKOFF_S", 0.01)
+    body = bytes(range(10))
+    server = _ScriptedS3([(503, _s3_error("SlowDown")), (206, body), (412, _s3_error("PreconditionFailed")),
+                          (404, _s3_error("NoSuchKey")), (200, b"x" * 50)])  # fmt: skip
+    store = Store("bucket", server.url, "us-east-1", "AKIDEXAMPLE", "secret", session_token="token-xyz")
+    reader = RangeReader(store, "a/b.nwb", Policy(retries=0))
+    try:
+        assert reader._direct
+        reader.expected_etag = "abc123"
+        assert bytes(reader.read(10, 20)) == body  # the 503 was sent again, as botocore's standard mode does
+        for path, headers in server.requests:
+            assert path.startswith("/bucket/a/b.nwb?") and "X-Amz-Signature=" in path
+            assert "X-Amz-Security-Token=token-xyz" in path
+            assert headers["Range"] == "bytes=10-19" and headers["If-Match"] == '"abc123"'
+        with pytest.raises(FetchError, match=r"b\.nwb changed since its index was read.*abc123.*open it again"):
+            reader.read(10, 20)
+        with pytest.raises(FetchError, match=r"^no such object: s3://bucket/a/b\.nwb$"):
+            reader.read(10, 20)
+        with pytest.raises(FetchError, match=r"got 50 bytes \(the server ignores Range\?\)") as error:
+            reader.read(10, 20)
+        assert "Signature" not in str(error.value)
+    finally:
+        reader.close()
+        server.close()
+    anonymous = RangeReader(Store("bucket", server.url), "a/b.nwb")
+    try:
+        assert "Signature" not in anonymous._target()[1]  # unsigned, as botocore's anonymous client sends it
+    finally:
+        anonymous.close()
+
+
+def test_every_chunk_request_carries_the_indexed_etag_and_a_replaced_asset_fails_the_read(store, monkeypatch):
+    """S3 answers If-Match with 412 when the object changed (rclone ignores the header: a stubbed client). With a
+    proxy in the environment, requests go through botocore's client, as here."""
     from botocore.stub import Stubber
 
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
     reader = RangeReader(store, "refs-fetch/replaced.nwb", Policy(retries=0))
+    assert not reader._direct
     reader.expected_etag = "abc123"
     with Stubber(reader.client) as stub:
         expected = {"Bucket": store.bucket, "Key": "refs-fetch/replaced.nwb", "Range": "bytes=10-19"}
