@@ -6,8 +6,9 @@ weakref callback or a ``__del__`` (h5py and hdmf run many while NeuroConv writes
 clean-up. :func:`stopping_on_signals` replaces both with one handler that remembers the signal and raises
 :class:`Interrupted`; :func:`stop_if_interrupted` raises it again at the next safe point if it was lost.
 
-Every process this package starts is started with :func:`child_options`: the kernel sends it a signal when
-this process dies, however it dies (``PR_SET_PDEATHSIG``), so no rclone or worker is ever left running alone.
+Every process this package starts is started with :func:`child_options` (a ``multiprocessing`` worker calls
+:func:`die_with` first): the kernel sends it a signal when this process dies, however it dies
+(``PR_SET_PDEATHSIG``), so no rclone or worker is ever left running alone.
 The signal is tied to the *thread* that started the child: start long-lived children from the main thread
 or from a thread that waits for them.
 """
@@ -104,6 +105,15 @@ def _prctl():
 _PRCTL = _prctl()
 
 
+def die_with(parent: int, death_signal: int = signal.SIGTERM) -> None:
+    """Called in a child (between fork and exec, or first thing in a ``multiprocessing`` worker, as its pool's
+    ``initializer``): the kernel sends it ``death_signal`` when ``parent`` dies, at once if it already has."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, int(death_signal), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), int(death_signal))
+
+
 def child_options(death_signal: int = signal.SIGTERM, own_group: bool = False) -> dict:
     """``subprocess.Popen`` keyword arguments: the child gets ``death_signal`` when this process dies.
 
@@ -111,13 +121,9 @@ def child_options(death_signal: int = signal.SIGTERM, own_group: bool = False) -
     this process, which then stops the child itself (a worker must not die half-way on its own).
     """
     parent = os.getpid()
-    prctl = _PRCTL
 
     def in_child() -> None:  # runs between fork and exec: no imports, no locks
-        if prctl is not None:
-            prctl(PR_SET_PDEATHSIG, int(death_signal), 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os.kill(os.getpid(), int(death_signal))
+        die_with(parent, death_signal)
 
     options: dict = {"preexec_fn": in_child}
     if own_group:

@@ -2,11 +2,20 @@
 
 Lab drive (rclone remote on a loopback S3) -> transfer -> NeuroConv (SpikeGLX and TIFF) -> check -> verified
 upload to the embedded S3, each step a separate ``python -m nwb_cloud batch run-step`` process with the
-environment a job definition gives it. The measured/estimated ratio is printed (the issue's target is
-within 25 %); timings are noisy on a shared machine, so the test bounds it loosely and the benchmark tracks it.
+environment a job definition gives it. The estimate (each step from the records of earlier runs, plus the
+executor's measured launch-and-exit cost per job) is checked against runs that are not the calibration run,
+by the median of three.
+
+The stated 25 % is asserted on the steps' CPU time, estimated from the same records: the check runs' wall time
+cannot be held to it on this machine. It has 2 cores shared by ~6 agents (load average ~5); back-to-back runs
+of the same sessions took 23-54 s and single runs came out at 0.59-1.30 of an estimate made a minute earlier,
+their medians at 0.73 and 1.15, as the neighbours' load came and went. Wall time is bounded at 0.5-2x here;
+the benchmark host, idle, is where the wall-time figure is measured.
 """
 
 import io
+import statistics
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -14,10 +23,13 @@ import pytest
 from pynwb import NWBHDF5IO
 
 from nwb_cloud.batch.calibrate import loopback
+from nwb_cloud.batch.estimate import Estimator
 from nwb_cloud.batch.jobs import collect_records
 from nwb_cloud.convert.records import load_records
+from nwb_cloud.convert.steps import STEPS
 
 pytestmark = pytest.mark.slow
+CHECK_RUNS = 3
 
 
 def _series(store, key) -> np.ndarray:
@@ -43,25 +55,42 @@ def test_local_executor_end_to_end_with_a_calibrated_estimate(tmp_path, capsys):
             (raw.name, step) for raw in pipeline.raws for step in ("transfer", "convert", "upload")
         )
         assert all(r.run_id == first_plan.run_id and r.seconds > 0 for r in records)
-        assert collect_records(first.run) == records  # what the jobs left in the run folder, kept once
+        # what the jobs left in the run folder, kept once, with the executor's view of each job added
+        assert [replace(r, job_seconds=0.0) for r in records] == collect_records(first.run)
+        assert all(r.job_seconds > r.seconds for r in records)  # launch and exit are outside the step's time
 
         # nothing is redone on the same destination
         again = pipeline.plan(first_destination)
         assert again.sessions == () and set(again.finished) == {raw.name for raw in pipeline.raws}
 
-        # a second run, estimated from the first run's records
-        second_plan = pipeline.plan(pipeline.destination())
-        assert all("record(s) on local" in step.basis for s in second_plan.sessions for step in s.steps.values())
-        second = pipeline.run(second_plan)
-        assert all(c.status == "SUCCEEDED" for c in second.chains)
+        # check runs, each estimated before it ran from the records of the runs before it (never its own)
+        walls, cpus = [], []
+        for _ in range(CHECK_RUNS):
+            estimator = Estimator(load_records(pipeline.records_path))
+            plan = pipeline.plan(pipeline.destination())
+            assert all("record(s) on local" in step.basis for s in plan.sessions for step in s.steps.values())
+            (launch,) = [cost for cost in plan.fixed_costs if cost.name == "job launch and exit"]
+            assert launch.source.startswith("measured: median over") and launch.seconds > 0
+            assert plan.wall_seconds == pytest.approx(sum(s.seconds for s in plan.sessions))  # one at a time
+            cpu = sum(
+                estimator.cpu_seconds(step, s.interface, s.bytes, "local") for s in plan.sessions for step in STEPS
+            )
+            run = pipeline.run(plan)
+            assert all(c.status == "SUCCEEDED" for c in run.chains)
+            walls.append(run.ratio)
+            cpus.append(sum(r.cpu_seconds for r in run.records) / cpu)
+    wall, cpu = statistics.median(walls), statistics.median(cpus)
+    calibration = f"calibration run {first.wall_seconds:.1f} s (prior estimate {first.estimated_seconds:.1f} s)"
     with capsys.disabled():
         print(
-            f"\nlocal executor: first run {first.wall_seconds:.1f} s (prior estimate {first.estimated_seconds:.1f} s);"
-            f" second run {second.wall_seconds:.1f} s, estimate from records {second.estimated_seconds:.1f} s,"
-            f" measured/estimated {second.ratio:.2f}"
+            f"\nlocal executor: {calibration}; check runs measured/estimated wall {_ratios(walls)}, CPU {_ratios(cpus)}"
         )
-    # loose: a shared machine's load swings 2x between runs; the priors alone would give about 0.25
-    assert 0.4 < second.ratio < 2.5
+    assert 0.75 <= cpu <= 1.25  # the 25 %, on what the neighbours' load does not move
+    assert 0.5 <= wall <= 2.0  # what the load swings of this machine let a wall-time check assert (see above)
+
+
+def _ratios(ratios: list[float]) -> str:
+    return ", ".join(f"{r:.2f}" for r in ratios) + f" (median {statistics.median(ratios):.2f})"
 
 
 def test_a_failing_step_stops_its_chain_with_the_reason(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 
 from nwb_cloud.batch.errors import BatchError, PriceError
 from nwb_cloud.batch.estimate import GIB, PRIOR_MEMORY_BYTES, Estimator
-from nwb_cloud.batch.plan import make_plan, makespan
+from nwb_cloud.batch.plan import job_share, make_plan, makespan
 from nwb_cloud.batch.prices import SHIPPED
 from nwb_cloud.convert.errors import SourceError
 from nwb_cloud.convert.places import LocalPlace
@@ -93,12 +93,13 @@ def test_plan_lists_sessions_chooses_the_cheapest_fitting_instance_and_costs_eve
 
 def test_records_showing_small_memory_and_core_scaling_change_the_choice(source, tmp_path):
     _, _, raws = source
-    small = [_record(nbytes=raws[0].nbytes, memory=0.5 * GIB, cores=2, seconds=40)]
-    small += [_record(interface="TiffImagingInterface", nbytes=raws[1].nbytes, memory=0.5 * GIB, seconds=40)]
+    # conversions long enough that the instance's boot (billed too) does not decide
+    small = [_record(nbytes=raws[0].nbytes, memory=0.5 * GIB, cores=2, seconds=4000)]
+    small += [_record(interface="TiffImagingInterface", nbytes=raws[1].nbytes, memory=0.5 * GIB, seconds=4000)]
     assert _plan(source, tmp_path, small).machine.instance_type == "c6i.large"  # 1.75 GiB need: cheapest fits
     scaling = small + [
-        _record(nbytes=raws[0].nbytes, memory=0.5 * GIB, cores=16, seconds=2, instance="c6i.4xlarge"),
-        _record(interface="TiffImagingInterface", nbytes=raws[1].nbytes, memory=0.5 * GIB, cores=16, seconds=2),
+        _record(nbytes=raws[0].nbytes, memory=0.5 * GIB, cores=16, seconds=200, instance="c6i.4xlarge"),
+        _record(interface="TiffImagingInterface", nbytes=raws[1].nbytes, memory=0.5 * GIB, cores=16, seconds=200),
     ]
     plan = _plan(source, tmp_path, scaling)
     assert plan.machine.vcpus == 16  # 20x faster for 8x the price: the big instance is now the cheaper run
@@ -143,3 +144,36 @@ def test_finished_sessions_are_not_planned_again(source, tmp_path):
     assert [s.name for s in relaid.sessions] == ["ephys-1", "ophys-1"]
     why = "ophys-1: converted again: the layout changed (NeuroConv default -> workload-friendly)"
     assert why in relaid.assumptions
+
+
+def test_batchs_fixed_costs_are_separate_lines_with_dated_sources_and_counted(source, tmp_path):
+    """Instance boot, image pull and queue wait: what Batch costs before a job does any work (a local submit took
+    15.9 s against a 5.7 s estimate that had none of them), each a line of the plan with its source."""
+    from rich.console import Console
+
+    from nwb_cloud.batch.fixed_costs import AWS_AS_OF
+    from nwb_cloud.batch.render import render_plan
+
+    plan = _plan(source, tmp_path)
+    costs = {cost.name: cost for cost in plan.fixed_costs}
+    assert set(costs) == {"instance boot", "image pull", "queue wait"}
+    for cost in costs.values():
+        assert (
+            cost.seconds > 0
+            and f"assumed as of {AWS_AS_OF}" in cost.source
+            and "https://docs.aws.amazon.com" in (cost.source)
+        )
+    waits = costs["queue wait"].seconds * 3  # each of a session's three jobs waits once
+    boot = costs["instance boot"].seconds + costs["image pull"].seconds
+    assert plan.parallel >= len(plan.sessions)  # the sessions run at once, each on an instance it boots
+    longest = max(sum(step.seconds for step in s.steps.values()) + waits for s in plan.sessions)
+    assert plan.wall_seconds == pytest.approx(longest + boot)
+    steps = sum(e.seconds / 3600 * job_share(name, plan.machine) for s in plan.sessions for name, e in s.steps.items())
+    booted = len(plan.sessions) * boot / 3600  # instances are billed while they boot and pull the image
+    assert plan.cost.compute == pytest.approx((steps + booted) * plan.machine.hourly)
+    console = Console(record=True, width=400)
+    console.print(render_plan(plan))
+    text = console.export_text()
+    for cost in costs.values():
+        assert f"{cost.name}: {cost.seconds:.1f} s per {cost.per} (assumed as of {AWS_AS_OF}" in text
+    assert plan.to_dict()["fixed_costs"][0]["name"] == "instance boot"

@@ -139,3 +139,42 @@ def test_one_vocabulary_of_sizes():
 def test_the_sweep_covers_every_command():
     assert len(COMMANDS) >= 20 and ("batch", "plan") in COMMANDS and ("read",) in COMMANDS
     assert os.environ.get("NWB_CLOUD_DATA_DIR") != ""
+
+
+@pytest.mark.parametrize("command", [["convert"], ["batch", "plan", "--executor", "local"]])
+def test_a_spec_key_typo_is_one_line_naming_the_nearest_key_exit_2_and_writes_nothing(command, sandbox, capsys):
+    """NeuroConv's own schema lets an unknown session key through (``nwbfile_nam`` would be ignored and the
+    file named after its position); the spec's models refuse it before anything is created."""
+    (sandbox / "raw").mkdir()
+    (sandbox / "spec.yml").write_text(
+        "data_interfaces: {movie: TiffImagingInterface}\n"
+        "experiments:\n  day1:\n    sessions:\n"
+        "      - nwbfile_nam: mouse1\n        source_data: {movie: {file_path: m.tif, sampling_frequency: 30.0}}\n"
+    )
+    before = sorted(p.relative_to(sandbox) for p in sandbox.rglob("*"))
+    code = main([*command, str(sandbox / "raw"), str(sandbox / "spec.yml"), str(sandbox / "out")])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert "unknown key experiments.day1.sessions[0].nwbfile_nam: did you mean nwbfile_name?" in lines[0]
+    assert sorted(p.relative_to(sandbox) for p in sandbox.rglob("*")) == before
+
+
+RESULT_COMMANDS = [("batch", "plan"), ("batch", "status"), ("fleet", "plan"), ("fleet", "status"), ("index", "info"),
+                   ("recommend",), ("methods",), ("convert",)]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", RESULT_COMMANDS, ids=" ".join)
+def test_commands_that_print_results_take_json(path):
+    assert "--json" in {s for a in COMMANDS[path]._actions for s in a.option_strings}
+
+
+def test_methods_and_index_info_as_json(sandbox, capsys):
+    import json
+
+    assert main(["methods", "--json"]) == 0
+    registries = json.loads(capsys.readouterr().out)
+    assert {"read methods", "layouts", "workloads", "network profiles"} == set(registries)
+    assert any(row["name"] == "nwb-index" for row in registries["read methods"])
+    assert main(["index", "info", "--json", "--data-dir", str(sandbox / "data")]) == 0
+    assert json.loads(capsys.readouterr().out)["indexes"] == []

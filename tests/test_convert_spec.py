@@ -64,9 +64,23 @@ def _mutated(change) -> str:
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda d: d.pop("experiments"), "fails NeuroConv's specification schema at the top level: 'experiments'"),
-        (lambda d: d.update(surprise=1), "Additional properties are not allowed ('surprise'"),
-        (lambda d: d["experiments"]["day1"]["sessions"][1].pop("source_data"), "sessions[1]: 'source_data'"),
+        (lambda d: d.pop("experiments"), "lab.yml: experiments: a required key is missing"),
+        (lambda d: d.update(surprise=1), "unknown key surprise: valid keys: conversion_options, data_interfaces"),
+        (
+            lambda d: d["experiments"]["day1"]["sessions"][0].update(nwbfile_nam="m1"),  # NeuroConv ignores it
+            "unknown key experiments.day1.sessions[0].nwbfile_nam: did you mean nwbfile_name?",
+        ),
+        (lambda d: d["experiments"]["day1"].update(sesions=[]), "unknown key experiments.day1.sesions: did you mean"),
+        (lambda d: d.update(data_interface={}), "unknown key data_interface: did you mean data_interfaces?"),
+        (
+            lambda d: d["experiments"]["day1"]["sessions"][0].update(nwbfile_name=5),
+            "experiments.day1.sessions[0].nwbfile_name: Input should be a valid string (got int 5)",
+        ),
+        (
+            lambda d: d["experiments"]["day1"]["sessions"][0]["source_data"].update(ap=3),
+            "sessions[0].source_data.ap: Input should be a valid dictionary (got int 3)",
+        ),
+        (lambda d: d["experiments"]["day1"]["sessions"][1].pop("source_data"), "sessions[1].source_data: a required"),
         (lambda d: d["metadata"]["NWBFile"].update(session_start_time=5), "metadata.NWBFile.session_start_time"),
         (lambda d: d["data_interfaces"].update(ap="SpikeGLXRecordingInterfac"), "did you mean SpikeGLXRecording"),
         (

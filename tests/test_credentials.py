@@ -1,5 +1,6 @@
 """S3 credentials: botocore's chain everywhere, --profile and --anonymous, and a refusal that says what was tried."""
 
+import json
 import os
 import subprocess
 import sys
@@ -80,3 +81,27 @@ def test_a_refusal_is_one_line_naming_the_bucket_and_what_was_tried(store, aws_f
 def test_an_unknown_profile_is_refused_before_any_work(store, aws_files):
     line = one_line(_index_info(store, aws_files, "--profile", "nope"))
     assert "no such AWS profile" in line and "lab" in line
+
+
+def test_fleet_plan_takes_the_profile_and_writes_nothing(endpoint, store, aws_files, tmp_path):
+    """The fleet's commands take --profile like the others; its plan checks the bucket without writing (a
+    read-only endpoint answers it), and write access is proved only when the work starts."""
+    from pathlib import Path
+
+    from conftest import serve_read_only
+
+    results = Path(__file__).resolve().parent.parent / "results"
+    grid = ["--size", "tiny", "--workload", "ophys_patch", "--method", "remfile", "--layout", "neuroconv-default"]
+    with serve_read_only(endpoint.root, store.bucket, KEY, (store.access_key, store.secret_key)) as served:
+        bucket = ["--bucket", f"s3://{store.bucket}/fleet", "--endpoint-url", served.endpoint_url]
+        fleet = ["--executor", "local", "--machine", "child-a", *grid, *bucket, "--results", str(results),
+                 "--data-dir", str(tmp_path)]  # fmt: skip
+        planned = nwb_cloud("fleet", "plan", *fleet, "--profile", "lab", "--json", env=aws_files)
+        assert planned.returncode == 0, planned.stderr
+        assert [child["child"]["name"] for child in json.loads(planned.stdout)["children"]] == ["child-a"]
+        assert "write access is proved when the work starts" in " ".join(planned.stderr.split())
+        refused = one_line(nwb_cloud("fleet", "plan", *fleet, "--profile", "stale", env=aws_files))
+        assert store.bucket in refused and "stale" in refused
+        submitted = nwb_cloud("fleet", "submit", *fleet, "--profile", "lab", env=aws_files)  # shows its plan first
+        assert submitted.returncode == 2 and "Traceback" not in submitted.stderr, submitted.stderr
+        assert f"error: cannot write to s3://{store.bucket}/fleet" in submitted.stderr.splitlines()[-1]

@@ -18,7 +18,7 @@ from nwb_cloud.batch.resources import TAG, Provisioner
 from nwb_cloud.convert.errors import DestinationError
 from nwb_cloud.convert.places import parse_place
 from nwb_cloud.datasets.catalog import CatalogError
-from nwb_cloud.fleet.checks import check_environment, check_image
+from nwb_cloud.fleet.checks import check_environment, check_image, prove_write_access
 from nwb_cloud.fleet.errors import FleetError
 from nwb_cloud.fleet.plan import make_plan
 from nwb_cloud.fleet.records import load_recorded_runs
@@ -222,7 +222,8 @@ def test_bad_environment_fails_before_anything_is_created(runs, aws, monkeypatch
 @set_initial_no_auth_action_count(4)
 @mock_aws(config=MOTO)
 def test_a_bucket_the_user_cannot_write_is_named(runs, monkeypatch):
-    """IAM enforced (moto): the user may read the bucket, not write it; the check says so before anything exists."""
+    """IAM enforced (moto): the user may read the bucket, not write it. The plan's checks write nothing; the proof
+    of write access, the first thing a submit does before any resource exists, names the bucket."""
     boto3.client("s3", region_name=REGION).create_bucket(Bucket="bench")
     iam = boto3.client("iam", region_name=REGION)
     iam.create_user(UserName="reader")
@@ -234,7 +235,7 @@ def test_a_bucket_the_user_cannot_write_is_named(runs, monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
     with pytest.raises(DestinationError, match="cannot write to s3://bench/fleet: access denied"):
-        check_environment(_plan(runs))
+        prove_write_access(_plan(runs))
 
 
 @pytest.mark.parametrize("interruption", [AwsError("injected: AWS said no"), KeyboardInterrupt()])

@@ -162,6 +162,9 @@ def test_a_failing_child_says_why_and_leaves_its_log(cloud, tmp_path, capsys):
     folder.child("out", "child-x").download("child.log", tmp_path / "child-x.log")  # pushed, also on failure
     assert "FAILED: " in (tmp_path / "child-x.log").read_text()
     run = [fleet.run_url, "--endpoint-url", endpoint.url]
+    assert main(["fleet", "status", *run, "--json"]) == 1
+    (shown,) = json.loads(capsys.readouterr().out)
+    assert (shown["child"], shown["status"]) == ("child-x", "FAILED") and "no-such-bucket" in shown["reason"]
     assert main(["fleet", "status", *run]) == 1
     assert main(["fleet", "collect", *run, "--results", str(tmp_path / "results"), "--data-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err

@@ -287,3 +287,41 @@ def test_cli_recommend_for_an_nwb_file(model, tmp_path, capsys):
     assert "needs --series" in capsys.readouterr().err
     assert cli.main([*argv[:2], "--series", "acquisition/Nope", *argv[4:]]) == 2
     assert "has no series 'acquisition/Nope'" in capsys.readouterr().err
+
+
+def test_the_shipped_model_warns_outside_what_it_was_fitted_on_and_only_there(capsys):
+    """model.json records the series, workloads and profiles its fit measured; a request beyond them gets a
+    warning naming the quantity and the factor, on the Recommendation and as a stderr line of the CLI."""
+    from nwb_cloud.recommend import default_model
+
+    shipped = default_model()
+    fitted = shipped.fitted_range.modalities["ophys"]
+    (shape,) = fitted.shapes
+    inside = recommend((shape, fitted.dtypes[0], "ophys"), "ophys_patch", "in-region", model=shipped, write_cost=False)
+    assert inside.warnings == []
+    ten_hours = (int(36000 * fitted.rate_hz), *shape[1:])
+    far = recommend((ten_hours, "float64", "ophys"), {"ophys_patch": 1, "ophys_clip": 1}, "cross-region",
+                    model=shipped, write_cost=False)  # fmt: skip
+    factor = ten_hours[0] / shape[0]
+    length = f"length 36,000 s ({ten_hours[0]:,} samples at 30 Hz) is {factor:,.0f}x the longest fitted recording"
+    assert any(w.startswith(length) for w in far.warnings), far.warnings
+    assert any(w.startswith("dtype float64 (8 B) was never measured; fitted: uint16 (2 B)") for w in far.warnings)
+    assert any(w.startswith("size ") and "the largest fitted series" in w for w in far.warnings)
+    assert any(w.startswith("profile cross-region never measured") for w in far.warnings)
+    assert Recommendation.model_validate_json(far.model_dump_json()).warnings == far.warnings
+
+    argv = ["recommend", "--shape", ",".join(map(str, ten_hours)), "--dtype", "uint16", "--workload", "ophys_patch"]
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    warned = [line for line in captured.err.splitlines() if "outside the fitted range" in line]
+    assert len(warned) == 2 and "is 1,080x the longest fitted recording (33.3 s" in warned[0], captured.err
+    assert cli.main([*argv[:2], ",".join(map(str, shape)), *argv[3:]]) == 0
+    assert "outside the fitted range" not in capsys.readouterr().err
+
+
+def test_a_model_without_a_fitted_range_says_it_cannot_tell():
+    warnings = recommend(((2000, 256, 256), "uint16", "ophys"), "ophys_patch", "in-region", model=prior_model(),
+                         codecs=["gzip-4"], write_cost=False).warnings  # fmt: skip
+    assert warnings == [
+        "the model records no fitted range (a prior, or fitted before ranges were kept): extrapolation cannot be told"
+    ]

@@ -162,3 +162,93 @@ def test_a_cold_index_open_meets_every_fault_on_its_sidecar_and_retries_it(endpo
     # warm: the cached index and a HEAD; no whole-object GET, so no index scenario
     assert ("nwb-index-warm", "reset-whole-get") not in cells
     assert cells["nwb-index-warm", "reset-once"]["outcome"] == "exact"
+
+
+def test_probe_workers_read_with_the_index_configuration_of_the_process_that_prepared_them(
+    endpoint, store, catalog, asset, expected, tmp_path, monkeypatch
+):
+    """The suite's own processes configure the index cache (asv_grid.load_state does, for the warm variant);
+    the table's spawned workers inherit no module state, so they must be handed it: with the cache configured
+    away from the default, the warm variant opens from what prepare put there, with no whole-object GET."""
+    from nwb_cloud.access import nwb_index
+    from nwb_cloud.suite.prepare import prepare_methods
+
+    monkeypatch.setattr(nwb_index, "_config", nwb_index._config)  # restored after the test
+    nwb_index.configure(cache_dir=tmp_path / "configured-indexes")
+    assert prepare_methods(catalog, ["nwb-index-warm"], log=lambda *_: None) == {}
+    assert any((tmp_path / "configured-indexes").rglob("*")), "prepare filled the configured cache"
+    subjects = table.method_subjects(catalog, asset, ["nwb-index-warm"], prepare_failures={})
+    (row,) = table.run_table(subjects, expected, store, endpoint.url, {}, "loopback", LIMIT_S)
+    assert row["outcome"] == "exact", row
+    assert table._whole_object_gets(row) == 0, row
+
+
+SLOW_READ = '''
+import os, time
+from pathlib import Path
+
+
+class SlowRead:
+    """Says where it runs (the reader's process and the worker that forked it), then never answers."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def __call__(self, store):
+        Path(self.folder, "pids").write_text(f"{os.getpid()} {os.getppid()}")
+        time.sleep(300)
+'''
+
+RUN_TABLE = """
+import sys
+from nwb_cloud.cloud.store import Store
+from nwb_cloud.suite import reliability as table
+from slow_read import SlowRead
+
+if __name__ == "__main__":
+    folder, url, bucket, access, secret = sys.argv[1:]
+    store = Store(bucket, url, "us-east-1", access, secret)
+    subject = table.Subject("slow", SlowRead(folder))
+    table.run_table([subject], None, store, url, {}, "loopback", 600.0)
+"""
+
+
+def test_probe_workers_and_their_readers_die_with_the_table_process(endpoint, store, tmp_path):
+    """SIGKILL leaves no clean-up to the table's process: its spawned worker and the reader that worker forked
+    must go by themselves (the kernel's parent-death signal), not read on for minutes with no one to answer."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "slow_read.py").write_text(SLOW_READ)
+    (tmp_path / "run_table.py").write_text(RUN_TABLE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    arguments = [str(tmp_path), endpoint.url, store.bucket, store.access_key, store.secret_key]
+    table_process = subprocess.Popen([sys.executable, str(tmp_path / "run_table.py"), *arguments], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "pids").exists():
+            assert time.monotonic() < deadline and table_process.poll() is None, "the reader never started"
+            time.sleep(0.2)
+        reader, worker = (int(pid) for pid in (tmp_path / "pids").read_text().split())
+    finally:
+        table_process.kill()
+        table_process.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().split(") ")[-1][0] != "Z"  # a zombie has ended
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 30
+    while (alive(reader) or alive(worker)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in (reader, worker):
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert not alive(worker), "the probe worker outlived the table's process"
+    assert not alive(reader), "the reader outlived its worker"

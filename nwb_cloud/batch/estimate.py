@@ -53,10 +53,17 @@ class Estimator:
         basis_cores = max(at_or_below) if at_or_below else min(measured_cores)
         slowdown = basis_cores / cores if basis_cores > cores else 1.0
         chosen = [r for r in records if r.cores == basis_cores]
-        seconds, model = _fit(chosen, nbytes)
+        seconds, model = _fit([(r.bytes, r.seconds) for r in chosen], nbytes)
         seconds *= slowdown
         credit = "" if basis_cores == cores else f" at {basis_cores} cores, scaled to {cores}"
         return StepEstimate(seconds, f"{len(chosen)} record(s) {where}{credit}: {model}")
+
+    def cpu_seconds(self, step: str, interface: str, nbytes: int, instance_type: str) -> float | None:
+        """The CPU time a step's job will use, from the records that measured it (None without any): unlike its
+        wall time, it does not depend on what else the machine runs meanwhile."""
+        records, _ = self._matching(step, interface, instance_type)
+        measured = [(r.bytes, r.cpu_seconds) for r in records if r.cpu_seconds > 0]
+        return _fit(measured, nbytes)[0] if measured else None
 
     def memory_bytes(self, interface: str) -> tuple[int, str]:
         peaks = [r.peak_memory for r in self.records if r.interface == interface and r.peak_memory > 0]
@@ -74,10 +81,10 @@ class Estimator:
         return statistics.median(ratios) if ratios else PRIOR_OUTPUT_RATIO
 
 
-def _fit(records: list[Record], nbytes: int) -> tuple[float, str]:
+def _fit(measured: list[tuple[int, float]], nbytes: int) -> tuple[float, str]:
     """``overhead + bytes / rate`` by least squares when sizes differ, else seconds in proportion to bytes."""
-    xs = [float(r.bytes) for r in records]
-    ys = [float(r.seconds) for r in records]
+    xs = [float(x) for x, _ in measured]
+    ys = [float(y) for _, y in measured]
     if len(set(xs)) >= 2:
         mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
         slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sum((x - mean_x) ** 2 for x in xs)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nwb_cloud import processes
@@ -30,6 +30,7 @@ class ChainResult:
     seconds: float
     failed_step: str | None = None
     reason: str | None = None
+    step_seconds: dict[str, float] = field(default_factory=dict)  # each step's process, launch to exit
 
 
 def run_chains(
@@ -42,16 +43,19 @@ def run_chains(
 
     def chain(name: str) -> ChainResult:
         started = time.perf_counter()
+        steps: dict[str, float] = {}
         for step, command in chains[name]:
+            launched = time.perf_counter()
             done = subprocess.run(
                 command, env=envs[name], capture_output=True, text=True,
                 **processes.child_options(),  # the pool's thread waits for it, so it dies with this process
             )  # fmt: skip
+            steps[step] = time.perf_counter() - launched
             if done.returncode != 0:
                 lines = [line for line in done.stderr.splitlines() if line.strip()]
                 reason = lines[-1] if lines else f"exit code {done.returncode}"
-                return ChainResult(name, "FAILED", time.perf_counter() - started, step, reason)
-        return ChainResult(name, "SUCCEEDED", time.perf_counter() - started)
+                return ChainResult(name, "FAILED", time.perf_counter() - started, step, reason, steps)
+        return ChainResult(name, "SUCCEEDED", time.perf_counter() - started, step_seconds=steps)
 
     with ThreadPoolExecutor(max(1, parallel)) as pool:
         return list(pool.map(chain, chains))
@@ -97,7 +101,10 @@ def run_locally(
     started = time.perf_counter()
     chains = LocalExecutor(env, parallel, workdir).run(run, [s.name for s in plan.sessions])
     wall = time.perf_counter() - started
-    records = collect_records(run)
+    observed = {(c.session, step): seconds for c in chains for step, seconds in c.step_seconds.items()}
+    records = [  # what the executor saw of each job: the launch and exit its fixed cost is measured from
+        replace(r, job_seconds=round(observed.get((r.session, r.step), 0.0), 3)) for r in collect_records(run)
+    ]
     if records_path is not None:
         append_records(records_path, records)
     return LocalRun(run, chains, wall, plan.wall_seconds, records)

@@ -3,8 +3,10 @@
 Sizes come from the source itself (one rclone listing), runtimes from the throughput records (see
 :mod:`nwb_cloud.batch.estimate`), prices from the dated table (see :mod:`nwb_cloud.batch.prices`). Each
 session is three jobs: transfer (1 vCPU), convert (the whole instance) and upload (1 vCPU); between them the
-data waits in S3 staging under the destination, so no volume outlives its job. The estimate lists every
-assumption it rests on, and nothing is created to make it.
+data waits in S3 staging under the destination, so no volume outlives its job. What the executor costs before
+a job does any work (instance boot, image pull, queue wait; the local executor's launch of each job) is added
+as separate lines with their sources (:mod:`nwb_cloud.batch.fixed_costs`). The estimate lists every assumption
+it rests on, and nothing is created to make it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ from dataclasses import asdict, dataclass, field
 
 from nwb_cloud.batch.errors import BatchError, PriceError
 from nwb_cloud.batch.estimate import GIB, Estimator, StepEstimate
+from nwb_cloud.batch.fixed_costs import (
+    AWS_BATCH,
+    FixedCost,
+    local_fixed_costs,
+    per_instance_seconds,
+    per_job_seconds,
+)
 from nwb_cloud.batch.prices import INSTANCE_TYPES, PriceTable
 from nwb_cloud.cloud.transfer import TRANSFER
 from nwb_cloud.convert.pipeline import SessionSize, preflight
@@ -49,10 +58,11 @@ class PlannedSession:
     files: int
     output_bytes: int
     steps: dict[str, StepEstimate]
+    fixed_seconds: float = 0.0  # the executor's per-job fixed costs, for every step (see fixed_costs)
 
     @property
     def seconds(self) -> float:
-        return sum(s.seconds for s in self.steps.values())
+        return sum(s.seconds for s in self.steps.values()) + self.fixed_seconds
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,7 @@ class Plan:
     assumptions: tuple[str, ...]
     layout: str | None = None
     alternatives: tuple[tuple[str, float], ...] = field(default=())  # (instance type, total $) next best
+    fixed_costs: tuple[FixedCost, ...] = field(default=())  # what the executor adds before a job does any work
 
     @property
     def job_seconds(self) -> float:
@@ -139,17 +150,19 @@ def make_plan(
     ]
     assumptions += [f"{name}: converted again: {change}" for name, (_, change) in states.items() if change]
     if executor == "local":
+        fixed = local_fixed_costs(records)
         machine = Machine("local", usable_cores(), 0.0, 0.0)
-        planned = [_plan_session(s, estimator, machine) for s in pending]
+        planned = [_plan_session(s, estimator, machine, fixed) for s in pending]
         disk_gib, cost, alternatives = 0, Cost(0, 0, 0, 0, 0, 0), ()
         assumptions.append("local run: no charges")
     else:
+        fixed = AWS_BATCH
         disk_gib = ROOT_DISK_GIB + math.ceil(2.5 * max((s.bytes for s in pending), default=0) / GIB)
         machine, planned, alternatives = _cheapest(
-            estimator, pending, prices, region, market, instance_type, disk_gib, memory_need
+            estimator, pending, prices, region, market, instance_type, disk_gib, memory_need, fixed, max_vcpus
         )
-        cost = _cost(planned, machine, disk_gib, prices, region)
         parallel = max(1, max_vcpus // machine.vcpus)
+        cost = _cost(planned, machine, disk_gib, prices, region, _booted_seconds(fixed, parallel, planned))
         assumptions += _batch_assumptions(prices, market, machine, disk_gib, parallel, max_vcpus)
     for session in planned:
         for step, estimate in session.steps.items():
@@ -169,22 +182,29 @@ def make_plan(
         sessions=tuple(planned),
         finished=finished,
         cost=cost,
-        wall_seconds=makespan([s.seconds for s in planned], parallel),
+        wall_seconds=makespan([s.seconds for s in planned], parallel) + (per_instance_seconds(fixed) if planned else 0),
         assumptions=tuple(assumptions),
         layout=layout,
         alternatives=alternatives,
+        fixed_costs=fixed,
     )
 
 
-def _cheapest(estimator, pending, prices, region, market, instance_type, disk_gib, memory_need):
+def _booted_seconds(fixed, parallel: int, planned: list) -> float:
+    """Instance time billed before any job runs: each instance the run starts boots and pulls the image once."""
+    return min(parallel, len(planned)) * per_instance_seconds(fixed)
+
+
+def _cheapest(estimator, pending, prices, region, market, instance_type, disk_gib, memory_need, fixed, max_vcpus):
     """The instance type with the lowest estimated total cost among those with the memory a conversion needs."""
     candidates = []
     for itype in prices.instance_types(region) if instance_type is None else [INSTANCE_TYPES[instance_type]]:
         if itype.memory_gib * GIB * 0.9 < memory_need:
             continue
         machine = Machine(itype.name, itype.vcpus, itype.memory_gib, prices.hourly(region, itype.name, market))
-        planned = [_plan_session(s, estimator, machine) for s in pending]
-        candidates.append((_cost(planned, machine, disk_gib, prices, region).total, machine, planned))
+        planned = [_plan_session(s, estimator, machine, fixed) for s in pending]
+        booted = _booted_seconds(fixed, max(1, max_vcpus // machine.vcpus), planned)
+        candidates.append((_cost(planned, machine, disk_gib, prices, region, booted).total, machine, planned))
     if not candidates:
         raise PriceError(f"no instance type in the table has the {memory_need / GIB:.1f} GiB a conversion needs")
     candidates.sort(key=lambda c: (c[0], c[1].vcpus))
@@ -218,13 +238,14 @@ def _fits(itype, memory_need: int, memory_basis: str) -> bool:
     )
 
 
-def _plan_session(size: SessionSize, estimator: Estimator, machine: Machine) -> PlannedSession:
+def _plan_session(size: SessionSize, estimator: Estimator, machine: Machine, fixed=()) -> PlannedSession:
     interface = size.session.interface_key
     steps = {}
     for step in STEPS:
         steps[step] = estimator.step(step, interface, size.bytes, job_cores(step, machine), machine.instance_type)
     output = int(size.bytes * estimator.output_ratio(interface))
-    return PlannedSession(size.session.name, interface, size.bytes, size.files, output, steps)
+    fixed_seconds = per_job_seconds(fixed) * len(steps)
+    return PlannedSession(size.session.name, interface, size.bytes, size.files, output, steps, fixed_seconds)
 
 
 def job_cores(step: str, machine: Machine) -> int:
@@ -237,8 +258,11 @@ def job_share(step: str, machine: Machine) -> float:
     return job_cores(step, machine) / machine.vcpus
 
 
-def _cost(planned: list[PlannedSession], machine: Machine, disk_gib: int, prices: PriceTable, region: str) -> Cost:
-    compute = ebs = puts = gets = staged_gb_hours = out_gb = 0.0
+def _cost(
+    planned: list[PlannedSession], machine: Machine, disk_gib: int, prices: PriceTable, region: str, booted_s=0.0
+) -> Cost:
+    compute = booted_s / 3600 * machine.hourly  # instances booting and pulling the image are billed
+    ebs = puts = gets = staged_gb_hours = out_gb = 0.0
     part = TRANSFER.multipart_chunksize
     for session in planned:
         for step, estimate in session.steps.items():

@@ -58,6 +58,9 @@ def render_plan(plan: Plan) -> Group:
     if plan.alternatives:
         others = ", ".join(f"{name} ${total:.4f}" for name, total in plan.alternatives)
         lines.append(Text(f"next cheapest: {others}"))
+    if plan.fixed_costs:
+        lines.append(Text("fixed costs (before a job does any work):", style="bold"))
+        lines += [Text(f"  - {cost.line()}") for cost in plan.fixed_costs]
     lines.append(Text("assumptions:", style="bold"))
     lines += [Text(f"  - {assumption}") for assumption in plan.assumptions]
     return Group(*lines)

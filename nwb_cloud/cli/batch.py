@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
@@ -143,10 +144,14 @@ def status_command(args) -> int:
         states = wait(run, batch, poll_s=args.poll, on_poll=lambda s: console.print(status_summary(s)))
     else:
         states = run_state(run, batch)
-    table = Table("session", "status", "transfer", "convert", "upload", "failure", title=f"run {run.run_id}")
-    for state in states:
-        table.add_row(state.session, state.status, *[job.status for job in state.jobs], state.failure)
-    console.print(table)
+    if args.json:
+        print(json.dumps([{"session": s.session, "status": s.status, "failure": s.failure,
+                           "jobs": [asdict(job) for job in s.jobs]} for s in states], indent=1))  # fmt: skip
+    else:
+        table = Table("session", "status", "transfer", "convert", "upload", "failure", title=f"run {run.run_id}")
+        for state in states:
+            table.add_row(state.session, state.status, *[job.status for job in state.jobs], state.failure)
+        console.print(table)
     kept = append_records(_records_path(args), collect_records(run))
     if kept:
         console.print(f"{kept} new throughput records kept in {_records_path(args)}")
@@ -276,6 +281,7 @@ def register(subparsers) -> None:
     add(parser, "--poll", value=number(0, 3600, 30), default=30.0, help="seconds between polls (default 30)")
     add(parser, "--records", value=OUTPUT_FILE, help="throughput records file (default: DATA_DIR/throughput.jsonl)")
     add_data_dir(parser, "throughput records")
+    add(parser, "--json", action="store_true", help="print each session's state as JSON")
     parser.set_defaults(handler=status_command)
 
     parser = commands.add_parser("logs", help="the CloudWatch log of one step of one session")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
 
-from nwb_cloud.cli._common import confirm_spending, key_value_pairs, status_summary
+from nwb_cloud.cli._common import add_credentials_arguments, confirm_spending, key_value_pairs, status_summary
 from nwb_cloud.cli._options import (
     DEPLOYMENT,
     FOLDER,
@@ -56,7 +57,8 @@ def _buckets(args, regions: list[str]) -> dict:
             raise FleetError(f"--bucket {item}: an s3://bucket/prefix (the study and the results go to S3)")
         if region in buckets:
             raise FleetError(f"--bucket: two buckets for {region}")
-        buckets[region] = parse_place(url, endpoint_url=args.endpoint_url, region=region)
+        buckets[region] = parse_place(url, endpoint_url=args.endpoint_url, region=region, profile=args.profile,
+                                      anonymous=args.anonymous)  # fmt: skip
     unknown = sorted(set(buckets) - set(regions))
     if unknown:
         raise FleetError(f"--bucket for {', '.join(unknown)}, which no --region names")
@@ -83,6 +85,13 @@ def _plan(args):
     )  # fmt: skip
 
 
+def _aws_sessions(args, plan) -> dict:
+    """The boto3 session of each region the plan's Batch jobs run in, with the user's ``--profile``."""
+    from nwb_cloud.batch.aws import aws_session
+
+    return {region: aws_session(region, args.profile) for region in plan.regions} if plan.executor == "batch" else {}
+
+
 def _items(values: list[str] | None) -> list[str] | None:
     """Repeatable options that also take comma-separated lists."""
     items = [item.strip() for value in values or [] for item in value.split(",") if item.strip()]
@@ -95,7 +104,7 @@ def plan_command(args) -> int:
 
     plan = _plan(args)
     if not args.offline:
-        check_environment(plan, log=console.print)
+        check_environment(plan, _aws_sessions(args, plan), log=console.print)
     if args.json:
         print(json.dumps(plan.to_dict(), indent=1, default=str))
     else:
@@ -108,7 +117,7 @@ def submit_command(args) -> int:
     from nwb_cloud.fleet.render import render_plan
 
     plan = _plan(args)
-    sessions = check_environment(plan, log=console.print)
+    sessions = check_environment(plan, _aws_sessions(args, plan), log=console.print)
     console.print(render_plan(plan))
     if plan.executor == "local":
         from nwb_cloud.fleet.local import run_local_fleet
@@ -139,8 +148,10 @@ def _open(args):
     from nwb_cloud.batch.aws import aws_session
     from nwb_cloud.fleet.monitor import open_fleet_run
 
-    folder, manifest = open_fleet_run(args.run, endpoint_url=args.endpoint_url, region=args.region)
-    sessions = {r: aws_session(r) for r in manifest.get("regions", [])} if manifest.get("executor") == "batch" else {}
+    folder, manifest = open_fleet_run(args.run, endpoint_url=args.endpoint_url, region=args.region,
+                                      profile=args.profile, anonymous=args.anonymous)  # fmt: skip
+    batch = manifest.get("executor") == "batch"
+    sessions = {r: aws_session(r, args.profile) for r in manifest.get("regions", [])} if batch else {}
     return folder, manifest, sessions
 
 
@@ -154,10 +165,13 @@ def status_command(args) -> int:
         states = wait(folder, manifest, sessions, poll_s=args.poll, on_poll=lambda s: console.print(status_summary(s)))
     else:
         states = child_states(folder, manifest, sessions)
-    table = Table("child", "status", "phase", "failure", title=f"fleet run {manifest['run_id']}")
-    for state in states:
-        table.add_row(state.child, state.status, state.phase, state.reason)
-    console.print(table)
+    if args.json:
+        print(json.dumps([asdict(state) for state in states], indent=1))
+    else:
+        table = Table("child", "status", "phase", "failure", title=f"fleet run {manifest['run_id']}")
+        for state in states:
+            table.add_row(state.child, state.status, state.phase, state.reason)
+        console.print(table)
     return 1 if any(s.status == "FAILED" for s in states) else 0
 
 
@@ -185,7 +199,7 @@ def cleanup_command(args) -> int:
     regions = args.region or ["us-east-1"]
     found_any = False
     for region in regions:
-        cleaner = Cleaner(aws_session(region), region, log=console.print)
+        cleaner = Cleaner(aws_session(region, args.profile), region, log=console.print)
         found = cleaner.find(args.deployment)
         found_any |= bool(found)
         if found and args.yes:
@@ -200,7 +214,8 @@ def cleanup_command(args) -> int:
         from nwb_cloud.convert.places import parse_place
 
         for item in args.data:
-            data = parse_place(item, endpoint_url=args.endpoint_url).child(DATA)
+            data = parse_place(item, endpoint_url=args.endpoint_url, profile=args.profile, anonymous=args.anonymous)
+            data = data.child(DATA)
             if args.yes:
                 data.delete_all()
                 console.print(f"deleted the study under {data.url()}")
@@ -244,6 +259,7 @@ def _add_plan_arguments(parser) -> None:
     add(parser, "--results", value=FOLDER, default=Path("results"),
         help="results folder of the earlier runs the estimate rests on (default ./results)")  # fmt: skip
     add(parser, "--data-dir", value=FOLDER, help="where refreshed prices live (NWB_CLOUD_DATA_DIR)")
+    add_credentials_arguments(parser)
 
 
 def _add_run_arguments(parser) -> None:
@@ -278,12 +294,15 @@ def register(subparsers) -> None:
 
     parser = commands.add_parser("status", help="each child's state; --wait until every child has finished")
     _add_run_arguments(parser)
+    add_credentials_arguments(parser)
     add(parser, "--wait", action="store_true", help="poll until every child has finished")
     add(parser, "--poll", value=number(0.1, 3600, 60), default=60.0, help="seconds between polls (default 60)")
+    add(parser, "--json", action="store_true", help="print each child's state as JSON")
     parser.set_defaults(handler=status_command)
 
     parser = commands.add_parser("collect", help="merge the children's results into the results folder")
     _add_run_arguments(parser)
+    add_credentials_arguments(parser)
     add(parser, "--results", value=FOLDER, default=Path("results"), help="the results folder (default ./results)")
     add(parser, "--report", action="store_true", help="then build the report from the results folder")
     add(parser, "--reports", value=FOLDER, default=Path("reports"), help="where the report goes (default ./reports)")
@@ -302,6 +321,7 @@ def register(subparsers) -> None:
     add(parser, "--data", value=S3_PREFIX, action="append", metavar="S3URL",
         help="also delete the study uploaded under this s3://bucket/prefix (repeatable)")  # fmt: skip
     add(parser, "--endpoint-url", value=URL, help="S3 endpoint of the --data buckets, if not AWS")
+    add_credentials_arguments(parser)
     add(parser, "--yes", action="store_true", help="delete (without it: list what would be deleted)")
     parser.set_defaults(handler=cleanup_command)
 

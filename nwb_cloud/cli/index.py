@@ -6,6 +6,7 @@ are found as ``nwb-cloud read`` finds them.
 
 from __future__ import annotations
 
+import json
 import time
 
 from nwb_cloud.cli._common import add_store_arguments, settings_from
@@ -101,15 +102,34 @@ def info(args) -> int:
         client = store.client()
         identity = sidecars.head(client, store, key)
         cached = cache.get(identity)
-        print(f"{args.url}: {identity.size} bytes, ETag {identity.etag}")
-        print(f"  cache:   {'current index in ' + str(cache.directory) if cached is not None else 'none'}")
         try:
             sidecars.resolve(client, store, key, *sidecars.fetch_document(client, store, key), parquet_cache=cache)
-            print(f"  sidecar: current ({store.s3_url(sidecars.sidecar_key(key))})")
+            sidecar = f"current ({store.s3_url(sidecars.sidecar_key(key))})"
         except RefsError as error:
-            print(f"  sidecar: {error}")
+            sidecar = str(error)
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "url": args.url,
+                        "size": identity.size,
+                        "etag": identity.etag,
+                        "cache": str(cache.directory) if cached is not None else None,
+                        "sidecar": sidecar,
+                    }
+                )
+            )
+            return 0  # fmt: skip
+        print(f"{args.url}: {identity.size} bytes, ETag {identity.etag}")
+        print(f"  cache:   {'current index in ' + str(cache.directory) if cached is not None else 'none'}")
+        print(f"  sidecar: {sidecar}")
         return 0
     entries = cache.entries()
+    if args.json:
+        rows = [{"url": e.url, "etag": e.etag, "storage": e.storage, "disk_bytes": e.disk_bytes, "path": str(e.path)}
+                for e in entries]  # fmt: skip
+        print(json.dumps({"directory": str(cache.directory), "indexes": rows}, indent=1))
+        return 0
     print(f"{len(entries)} cached indexes in {cache.directory}")
     for entry in entries:
         what = f"{entry.url}  {entry.etag}" if entry.url else f"(unreadable) {entry.path}"
@@ -189,4 +209,5 @@ def register(subparsers) -> None:
     command = commands.add_parser("info", help="list the cached indexes (or the state of one object's index)")
     add(command, "url", nargs="?", value=S3_URL, help="an object: its cache entry and sidecar")
     _add_store_arguments(command)
+    add(command, "--json", action="store_true", help="print the cache entries (or the object's state) as JSON")
     command.set_defaults(handler=info)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+from nwb_cloud.cli._options import add
+
 
 def show(args) -> int:
     from nwb_cloud.access import METHODS
@@ -9,22 +13,27 @@ def show(args) -> int:
     from nwb_cloud.datasets.layouts import LAYOUTS
     from nwb_cloud.workloads import WORKLOADS
 
-    print("read methods:")
-    for method in METHODS.values():
-        reason = method.unavailable()
-        print(f"  {method.name:24} {method.description}" + (f"  [unavailable: {reason}]" if reason else ""))
-    print("layouts:")
-    for layout in LAYOUTS.values():
-        print(f"  {layout.name:24} {layout.description}")
-    print("workloads:")
-    for workload in WORKLOADS.values():
-        print(f"  {workload.name:24} {workload.description}")
-    print("network profiles:")
-    for profile in PROFILES.values():
-        print(f"  {profile.name:24} {profile.description}")
+    registries = {
+        "read methods": [
+            {"name": m.name, "description": m.description, "unavailable": m.unavailable() or None}
+            for m in METHODS.values()
+        ],
+        "layouts": [{"name": layout.name, "description": layout.description} for layout in LAYOUTS.values()],
+        "workloads": [{"name": w.name, "description": w.description} for w in WORKLOADS.values()],
+        "network profiles": [{"name": p.name, "description": p.description} for p in PROFILES.values()],
+    }
+    if args.json:
+        print(json.dumps(registries, indent=1))
+        return 0
+    for title, rows in registries.items():
+        print(f"{title}:")
+        for row in rows:
+            unavailable = f"  [unavailable: {row['unavailable']}]" if row.get("unavailable") else ""
+            print(f"  {row['name']:24} {row['description']}{unavailable}")
     return 0
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("methods", help="list read methods, layouts, workloads and network profiles")
+    add(parser, "--json", action="store_true", help="print the registries as JSON")
     parser.set_defaults(handler=show)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from nwb_cloud.cli._options import (
@@ -82,6 +83,8 @@ def _recommendation(args, dataset):
 
 def recommend_command(args) -> int:
     recommendation = _recommendation(args, _dataset(args))
+    for warning in recommendation.warnings:  # on stderr, also with --json: a script's reader sees it too
+        print(f"nwb-cloud recommend: warning: outside the fitted range: {warning}", file=sys.stderr)
     if args.json:
         print(recommendation.model_dump_json(indent=1))
         return 0

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from nwb_cloud import processes
 from nwb_cloud.cloud.faults import Faults
 from nwb_cloud.cloud.profiles import PROFILES, Profile
 from nwb_cloud.cloud.proxy import ShapingProxy
@@ -103,7 +104,8 @@ def probe(
     context = multiprocessing.get_context("fork")
     with ShapingProxy(upstream_url, profile, faults) as proxy:
         receiver, sender = context.Pipe(duplex=False)
-        child = context.Process(target=_read_in_child, args=(read, store.via(proxy.url), sender, quiet), daemon=True)
+        arguments = (read, store.via(proxy.url), sender, quiet, os.getpid())
+        child = context.Process(target=_read_in_child, args=arguments, daemon=True)
         start = time.perf_counter()
         child.start()
         sender.close()
@@ -158,7 +160,8 @@ def _wait(receiver, proxy: ShapingProxy, start: float, timeout_s: float) -> tupl
             return False, first_fault
 
 
-def _read_in_child(read: Callable[[Store], Any], store: Store, sender, quiet: bool = False) -> None:
+def _read_in_child(read: Callable[[Store], Any], store: Store, sender, quiet: bool, parent: int) -> None:
+    processes.die_with(parent)
     _fresh_stdio(quiet)
     try:
         answer = ("value", read(store))

@@ -29,6 +29,8 @@ class Record:
     output_bytes: int = 0
     run_id: str = ""
     session: str = ""
+    job_seconds: float = 0.0  # the executor's view of the job, launch to exit (local runs); 0: not observed
+    cpu_seconds: float = 0.0  # user + system CPU of the step's process and the children it waited for
     when: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
     @property
@@ -42,6 +44,12 @@ class Record:
     def from_dict(cls, data: dict) -> Record:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its waited-for children so far: what a step costs whatever the machine's load."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def peak_memory_bytes() -> int:

@@ -1,9 +1,11 @@
 """NeuroConv's YAML conversion specification, validated in full before anything runs, split into sessions.
 
-The file is the one ``neuroconv run_conversion_from_yaml`` reads: checked against NeuroConv's own JSON schema,
-every interface name resolved in ``neuroconv.datainterfaces``, and every session's ``source_data`` checked
-against that interface's source schema (all but the existence of paths, which live on the remote and are
-checked there). Paths are relative to the source, as for NeuroConv's ``data_folder_path``.
+The file is the one ``neuroconv run_conversion_from_yaml`` reads. Its structure is checked by pydantic models
+in NeuroConv's style (``extra="forbid"``: a key NeuroConv would silently ignore, such as ``nwbfile_nam``, is an
+error naming the nearest valid key), then against NeuroConv's own JSON schema (the metadata blocks); every
+interface name is resolved in ``neuroconv.datainterfaces`` and every session's ``source_data`` checked against
+that interface's source schema (all but the existence of paths, which live on the remote and are checked
+there). Paths are relative to the source, as for NeuroConv's ``data_folder_path``.
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ import difflib
 import hashlib
 import json
 import re
+import types
+import typing
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import jsonschema
+import pydantic
 import yaml
+from pydantic import BaseModel, ConfigDict
 from referencing import Registry, Resource
 
 from nwb_cloud.convert.errors import SpecError
@@ -108,6 +115,7 @@ class ConversionSpec:
             raise SpecError(f"{origin} is not valid YAML: {error}") from None
         if not isinstance(document, dict):
             raise SpecError(f"{origin} must be a YAML mapping with 'experiments', got {type(document).__name__}")
+        _validate_structure(document, origin)
         _validate_schema(document, origin)
         if "upload_to_dandiset" in document:
             raise SpecError(
@@ -124,6 +132,77 @@ class ConversionSpec:
             if session.name == name:
                 return session
         raise SpecError(f"no session {name!r} in {self.origin}; sessions: {', '.join(s.name for s in self.sessions)}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _SessionModel(_Strict):
+    nwbfile_name: str | None = None
+    source_data: dict[str, dict[str, Any]]
+    metadata: dict[str, Any] | None = None
+    conversion_options: dict[str, dict[str, Any]] | None = None  # per interface named in source_data
+
+
+class _ExperimentModel(_Strict):
+    sessions: list[_SessionModel]
+    metadata: dict[str, Any] | None = None
+
+
+class _SpecModel(_Strict):
+    """The YAML conversion specification, as ``neuroconv run_conversion_from_yaml`` reads it."""
+
+    experiments: dict[str, _ExperimentModel]
+    data_interfaces: dict[str, str] | None = None
+    metadata: dict[str, Any] | None = None
+    conversion_options: dict[str, Any] | None = None  # applied to every interface of every session
+    upload_to_dandiset: str | None = None
+
+
+def _validate_structure(document: dict, origin: str) -> None:
+    """The first structural error as one line: where it is, what is wrong, the nearest valid key for a typo."""
+    try:
+        _SpecModel.model_validate(document)
+    except pydantic.ValidationError as error:
+        problems = error.errors()
+        first = problems[0]
+        where = _where(first["loc"])
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        if first["type"] == "extra_forbidden":
+            key = str(first["loc"][-1])
+            valid = sorted(_fields_at(first["loc"][:-1]))
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"valid keys: {', '.join(valid)}"
+            raise SpecError(f"{origin}: unknown key {where}: {hint}{more}") from None
+        got = f" (got {type(first['input']).__name__} {first['input']!r})" if first["type"] != "missing" else ""
+        message = first["msg"] if first["type"] != "missing" else "a required key is missing"
+        raise SpecError(f"{origin}: {where}: {message}{got}{more}") from None
+
+
+def _fields_at(loc: tuple) -> set[str]:
+    """The keys valid at ``loc`` (a pydantic error location): the fields of the model found there."""
+    annotation: Any = _SpecModel
+    for part in loc:
+        annotation = _without_none(annotation)
+        if _is_model(annotation):
+            annotation = annotation.model_fields[part].annotation
+        elif typing.get_origin(annotation) in (dict, list):
+            annotation = typing.get_args(annotation)[-1]  # a dict's value, a list's item
+        else:
+            return set()
+    annotation = _without_none(annotation)
+    return set(annotation.model_fields) if _is_model(annotation) else set()
+
+
+def _without_none(annotation):
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return next(a for a in typing.get_args(annotation) if a is not type(None))
+    return annotation
+
+
+def _is_model(annotation) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 @cache

@@ -27,7 +27,7 @@ from nwb_cloud.convert.errors import ConvertError, SourceError
 from nwb_cloud.convert.fingerprint import Fingerprint
 from nwb_cloud.convert.places import STATE_FOLDER, LocalPlace, place_from_dict
 from nwb_cloud.convert.rclone import Rclone, include_rules
-from nwb_cloud.convert.records import Record, peak_memory_bytes
+from nwb_cloud.convert.records import Record, cpu_seconds, peak_memory_bytes
 from nwb_cloud.convert.spec import ConversionSpec, Session
 from nwb_cloud.settings import usable_cores
 
@@ -117,6 +117,7 @@ class StepResult:
             cost=round(seconds / 3600 * job.hourly_cost.get(self.step, 0.0), 6),
             instance_type=job.instance_type,
             peak_memory=peak_memory_bytes(),
+            cpu_seconds=round(cpu_seconds(), 3),
             output_bytes=self.output_bytes,
             run_id=job.run_id,
             session=job.session_name,

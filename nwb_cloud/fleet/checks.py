@@ -1,7 +1,8 @@
 """What only AWS, DANDI or the registry know, asked before anything is created or any money is spent.
 
-Credentials (for every region), each bucket's region and write access (one object written and deleted),
-the DANDI assets (resolved through the DANDI API and found in their bucket), and the image: in Amazon ECR
+Credentials (for every region), each bucket's region and that it can be listed (a plan writes nothing:
+:func:`prove_write_access`, one object written and deleted, runs when the work starts, after any
+confirmation), the DANDI assets (resolved through the DANDI API and found in their bucket), and the image: in Amazon ECR
 through the ECR API with the user's credentials, elsewhere through the registry's own HTTP API (Docker
 Registry v2, with the anonymous token a public image needs).
 """
@@ -38,8 +39,8 @@ def check_environment(plan, sessions: dict | None = None, log=lambda message: No
     for region, place in plan.buckets.items():
         if plan.executor == "batch" and not place.endpoint_url:
             check_bucket_region(place, region)
-        place.probe_write()
-        log(f"can write to {place.label}")
+        place.check_reachable()
+        log(f"can list {place.label} (write access is proved when the work starts)")
     if plan.source == "dandi":
         from nwb_cloud.datasets.catalog import prepare_dandi
 
@@ -55,6 +56,12 @@ def check_environment(plan, sessions: dict | None = None, log=lambda message: No
         check_image(plan.image, sessions.get(plan.regions[0]))
         log(f"image found: {plan.image}")
     return sessions
+
+
+def prove_write_access(plan) -> None:
+    """Write and delete one object in every bucket of the plan: called as the work starts, never by a plan."""
+    for place in {p.url(): p for p in [plan.results, *plan.buckets.values()]}.values():
+        place.probe_write()
 
 
 def check_bucket_region(place, region: str) -> None:

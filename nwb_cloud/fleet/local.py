@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nwb_cloud.batch.local import ChainResult, run_chains
+from nwb_cloud.fleet.checks import prove_write_access
 from nwb_cloud.fleet.plan import FleetPlan
 from nwb_cloud.fleet.submit import child_command, write_run_folder
 
@@ -36,6 +37,7 @@ class LocalFleet:
 def run_local_fleet(
     plan: FleetPlan, env: dict[str, str], parallel: int = 1, root: Path | None = None, repo: Path | None = None
 ) -> LocalFleet:
+    prove_write_access(plan)  # the plan wrote nothing: write access is proved now, before any work
     folder = write_run_folder(plan)
     folder.write_json("run.json", {"run_id": plan.run_id, "executor": "local",
                                    "jobs": {c.child.name: {} for c in plan.children}})  # fmt: skip

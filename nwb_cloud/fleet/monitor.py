@@ -29,8 +29,11 @@ class ChildState:
     reason: str = ""
 
 
-def open_fleet_run(url: str, endpoint_url: str | None = None, region: str | None = None):
-    folder = parse_place(url, endpoint_url=endpoint_url, region=region)
+def open_fleet_run(
+    url: str, endpoint_url: str | None = None, region: str | None = None, profile: str | None = None,
+    anonymous: bool = False,
+):  # fmt: skip
+    folder = parse_place(url, endpoint_url=endpoint_url, region=region, profile=profile, anonymous=anonymous)
     manifest = folder.read_json("run.json")
     if not manifest:
         raise FleetError(f"{url} has no run.json: not a fleet run (the folder `fleet submit` printed)")

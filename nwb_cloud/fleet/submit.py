@@ -24,6 +24,7 @@ from nwb_cloud.batch.cleanup import rollback
 from nwb_cloud.batch.network import discover_network
 from nwb_cloud.batch.policies import BATCH_SERVICE_POLICY, INSTANCE_POLICY, execution_policy, job_policy
 from nwb_cloud.batch.resources import Deployment, Ledger, Provisioner
+from nwb_cloud.fleet.checks import prove_write_access
 from nwb_cloud.fleet.errors import FleetError
 from nwb_cloud.fleet.plan import FleetPlan
 from nwb_cloud.fleet.spec import FLEET_RUNS
@@ -89,6 +90,7 @@ def submit(
         raise FleetError("--subnets and --security-groups belong to one region; the plan spans "
                          f"{', '.join(plan.regions)}")  # fmt: skip
     places = [(p.bucket, p.prefix) for p in {p.url(): p for p in [plan.results, *plan.buckets.values()]}.values()]
+    prove_write_access(plan)  # the plan wrote nothing: write access is proved here, before any resource
     ledgers: dict[str, Ledger] = {}
     submitted: list[tuple[str, str]] = []  # (region, job id)
     jobs: dict[str, dict[str, str]] = {}

@@ -26,7 +26,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares, nnls
 
+from nwb_cloud.datasets.modalities import MODALITIES
 from nwb_cloud.recommend.errors import NotEnoughMeasurements
+from nwb_cloud.recommend.fitted_range import FittedRange, ModalityRange
 from nwb_cloud.recommend.measurements import CELL_KEY, Measurements
 from nwb_cloud.recommend.model import (
     ANY,
@@ -89,13 +91,32 @@ def fit(measurements: Measurements) -> FitResult:
         for name, group in scope.groupby("method", sort=True):
             prior = methods.get(str(name), typical)
             methods[params_key(str(name), variant)] = fit_method(group, model, networks, prior, cores)
-    model = model.model_copy(update={"methods": methods})
+    model = model.model_copy(update={"methods": methods, "fitted_range": fitted_range(cells, measurements.layouts)})
     residuals = predict_cells(model, cells, networks)
     model = model.model_copy(update={"quality": summarize(residuals, decode_residuals)})
     return FitResult(model=model, residuals=residuals, decode_residuals=decode_residuals, left_out=left_out)
 
 
 # -- step 1: codecs -------------------------------------------------------------------------------------------
+def fitted_range(cells: pd.DataFrame, layouts: pd.DataFrame) -> FittedRange:
+    """The series, workloads and profiles the timed ``cells`` measured (a request beyond them extrapolates)."""
+    modalities = {}
+    read = layouts.merge(cells[["modality", "layout"]].drop_duplicates(), on=["modality", "layout"])
+    for modality, rows in read.groupby("modality", sort=True):
+        sizes = MODALITIES[modality].sizes.values() if modality in MODALITIES else []
+        rates = {float(s.rate) for s in sizes if getattr(s, "rate", None)}
+        modalities[str(modality)] = ModalityRange(
+            shapes=sorted({tuple(int(n) for n in shape) for shape in rows["shape"]}),
+            dtypes=sorted({str(d) for d in rows["dtype"] if d}),
+            rate_hz=rates.pop() if len(rates) == 1 else None,
+        )
+    return FittedRange(
+        modalities=modalities,
+        workloads=sorted(map(str, cells["workload"].unique())),
+        profiles=sorted(map(str, cells["profile"].unique())),
+    )
+
+
 def fit_codecs(
     decode: pd.DataFrame, layouts: pd.DataFrame | None = None
 ) -> tuple[dict[str, CodecParams], float, pd.DataFrame]:

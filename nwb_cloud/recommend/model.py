@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 from nwb_cloud.cloud.profiles import Profile, get_profile
 from nwb_cloud.files import write_text_whole
 from nwb_cloud.recommend.errors import NotEnoughMeasurements, RecommendError, UnknownCodec
+from nwb_cloud.recommend.fitted_range import FittedRange
 
 MB = 1e6
 ANY = "any"  # the method parameters fitted to every method's cells at once: a typical reader
@@ -129,6 +130,7 @@ class CostModel(BaseModel):
     loopback_bandwidth: float | None = None
     source: str = "prior: not fitted to any measurement"
     quality: dict = Field(default_factory=dict, description="the fit's summary (see fit.FitResult.summary)")
+    fitted_range: FittedRange | None = Field(None, description="what the fit measured; None for the prior")
 
     # -- lookups ----------------------------------------------------------------------------------------------
     def method(self, name: str | None, variant: str = PLAIN) -> MethodParams:

@@ -27,6 +27,7 @@ from nwb_cloud.recommend.codecs import CODECS, HDF5, ZARR, codec_name, get_codec
 from nwb_cloud.recommend.configure import buffer_shape, dataset_configuration, find_location
 from nwb_cloud.recommend.dataset import DatasetSpec, describe
 from nwb_cloud.recommend.errors import BadChunkShape, RecommendError, UnknownCodec, UnknownWorkloadName
+from nwb_cloud.recommend.fitted_range import outside_fit
 from nwb_cloud.recommend.geometry import check_chunk_shape, chunk_count, geometry
 from nwb_cloud.recommend.model import PLAIN, ZARR_VARIANT, CodecParams, CostModel, params_key, prior_model
 from nwb_cloud.workloads import WORKLOADS
@@ -105,6 +106,9 @@ class Recommendation(BaseModel):
     model_source: str
     model_quality: dict = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(
+        default_factory=list, description="where the request lies outside what the model was fitted on, by how much"
+    )
     cost: CostSide | None = Field(None, description="write and memory cost, flagged against the limits")
 
     def to_dataset_io_configuration(self, configuration):
@@ -356,6 +360,7 @@ def recommend(
         model_source=model.source,
         model_quality=model.quality,
         notes=notes,
+        warnings=outside_fit(model.fitted_range, spec.shape, spec.dtype, modality, list(weights), network.name),
         cost=cost_side(
             spec, weights, shapes[index], codec, default_chunks, default_codec, table, memory_limit_bytes, write_cost
         ),  # fmt: skip

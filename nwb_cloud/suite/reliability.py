@@ -61,7 +61,8 @@ from typing import Any
 
 import psutil
 
-from nwb_cloud.access import get_method
+from nwb_cloud import processes
+from nwb_cloud.access import get_method, nwb_index
 from nwb_cloud.cloud.faults import STALL, Faults
 from nwb_cloud.cloud.profiles import get_profile
 from nwb_cloud.cloud.reliability import EXACT, SCENARIOS, STALL_S, WRONG_DATA, probe
@@ -205,6 +206,13 @@ class _Job:
     limit_s: float
 
 
+def _start_worker(parent: int, index_config: nwb_index.Config) -> None:
+    """A probe worker dies with the table's process, and reads with its configuration: a spawned process
+    inherits none of this one's module state (the index cache the warm variant was prepared in included)."""
+    processes.die_with(parent)
+    nwb_index.configure(**{f.name: getattr(index_config, f.name) for f in dataclasses.fields(index_config)})
+
+
 def _probe_in_worker(job: _Job) -> dict:
     profile = get_profile(job.profile)
     result = probe(job.read, job.expected, job.store, job.upstream_url, job.faults, profile, job.limit_s, quiet=True)
@@ -343,7 +351,8 @@ def run_table(
     workers = max(1, min(MAX_WORKERS, len(pending) * len(order)))
     running: dict[Future, tuple[_Task, float]] = {}
     load = _CpuLoad()
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    startup = (os.getpid(), nwb_index.configure())
+    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker, initargs=startup)
     try:
         while pending or running:
             now = time.monotonic()
