@@ -1,5 +1,7 @@
 """NWB files written by pynwb (``pynwb.testing.mock``): every neurodata type pynwb ships, one file per area.
 
+Objects the tests name are given their names: the mocks number default names per process (``ElectricalSeries2``).
+
 Each writer takes a path, writes the file and returns it. Datasets are small; what matters is that every
 type, table, reference and link pynwb writes is there once.
 """
@@ -34,7 +36,8 @@ def _write(nwbfile, path):
 def ecephys_file(path):
     nwbfile = mock_NWBFile()
     nwbfile.subject = mock_Subject()
-    series = ecephys.mock_ElectricalSeries(nwbfile=nwbfile, data=RNG.normal(size=(100, 5)).astype("f4"))
+    series = ecephys.mock_ElectricalSeries(name="ElectricalSeries", nwbfile=nwbfile,
+                                           data=RNG.normal(size=(100, 5)).astype("f4"))  # fmt: skip
     region = DynamicTableRegion(name="electrodes", data=[0, 1], description="two", table=nwbfile.electrodes)
     lfp_series = ecephys.mock_ElectricalSeries(name="lfp", electrodes=region, data=np.ones((20, 2)), nwbfile=None)
     module = nwbfile.create_processing_module("ecephys", "extracellular processing")
