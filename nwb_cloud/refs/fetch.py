@@ -1,4 +1,4 @@
-"""Ranged GETs of one S3 object: one pooled botocore client, requests in parallel, bodies read in place.
+"""Ranged GETs of one S3 object: signed by botocore, sent on the reader's own connections, bodies read in place.
 
 Why botocore and not obstore or aiohttp: it is the S3 client of the field (signing, endpoints, retries of
 503 SlowDown and of failed connections), and its urllib3 pool keeps connections open between requests. obstore
