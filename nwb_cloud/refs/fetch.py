@@ -1,4 +1,4 @@
-"""Ranged GETs of one S3 object: one pooled botocore client, requests in parallel, bodies read in place.
+"""Ranged GETs of one S3 object: signed by botocore, sent on the reader's own connections, bodies read in place.
 
 Why botocore and not obstore or aiohttp: it is the S3 client of the field (signing, endpoints, retries of
 503 SlowDown and of failed connections), and its urllib3 pool keeps connections open between requests. obstore
@@ -216,9 +216,10 @@ class RangeReader:
             signed = self._signed = (time.monotonic(), f"{parts.scheme}://{parts.netloc}", target)
         return signed[1], signed[2]
 
-    def _connection(self, where: str) -> http.client.HTTPConnection:
+    def _connection(self, where: str, fresh: bool = False) -> http.client.HTTPConnection:
+        """An idle keep-alive connection to ``where``, or a new one (``fresh``: always a new one)."""
         with self._idle_lock:
-            while self._idle:
+            while self._idle and not fresh:
                 connection = self._idle.pop()
                 if connection.where == where and not _dropped(connection):
                     return connection
@@ -310,16 +311,19 @@ class RangeReader:
         A new connection costs its handshakes (two round trips with TLS) before the first request; paying
         them while pynwb builds its objects takes them off the first read. With ``Policy.warm_bytes``, each
         warming request reads that many bytes of the asset, which grows the connection's TCP window too.
-        Failures are left to that read.
+        Without a proxy in the environment the chunk requests have connections of their own (module
+        docstring): those are opened, without a request. Failures are left to that read.
         """
         count = self.policy.warm_count if connections is None else connections
         for _ in range(count):
             self._pool.submit(self._quiet_warm)
 
     def _quiet_warm(self) -> None:
-        with contextlib.suppress(FetchError, *_BODY_ERRORS):
+        with contextlib.suppress(FetchError, OSError, *_BODY_ERRORS):
             if self.policy.warm_bytes > 0:
                 self.read(0, self.policy.warm_bytes)
+            elif self._direct:  # a connection of the chunk requests' own, its handshakes done
+                self._release(self._connection(self._target()[0], fresh=True), reusable=True)
             else:
                 self.head()
 
