@@ -19,6 +19,7 @@ from asv.runner import BenchmarkResult
 
 from nwb_cloud import cli
 from nwb_cloud.access import METHODS
+from nwb_cloud.cli.bench import _loop_cases
 from nwb_cloud.datasets.catalog import Catalog
 from nwb_cloud.recommend import RecommendError, default_model, describe, load_measurements
 from nwb_cloud.recommend.cases import CASES, HELD_OUT, IN_SAMPLE, LENGTH, check_cases, get_cases
@@ -271,5 +272,16 @@ def test_bench_block_options_are_checked(capsys, tmp_path):
     code = cli.main(["bench", "--block", "loop", "--source", "dandi", "--repo", str(tmp_path),
                      "--data-dir", str(tmp_path)])  # fmt: skip
     assert code == 2 and "embedded source" in capsys.readouterr().err
+    code = cli.main(["bench", "--block", "loop", "--cases", "ecephys-64ch,ophys-nope", "--repo", str(tmp_path),
+                     "--data-dir", str(tmp_path / "data")])  # fmt: skip
+    assert code == 2 and "ophys-nope" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()  # refused before anything started
     assert cli.main(["bench", "--block", "study"]) == 2
     assert "invalid choice: 'study'" in capsys.readouterr().err
+
+
+def test_bench_names_the_loop_cases_it_was_given():
+    args = cli.build_parser().parse_args(["bench", "--block", "loop", "--cases", "ecephys-64ch,ophys-256-float32"])
+    assert [case.name for case in _loop_cases(args)] == ["ophys-256-float32", "ecephys-64ch"]
+    every = cli.build_parser().parse_args(["bench", "--block", "loop"])
+    assert [case.name for case in _loop_cases(every)] == list(CASES)

@@ -28,12 +28,21 @@ def _report(repo: Path) -> Path | None:
     return publish(repo / "results", repo / "reports", readme=repo / "README.md", log=console.print)[0]
 
 
-def _loop(args, settings, repo: Path, store):
-    """The closed loop alone (``--block loop``): its grid, and its run step (:mod:`nwb_cloud.recommend.loop`)."""
+def _loop_cases(args):
+    """The closed loop's cases named by ``--cases`` (all when none), checked before anything starts."""
+    from nwb_cloud.recommend import RecommendError
     from nwb_cloud.recommend.cases import get_cases
+
+    try:
+        return get_cases(list(args.cases or []) or None)
+    except RecommendError as error:
+        raise BenchArguments(str(error)) from None
+
+
+def _loop(cases, settings, repo: Path, store):
+    """The closed loop alone (``--block loop``): its grid, and its run step (:mod:`nwb_cloud.recommend.loop`)."""
     from nwb_cloud.recommend.loop import LoopStep, loop_grid
 
-    cases = get_cases([name.strip() for name in args.cases.split(",") if name.strip()] if args.cases else None)
     step = LoopStep(store=store, data_dir=settings.data_dir, size=settings.size, seed=settings.seed, cases=cases,
                     results_dir=repo / "results")  # fmt: skip
     return loop_grid(), step
@@ -70,6 +79,7 @@ def bench(args) -> int:
         if settings.source != "embedded":
             raise BenchArguments("the closed loop writes and uploads its own files: it runs on the embedded source")
         # the loop measures the same benchmark classes as a full run: asv would replace that run's results
+        cases = _loop_cases(args)
         refuse_results_of_commit(repo, "the closed loop (--block loop)")
     console.print(f"[bold]preparing[/] the {settings.source} data ({settings.size}) in {settings.data_dir}")
     if settings.source == "dandi":
@@ -85,7 +95,7 @@ def bench(args) -> int:
                 store_serving_cost(settings.data_dir, serving)
             grid, extend, bench_pattern = None, None, args.bench
             if args.block == "loop":
-                grid, extend = _loop(args, settings, repo, store)
+                grid, extend = _loop(cases, settings, repo, store)
                 bench_pattern = bench_pattern or "streaming"  # the read cells only: no conversion or index build
             state = prepare_run(settings, store, grid, log=console.print, extend=extend)
             if args.block == "loop":
