@@ -14,6 +14,7 @@ import pytest
 from nwb_cloud.recommend.guidance import layout_ratios
 from nwb_cloud.recommend.measurements import load
 from nwb_cloud.results import ResultsError, load_cells
+from nwb_cloud.results.runs import below_bound
 from nwb_cloud.results.tables import RUN, headline_ratios, headline_summary, problems, rank_methods, runs
 
 TWO_RUNS = Path(__file__).parent / "data" / "two-runs"
@@ -117,3 +118,20 @@ def test_the_committed_results_mix_no_runs():
     cells = load_cells(COMMITTED, latest=False)
     _assert_ranked_once(rank_methods(cells))
     _assert_ratios_within_runs(headline_ratios(cells), cells)
+
+
+@pytest.mark.parametrize(
+    ("received", "workload", "says", "never"),
+    [
+        (0, "open_ophys", "already local", "compactly"),  # a warm cache
+        (770_000, "open_ophys", "an index holds them more compactly", "already local"),  # a cold index open
+        (400_000, "ophys_patch", "fewer bytes than the bound counts", "compactly"),
+    ],
+)
+def test_a_time_below_its_bound_is_explained_by_what_the_reader_received(received, workload, says, never):
+    cell = pd.Series({"workload": workload, "method": "nwb-index", "layout": "d", "profile": "p",
+                      "touched_bytes": 1_000_000, "binds": "decode"})  # fmt: skip
+    info = {"samples": {f"{workload}|nwb-index|d|p": {"body_bytes_received": received, "requests": 2}}}
+    why = below_bound(cell, info)
+    assert says in why and never not in why
+    assert ("warm local cache" in why) == (received == 0 and workload.startswith("open_"))

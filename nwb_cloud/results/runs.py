@@ -139,8 +139,14 @@ def below_bound(cell: pd.Series, info: dict) -> str:
     parts = []
     if isinstance(received, int | float) and not _nan(touched) and received < touched:
         what = "metadata" if is_open else "chunk bytes"
+        if received == 0:
+            why = "so what it read was already local"
+        elif is_open:
+            why = "so it needed fewer bytes than the file's HDF5 metadata (an index holds them more compactly)"
+        else:
+            why = "so part of what it read was already local or it needed fewer bytes than the bound counts"
         parts.append(f"it received {_mb(received)} of body in {int(medians.get('requests', 0))} requests against the "
-                     f"{_mb(touched)} of {what} the bound counts, so what it read was already local")  # fmt: skip
+                     f"{_mb(touched)} of {what} the bound counts, {why}")  # fmt: skip
         if cell["method"] == INDEX_METHOD and is_open and received == 0:
             parts.append("its index came from a warm local cache (the run's preparation built and cached it): a warm "
                          "open, not the cold one a user's first open pays")  # fmt: skip
