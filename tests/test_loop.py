@@ -210,9 +210,32 @@ def test_the_verdict_compares_the_recommendation_with_the_best_measured_layout(l
         assert row.within_target == (row.ratio <= TARGET)
         assert row.default_s == pytest.approx(weighted[DEFAULT])
         assert row.within_target or row.why  # a miss says why
+        plain = {role: t for role, t in weighted.items() if role not in (ZARR_ROLE, PAGED)}  # the recommendation's
+        assert row.best_same_storage_s == pytest.approx(min(plain.values()))
+        assert row.ratio_same_storage == pytest.approx(weighted[RECOMMENDED] / min(plain.values()))
+        assert row.ratio_same_storage <= row.ratio or row.ratio_same_storage == pytest.approx(row.ratio)
     summary = loop_summary(groups)
     assert summary[HELD_OUT]["groups"] == 3 and summary[IN_SAMPLE]["groups"] == 0
-    assert summary_line(summary).endswith(f"{summary[HELD_OUT]['within_target']}/3 held out")
+    line = summary_line(summary)
+    assert f"{summary[HELD_OUT]['within_target']}/3 held out;" in line
+    assert line.endswith(f"{summary[HELD_OUT]['within_target_same_storage']}/3 held out")
+
+
+def test_a_group_lost_to_another_storage_is_told_apart_from_a_mispriced_layout(loop_run, measured, tmp_path):
+    state, record, _, _ = loop_run
+    times, _ = measured
+    layouts = record["groups"][CASE]["layouts"]
+    zarr = layouts[ZARR_ROLE]["layout"]
+    plain = {layouts[role]["layout"] for role in layouts if role not in (ZARR_ROLE, PAGED, RECOMMENDED)}
+    shaped = {key: ([t / 100 for t in s] if key[2] == zarr else [t * 10 for t in s] if key[2] in plain else s)
+              for key, s in times.items()}  # fmt: skip
+    groups = loop_groups(_write_results(state, shaped, tmp_path / "results"))
+    assert (groups["best_role"] == ZARR_ROLE).all() and not groups["within_target"].any()
+    assert groups["within_target_same_storage"].all() and (groups["ratio_same_storage"] == 1).all()
+    assert (
+        groups["why"].str.contains("not the storage variant").all()
+        and not groups["why"].str.contains("among HDF5").any()
+    )
 
 
 def test_a_slow_recommendation_is_a_miss_with_its_reason(loop_run, measured, tmp_path):

@@ -15,7 +15,15 @@ from nwb_cloud.recommend.guidance import layout_ratios
 from nwb_cloud.recommend.measurements import load
 from nwb_cloud.results import ResultsError, load_cells
 from nwb_cloud.results.runs import below_bound
-from nwb_cloud.results.tables import RUN, headline_ratios, headline_summary, problems, rank_methods, runs
+from nwb_cloud.results.tables import (
+    RUN,
+    headline_cells,
+    headline_ratios,
+    headline_summary,
+    problems,
+    rank_methods,
+    runs,
+)
 
 TWO_RUNS = Path(__file__).parent / "data" / "two-runs"
 COMMITTED = Path(__file__).parent.parent / "results"
@@ -135,3 +143,14 @@ def test_a_time_below_its_bound_is_explained_by_what_the_reader_received(receive
     why = below_bound(cell, info)
     assert says in why and never not in why
     assert ("warm local cache" in why) == (received == 0 and workload.startswith("open_"))
+
+
+def test_a_run_without_the_headline_grid_or_bounds_has_an_empty_or_time_ordered_headline(two_runs):
+    quick = two_runs[two_runs["size"] == "quick"]
+    loop_like = quick.assign(layout="loop-" + quick["layout"])  # the closed loop's layouts: no headline column
+    assert headline_cells(loop_like)[1:] == ([], [])
+    unbounded = quick.drop(columns=["time_over_bound"])  # a run without floors orders its methods by time
+    _, columns, order = headline_cells(unbounded)
+    first = unbounded[(unbounded["workload"] == columns[0][0]) & (unbounded["layout"] == columns[0][1])
+                      & (unbounded["profile"] == "in-region") & (unbounded["status"] == "ok")]  # fmt: skip
+    assert order[: len(first)] == list(first.sort_values("time_s")["method"])

@@ -359,12 +359,14 @@ def _closed_loop(groups: pd.DataFrame | None) -> str:
         best_s=groups["best_s"].map(_seconds),
         default_s=groups["default_s"].map(_seconds),
         ratio=groups["ratio"].map(lambda r: f"{r:.2f}x" if r == r else "-"),
+        ratio_same_storage=groups["ratio_same_storage"].map(lambda r: f"{r:.2f}x" if r == r else "-"),
         speedup_vs_default=groups["speedup_vs_default"].map(lambda r: f"{r:.1f}x" if r == r else "-"),
     )
     columns = {"case": "case", "kind": "kind", "data": "data", "mix": "reads", "profile": "network",
                "method": "reader", "layouts": "layouts compared", "recommended": "recommended layout",
                "recommended_s": "recommended s", "best": "best measured layout", "best_s": "best s",
-               "ratio": "recommended / best", "default_s": "NeuroConv default s",
+               "ratio": "recommended / best", "best_same_storage": "best of its storage",
+               "ratio_same_storage": "recommended / best of its storage", "default_s": "NeuroConv default s",
                "speedup_vs_default": "faster than default"}  # fmt: skip
     text += shown[list(columns)].rename(columns=columns).to_html(index=False, border=0)
     misses = groups[~groups["within_target"].eq(True)]

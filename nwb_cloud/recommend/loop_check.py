@@ -7,6 +7,10 @@ time is the mix's weighted sum of its median cold reads. ``ratio`` = recommended
 recommendation measured fastest, within the target when at most 1.2. A layout with a failed or missing read
 is not compared (and named); a group whose recommended layout was not measured is a miss.
 
+The recommendation chooses a chunk shape and codec, not the storage variant: ``ratio_same_storage`` compares it
+with the best layout of its own storage (plain HDF5 with plain HDF5), so a group lost to a Zarr or paged
+variant is told apart from a chunk shape or codec the model priced wrongly.
+
 Read from the results only (the run info's ``loop`` record and the asv cells), so the guidance page and the
 report show what was measured, never a typed figure.
 """
@@ -27,7 +31,8 @@ from nwb_cloud.results.tables import RUN
 COLUMNS = [
     *RUN, "run", "case", "kind", "modality", "data", "mix", "profile", "method",
     "layouts", "not_measured", "recommended", "recommended_s", "predicted_s", "best_role", "best", "best_s",
-    "ratio", "within_target", "tie", "default_s", "speedup_vs_default", "same_as_1x", "flags", "why",
+    "ratio", "within_target", "tie", "best_same_storage", "best_same_storage_s", "ratio_same_storage",
+    "within_target_same_storage", "default_s", "speedup_vs_default", "same_as_1x", "flags", "why",
 ]  # fmt: skip
 
 
@@ -96,13 +101,27 @@ def _group_row(info, loop, case, group, method, measured) -> dict:
         tie=bool(spread[RECOMMENDED][0] <= spread[best][1]),
         speedup_vs_default=times[DEFAULT] / mine if DEFAULT in times and mine > 0 else np.nan,
     )
+    storage = _storage(group["layouts"][RECOMMENDED])
+    alike = {role: t for role, t in times.items() if _storage(group["layouts"][role]) == storage}
+    closest = min(alike, key=alike.get)
+    row.update(
+        best_same_storage=_describe(group["layouts"][closest]),
+        best_same_storage_s=alike[closest],
+        ratio_same_storage=mine / alike[closest],
+        within_target_same_storage=bool(mine <= TARGET * alike[closest]),
+    )
     row["why"] = "" if row["within_target"] else _why(group, best, times)
+    if not row["within_target"] and best != closest and not row["within_target_same_storage"]:
+        row["why"] += f"; among {storage} layouts alone: " + _why(group, closest, times)
     return row
 
 
+def _storage(layout: dict) -> str:
+    return "Zarr" if layout["backend"] == "zarr" else ("paged HDF5" if layout.get("page_size") else "HDF5")
+
+
 def _describe(layout: dict) -> str:
-    variant = "Zarr" if layout["backend"] == "zarr" else ("paged HDF5" if layout.get("page_size") else "HDF5")
-    return f"{tuple(layout['chunk_shape'])} {layout['codec']} ({variant})"
+    return f"{tuple(layout['chunk_shape'])} {layout['codec']} ({_storage(layout)})"
 
 
 def _same_as_1x(loop: dict, group: dict) -> bool | None:
@@ -145,6 +164,7 @@ def loop_summary(groups: pd.DataFrame) -> dict:
             "within_target": int(scope["within_target"].eq(True).sum()),
             "worst_ratio": float(scope["ratio"].max()) if scope["ratio"].notna().any() else None,
             "fewest_layouts": int(scope["layouts"].min()) if len(scope) else None,
+            "within_target_same_storage": int(scope["within_target_same_storage"].eq(True).sum()),
         }
     summary["misses"] = groups.loc[~groups["within_target"].eq(True), ["case", "method", "ratio", "why"]].to_dict(
         "records"
@@ -161,4 +181,9 @@ def summary_line(summary: dict) -> str:
             parts.append(f"{scope['within_target']}/{scope['groups']} {label}")
     if not parts:
         return "no closed-loop group was measured"
-    return f"recommended layouts measured within {summary['target']}x of the best measured layout: " + ", ".join(parts)
+    same = [f"{(summary.get(kind) or {}).get('within_target_same_storage', 0)}/{summary[kind]['groups']} {label}"
+            for kind, label in ((IN_SAMPLE, "in sample"), (HELD_OUT, "held out"), (LENGTH, "at 5x length"))
+            if (summary.get(kind) or {}).get("groups")]  # fmt: skip
+    return (f"recommended layouts measured within {summary['target']}x of the best measured layout: "
+            + ", ".join(parts) + "; of the best layout of their own storage (HDF5, paged HDF5, Zarr): "
+            + ", ".join(same))  # fmt: skip

@@ -190,11 +190,14 @@ def headline_cells(cells: pd.DataFrame, profile: str = MAIN_PROFILE) -> tuple[pd
     present = set(zip(scope["workload"], scope["layout"], strict=True))
     columns = [c for c in columns if c in present]
     chosen = scope[[(w, layout) in columns for w, layout in zip(scope["workload"], scope["layout"], strict=True)]]
+    if not columns:  # a run without the headline grid (the closed loop's layouts, say)
+        return chosen.reset_index(drop=True), columns, []
     measured = chosen[chosen["status"] == OK]
+    by = "time_over_bound" if "time_over_bound" in measured and measured["time_over_bound"].notna().any() else "time_s"
     in_first = [(w, layout) == columns[0] for w, layout in zip(measured["workload"], measured["layout"], strict=True)]
     first = measured[in_first]
-    order = list(first.sort_values("time_over_bound")["method"])
-    rest = measured[~measured["method"].isin(order)].groupby("method")["time_over_bound"].median().sort_values()
+    order = list(first.sort_values(by)["method"])
+    rest = measured[~measured["method"].isin(order)].groupby("method")[by].median().sort_values()
     return chosen.reset_index(drop=True), columns, order + list(rest.index)
 
 
