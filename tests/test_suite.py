@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,8 @@ def test_run_info_summarises_samples_and_failures(prepared_state):
                                   "open_requests": 3, "samples": 3})  # fmt: skip
     assert info["cell_failures"] == {"open_ophys|fsspec|neuroconv-default|lab": "check: WrongRead: 3 differ"}
     assert info["commit"] == "abc123"
+    run_id_time = time.mktime(time.strptime(state.run_id.split("-")[0], "%Y%m%dT%H%M%S"))
+    assert info["prepare_started"] <= run_id_time + 1  # the run's length starts before the run id (end of preparing)
     text = json.dumps(info, default=str)
     assert state.catalog.store.secret_key not in text and state.catalog.store.access_key not in text
 

@@ -6,6 +6,7 @@ study bb57a4d7); the same properties are then checked on whatever the repository
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -154,3 +155,29 @@ def test_a_run_without_the_headline_grid_or_bounds_has_an_empty_or_time_ordered_
     first = unbounded[(unbounded["workload"] == columns[0][0]) & (unbounded["layout"] == columns[0][1])
                       & (unbounded["profile"] == "in-region") & (unbounded["status"] == "ok")]  # fmt: skip
     assert order[: len(first)] == list(first.sort_values("time_s")["method"])
+
+
+def test_a_runs_measuring_time_is_asvs_total_duration_not_its_last_rounds_start(two_runs):
+    from nwb_cloud.results.runs import run_facts
+
+    for commit, size in ((QUICK, "quick"), (FULL, "full")):
+        (path,) = (TWO_RUNS / "vm").glob(f"{commit[:8]}-*.json")
+        stored = json.loads(path.read_text())
+        column = stored["result_columns"].index("duration")
+        seconds = sum(stored["durations"].values()) + sum(
+            row[column] for row in stored["results"].values() if len(row) > column and row[column]
+        )
+        assert seconds > 60
+        assert run_facts(two_runs[two_runs["size"] == size], None).minutes_measuring == pytest.approx(seconds / 60)
+
+
+def test_a_runs_length_counts_from_preparing_only_when_the_run_recorded_it(two_runs):
+    from nwb_cloud.results.runs import run_facts
+
+    quick = two_runs[two_runs["size"] == "quick"]
+    ended = {"run_id": "20261204T172458-1e7042", "date": "2026-12-04 17:51:10 UTC"}
+    after = run_facts(quick, ended)  # the run id is stamped when preparing ends
+    assert not after.from_preparing and after.minutes_total == pytest.approx(26 + 12 / 60)
+    started = pd.Timestamp("2026-12-04 17:20:10", tz="UTC").timestamp()
+    whole = run_facts(quick, {**ended, "prepare_started": started})
+    assert whole.from_preparing and whole.minutes_total == pytest.approx(31)

@@ -143,6 +143,8 @@ def runs_block(sources: Sources) -> str:
     for run in sorted(sources.runs, key=lambda r: (r.size != QUICK, r.machine)):
         facts = run.facts
         length = f"{facts.minutes_total:.0f} min" if facts.minutes_total is not None else "not recorded"
+        if facts.minutes_total is not None and not facts.from_preparing:
+            length += " after preparing"
         if facts.minutes_measuring is not None:
             length += f" ({facts.minutes_measuring:.0f} min measuring)"
         timed = int(((run.cells["status"] == OK) & (run.cells["n_samples"] > 0)).sum())
@@ -152,6 +154,9 @@ def runs_block(sources: Sources) -> str:
                      length])  # fmt: skip
     table = _md_table(["size", "machine", "cores", "commit", "run", "ended", "timed cells", "cold samples per cell",
                        "processes", "length (preparing + measuring)"], rows)  # fmt: skip
+    if any(run.facts.minutes_total is not None and not run.facts.from_preparing for run in sources.runs):
+        table += ("\n\n\"after preparing\": a run that did not record when it began preparing the data; its length "
+                  "counts from when preparing ended.")  # fmt: skip
     notes = [f"- **{run.facts.name}**: " + "; ".join(c.long for c in run.facts.caveats) + "." for run in sources.runs
              if run.facts.caveats]  # fmt: skip
     return table + ("\n\nWhat these runs' figures do not say, from their own records:\n\n" + "\n".join(notes)
@@ -166,8 +171,9 @@ def bench_length_block(sources: Sources) -> str:
             continue
         facts = run.facts
         measuring = f", {facts.minutes_measuring:.0f} of them measuring" if facts.minutes_measuring is not None else ""
+        start = "from preparing the data" if facts.from_preparing else "from the end of preparing the data"
         parts.append(f"{what} (commit `{facts.commit[:8]}`) took {facts.minutes_total:.0f} minutes on "
-                     f"{facts.cores or '?'} cores from preparing the data to its run info{measuring}")  # fmt: skip
+                     f"{facts.cores or '?'} cores {start} to its run info{measuring}")  # fmt: skip
     return ("; ".join(parts) + ".") if parts else "*No run in the committed results records its length.*"
 
 

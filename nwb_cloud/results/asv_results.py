@@ -39,7 +39,7 @@ class Record:
     commit: str
     env: str
     commit_date: float | None  # ms since the epoch, as asv stores it
-    started_at: float | None  # ms since the epoch: when asv ran this benchmark
+    started_at: float | None  # ms since the epoch: when asv ran this benchmark (its last round, with rounds > 1)
     benchmark: str  # asv's full name, e.g. streaming.OphysPatch.time_workload
     suite: str  # the benchmark module, e.g. streaming
     workload_class: str  # e.g. OphysPatch
@@ -53,6 +53,9 @@ class Record:
     q75: float | None = None
     samples: list[float] | None = None
     repeat: int | None = None
+    # asv's total duration of every benchmark of the results file (all rounds, setup caches, build): the time the
+    # run spent measuring (asv runs benchmarks one at a time; started_at keeps only a benchmark's last round)
+    file_seconds: float | None = None
 
 
 def load_machines(results_dir: Path) -> dict[str, Machine]:
@@ -101,6 +104,7 @@ def _file_records(path: Path, machine: str, meta: dict) -> list[Record]:
     except (asv_util.UserError, ValueError, KeyError, TypeError) as error:
         raise ResultsError(f"asv results file {path} cannot be read: {error}") from None
     records = []
+    file_seconds = sum(float(seconds) for seconds in results.duration.values()) or None
     for benchmark in sorted(results.get_all_result_keys()):
         param_values = results.get_result_params(benchmark) or []
         combinations = list(itertools.product(*param_values))  # [()] for an unparameterized benchmark
@@ -133,6 +137,7 @@ def _file_records(path: Path, machine: str, meta: dict) -> list[Record]:
                     q75=stat.get("q_75"),
                     samples=[float(s) for s in sample] if sample else None,
                     repeat=stat.get("repeat"),
+                    file_seconds=file_seconds,
                 )
             )
     return records

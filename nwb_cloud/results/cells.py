@@ -75,6 +75,8 @@ def cells_frame(records: list[Record], run_infos: list[dict] | None = None) -> p
             workload += "[" + ", ".join(f"{k}={v}" for k, v in params.items()) + "]"
         key = (record.machine, record.commit, record.env, record.suite, workload, method, layout, profile)
         row = rows.setdefault(key, _empty_row(key, record))
+        if record.file_seconds:
+            row["run_measuring_s"] = max(row["run_measuring_s"] or 0, record.file_seconds)
         if record.started_at:
             row["run_started"] = max(row["run_started"] or 0, record.started_at)
             row["run_first_started"] = min(row["run_first_started"] or math.inf, record.started_at)
@@ -93,6 +95,7 @@ def cells_frame(records: list[Record], run_infos: list[dict] | None = None) -> p
             frame[column] = np.nan
     frame["run_started"] = frame.groupby(["machine", "commit", "env"])["run_started"].transform("max")
     frame["run_first_started"] = frame.groupby(["machine", "commit", "env"])["run_first_started"].transform("min")
+    frame["run_measuring_s"] = frame.groupby(["machine", "commit", "env"])["run_measuring_s"].transform("max")
     infos = {run: run_info_for(run_infos, *run) or {} for run in set(zip(frame["machine"], frame["commit"]))}
     frame["reason"] = [_reason(row, infos[row["machine"], row["commit"]]) for row in frame.to_dict("records")]
     frame["size"] = [str(infos[m, c].get("size") or "-") for m, c in zip(frame["machine"], frame["commit"])]
@@ -169,7 +172,8 @@ def _empty_row(key: tuple, record: Record) -> dict:
     row.update(
         commit_date=record.commit_date,
         run_started=record.started_at,
-        run_first_started=record.started_at,  # the run's first benchmark start (asv's started_at, ms)
+        run_first_started=record.started_at,  # the earliest asv started_at (ms; with rounds, of a last round)
+        run_measuring_s=record.file_seconds,  # asv's total duration of the run's benchmarks
         workload_class=record.workload_class,
         modality=workload.modality if workload else None,
         status=SKIPPED_STATUS,

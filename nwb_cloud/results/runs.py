@@ -29,9 +29,12 @@ class RunFacts:
     date: str | None  # as the run info wrote it (end of the run)
     cores: int | None
     samples: tuple[int, int]  # fewest and most cold samples of a timed cell
-    minutes_total: float | None  # preparation + measuring: run id (start) -> run info (end)
-    minutes_measuring: float | None  # the first benchmark's start -> run info (end)
+    minutes_total: float | None  # preparing + measuring -> run info (end); see ``from_preparing``
+    minutes_measuring: float | None  # asv's total duration of the run's benchmarks (all rounds)
     fresh_process: bool  # every sample in a process of its own (the run info's ``sampling`` says so)
+    # minutes_total counts from the start of preparing (recorded since 2026-12-04); else from the run id, which
+    # is stamped when preparing ends
+    from_preparing: bool = False
     caveats: list[Caveat] = field(default_factory=list)
 
     @property
@@ -64,8 +67,11 @@ def run_facts(cells: pd.DataFrame, info: dict | None) -> RunFacts:
         date=info.get("date"),
         cores=(machine.get("cores") if isinstance(machine, dict) else None) or info.get("cores"),
         samples=(counts[0], counts[-1]),
-        minutes_total=_minutes(_run_id_time(info.get("run_id")), _date(info.get("date"))),
-        minutes_measuring=_minutes(_epoch_ms(cells["run_first_started"].min()), _date(info.get("date"), utc=True)),
+        minutes_total=_minutes(_started(info), _date(info.get("date"), utc=True))
+        if info.get("prepare_started")
+        else _minutes(_run_id_time(info.get("run_id")), _date(info.get("date"))),
+        from_preparing=bool(info.get("prepare_started")),
+        minutes_measuring=_measuring_minutes(cells),
         fresh_process=bool(sampling) and sampling.get("fresh_process_samples") == sampling.get("samples_taken"),
     )
     facts.caveats = caveats(cells, info)
@@ -156,6 +162,18 @@ def below_bound(cell: pd.Series, info: dict) -> str:
     return "; ".join(parts) or "the run recorded nothing that explains it"
 
 
+def _started(info: dict) -> datetime.datetime | None:
+    """When the run began preparing (UTC, naive, like the run info's ``date``)."""
+    return datetime.datetime.fromtimestamp(float(info["prepare_started"]), tz=datetime.UTC).replace(tzinfo=None)
+
+
+def _measuring_minutes(cells: pd.DataFrame) -> float | None:
+    """asv's total duration of the run's benchmarks, in minutes. Not the first ``started_at`` to the run's end:
+    with rounds > 1 asv keeps each benchmark's last round's start, which put a 25-minute measurement at 11."""
+    seconds = cells["run_measuring_s"].max() if "run_measuring_s" in cells else None
+    return None if _nan(seconds) else float(seconds) / 60
+
+
 def _mb(value: float) -> str:
     return f"{value / 1e6:.2f} MB" if value >= 1e4 else f"{int(value)} bytes"
 
@@ -180,12 +198,6 @@ def _date(text: str | None, utc: bool = False) -> datetime.datetime | None:
         return datetime.datetime.strptime(str(text)[:19], "%Y-%m-%d %H:%M:%S")
     except ValueError:
         return None
-
-
-def _epoch_ms(value) -> datetime.datetime | None:
-    if _nan(value):
-        return None
-    return datetime.datetime.fromtimestamp(float(value) / 1000, tz=datetime.UTC).replace(tzinfo=None)
 
 
 def _minutes(start: datetime.datetime | None, end: datetime.datetime | None) -> float | None:

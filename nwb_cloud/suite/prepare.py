@@ -272,7 +272,7 @@ def prepare_run(
     grid = grid or default_grid(settings)
     for method in grid.methods:
         get_method(method)  # an unknown name fails here, before any work
-    extra = {}
+    extra = {"prepare_started": time.time()}  # the run id is stamped once preparing ends: the run's length starts here
     if settings.source == "dandi":
         catalog = prepare_dandi()
     else:

@@ -71,6 +71,7 @@ def run_info(
         "decoders": state.extra.get("decoders", []),
         "unavailable_methods": {n: m.unavailable() for n, m in METHODS.items() if m.unavailable()},
         "prepare_failures": state.extra.get("prepare_failures", {}),
+        "prepare_started": state.extra.get("prepare_started"),  # epoch seconds; the run id marks its end
         "floors": state.extra.get("floors", []),
         "proxy_overhead": overhead,
         "serving_cost": serving,
