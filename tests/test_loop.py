@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from asv.results import Results
 from asv.runner import BenchmarkResult
@@ -308,3 +309,13 @@ def test_bench_names_the_loop_cases_it_was_given():
     assert [case.name for case in _loop_cases(args)] == ["ophys-256-float32", "ecephys-64ch"]
     every = cli.build_parser().parse_args(["bench", "--block", "loop"])
     assert [case.name for case in _loop_cases(every)] == list(CASES)
+
+
+def test_readme_states_the_loops_summary_beside_the_check(measured):
+    from nwb_cloud.report.blocks import Sources, recommendations_block
+
+    _, results = measured
+    groups = loop_groups(results)
+    text = recommendations_block(Sources([], pd.DataFrame(), None, groups))
+    assert summary_line(loop_summary(groups)) in text and groups["run"].iloc[0] in text
+    assert "closed loop" not in recommendations_block(Sources([], pd.DataFrame(), None, None))

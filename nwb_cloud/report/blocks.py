@@ -51,6 +51,7 @@ class Sources:
     runs: list[Run]
     reliability: pd.DataFrame
     check: dict | None
+    loop: pd.DataFrame | None = None  # the closed loop's groups (nwb_cloud.recommend.loop_check.loop_groups)
 
     def latest(self, size: str) -> Run | None:
         sized = [run for run in self.runs if run.size == size]
@@ -283,7 +284,7 @@ def study_session_block(sources: Sources) -> str:
 def recommendations_block(sources: Sources) -> str:
     check = sources.check
     if not check or not check.get("summary"):
-        return "*No recommendations check in the committed results: run `nwb-cloud fit-model`.*"
+        return "*No recommendations check in the committed results: run `nwb-cloud fit-model`.*" + _loop_text(sources)
     s = check["summary"]
     target = s.get("target", 1.2)
     text = (f"*The model {check.get('model', '')}.*\n\nFor {s.get('groups', 0)} groups (a read or a mix of reads, a "
@@ -294,7 +295,21 @@ def recommendations_block(sources: Sources) -> str:
     if "held_out_within_target" in s:
         text += (f"; fitted without the cells of the group it predicts, in {s['held_out_within_target']:.0%} "
                  f"(worst {s['held_out_worst_ratio']:.2f}×)")  # fmt: skip
-    return text + "."
+    return text + "." + _loop_text(sources)
+
+
+def _loop_text(sources: Sources) -> str:
+    """The closed loop's summary line beside the check: the layouts the tool hands out, measured."""
+    if sources.loop is None or sources.loop.empty:
+        return ""
+    from nwb_cloud.recommend.loop_check import loop_summary, summary_line
+
+    runs = sources.loop[["machine", "size", "commit", "run"]].drop_duplicates()
+    named = "; ".join(f"run {r.run}, commit `{str(r.commit)[:8]}`" for r in runs.itertuples())
+    return ("\n\nThat check ranks only layouts that were measured. The closed loop measures the layout the tool "
+            "hands out: for data shapes and mixes the model never saw, the recommendation was rewritten, uploaded "
+            f"and measured beside the layouts around it ({named}): {summary_line(loop_summary(sources.loop))}. "
+            "Every group and every miss, with why, is on the guidance page.")  # fmt: skip
 
 
 def proxy_block(sources: Sources) -> str:

@@ -49,7 +49,10 @@ def load(results_dir: Path) -> blocks.Sources:
             )
         )
     runs.sort(key=lambda run: (run.machine, run.size != "quick", run.size))  # `make bench`'s own run first
-    return blocks.Sources(runs, load_reliability(results_dir), load_recommendation_check(results_dir))
+    from nwb_cloud.recommend.loop_check import loop_groups
+
+    return blocks.Sources(runs, load_reliability(results_dir), load_recommendation_check(results_dir),
+                          loop_groups(results_dir))  # fmt: skip
 
 
 def build(results_dir: Path, out_dir: Path, sources: blocks.Sources | None = None) -> Path:
