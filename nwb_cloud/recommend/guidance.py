@@ -22,7 +22,7 @@ from nwb_cloud.recommend.check import TARGET, check_recommendations, check_summa
 from nwb_cloud.recommend.codecs import CODECS, caveat
 from nwb_cloud.recommend.errors import RecommendError
 from nwb_cloud.recommend.fit import fit
-from nwb_cloud.recommend.loop_check import loop_groups, loop_summary, summary_line
+from nwb_cloud.recommend.loop_check import latest_groups, loop_groups, loop_summary, summary_line
 from nwb_cloud.recommend.measurements import Measurements, load
 from nwb_cloud.recommend.recommendation import recommend
 from nwb_cloud.results.tables import BASELINE_LAYOUT as BASELINE
@@ -342,12 +342,19 @@ def _closed_loop(groups: pd.DataFrame | None) -> str:
         return _p("No closed-loop run is in these results: <code>nwb-cloud bench --size full --block loop</code> "
                   "recommends a layout for data shapes, mixes and lengths the model never saw, rewrites the file "
                   "into it, and measures it beside NeuroConv's default and the layouts around it.")  # fmt: skip
-    summary = loop_summary(groups)
+    summary, every = loop_summary(groups), groups
+    groups = latest_groups(groups)
     runs = groups[["machine", "size", "commit", "run"]].drop_duplicates()
+    typical = groups["recommended_for"].eq("a typical reader")
+    whom = ("for a typical reader" if typical.all() else
+            "for each reader with the reader's own fitted terms (and for a typical reader: its recommendation is "
+            "judged in every group too, the column typical / best)" if not typical.any() else
+            "for each reader with its own fitted terms (for a typical reader in runs before that change, column "
+            "recommended for)")  # fmt: skip
     text = _p(
         f"<b>{_e(summary_line(summary).capitalize())}</b> (groups: a case of data, reads and network, read by one "
         "reader). For each case the model (fitted to the layout study before the cases' files existed) recommended "
-        "a layout for a typical reader; the study file was rewritten into it (verified object by object), uploaded, "
+        f"a layout {whom}; the study file was rewritten into it (verified object by object), uploaded, "
         "and measured with every reader of the study beside NeuroConv's default, the chunk shapes and codecs "
         "around the recommendation, and its paged-HDF5 (read with a page buffer) and Zarr variants. Measured in "
         + "; ".join(f"run {_e(r.run)} (machine {_e(r.machine)}, size {_e(r.size)}, commit {_e(str(r.commit)[:8])})"
@@ -360,13 +367,16 @@ def _closed_loop(groups: pd.DataFrame | None) -> str:
         default_s=groups["default_s"].map(_seconds),
         ratio=groups["ratio"].map(lambda r: f"{r:.2f}x" if r == r else "-"),
         ratio_same_storage=groups["ratio_same_storage"].map(lambda r: f"{r:.2f}x" if r == r else "-"),
+        ratio_typical=groups["ratio_typical"].map(lambda r: f"{r:.2f}x" if r == r else "-"),
         speedup_vs_default=groups["speedup_vs_default"].map(lambda r: f"{r:.1f}x" if r == r else "-"),
     )
     columns = {"case": "case", "kind": "kind", "data": "data", "mix": "reads", "profile": "network",
-               "method": "reader", "layouts": "layouts compared", "recommended": "recommended layout",
+               "method": "reader", "layouts": "layouts compared", "recommended_for": "recommended for",
+               "recommended": "recommended layout",
                "recommended_s": "recommended s", "best": "best measured layout", "best_s": "best s",
                "ratio": "recommended / best", "best_same_storage": "best of its storage",
-               "ratio_same_storage": "recommended / best of its storage", "default_s": "NeuroConv default s",
+               "ratio_same_storage": "recommended / best of its storage", "ratio_typical": "typical / best",
+               "default_s": "NeuroConv default s",
                "speedup_vs_default": "faster than default"}  # fmt: skip
     text += shown[list(columns)].rename(columns=columns).to_html(index=False, border=0)
     misses = groups[~groups["within_target"].eq(True)]
@@ -377,13 +387,15 @@ def _closed_loop(groups: pd.DataFrame | None) -> str:
         ) + "</ul>"  # fmt: skip
     longer = groups[groups["kind"] == "length"]
     for case, group in longer.groupby("case", sort=True):
-        same = group["same_as_1x"].iloc[0]
         text += _p(
-            f"<b>{_e(case)}</b> ({_e(group['data'].iloc[0])}): the recommendation "
-            + ("is the one made at the study's length" if same else "changes with length")
-            + f" ({_e(group['recommended'].iloc[0])}); against NeuroConv's default it reads "
-            + ", ".join(f"{_e(r.method)} {r.speedup_vs_default:.1f}x faster" for r in group.itertuples()
-                        if r.speedup_vs_default == r.speedup_vs_default)
+            f"<b>{_e(case)}</b> ({_e(group['data'].iloc[0])}), the recommendation against the one made at the "
+            "study's length, and its measured time against NeuroConv's default: "
+            + "; ".join(
+                f"{_e(r.method)}: {_e(r.recommended)}, "
+                + ("the same" if r.same_as_1x else "changed with length")
+                + (f", {r.speedup_vs_default:.1f}x faster" if r.speedup_vs_default == r.speedup_vs_default else "")
+                for r in group.itertuples()
+            )
             + "."
         )  # fmt: skip
     flagged = groups.drop_duplicates("case")
@@ -392,7 +404,11 @@ def _closed_loop(groups: pd.DataFrame | None) -> str:
         text += "<h3>Cost flags of the recommended layouts</h3><ul>" + "".join(
             f"<li>{_e(r.case)}: {_e(r.flags)}</li>" for r in flagged.itertuples()
         ) + "</ul>"  # fmt: skip
-    return text + _p('Every group: <a href="tables/guidance-loop.csv">guidance-loop.csv</a>.')
+    earlier = sorted(set(every["run"]) - set(groups["run"]))
+    if earlier:
+        text += _p("A case measured again by a newer run is shown from that run; the earlier measurements of "
+                   f"the same cases (run {', '.join(map(_e, earlier))}) are in the file below.")  # fmt: skip
+    return text + _p('Every group of every run: <a href="tables/guidance-loop.csv">guidance-loop.csv</a>.')
 
 
 def _seconds(value) -> str:

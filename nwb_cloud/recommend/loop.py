@@ -10,8 +10,9 @@ more set of blocks of the run's grid):
    :func:`nwb_cloud.recommend.measurements.from_cells`), and checks that no held-out case's data shape was
    among the fitted layouts;
 3. writes the case's data in NeuroConv's default layout (the study file), recommends a layout for it
-   (:func:`~nwb_cloud.recommend.recommend`, for a typical reader, codec ratios measured on the file's data),
-   and rewrites the file into it (:func:`~nwb_cloud.recommend.rewrite`: verified object by object);
+   (:func:`~nwb_cloud.recommend.recommend`, for a typical reader and for each reader of the study with its
+   own fitted terms, codec ratios measured on the file's data), and rewrites the file into each
+   (:func:`~nwb_cloud.recommend.rewrite`: verified object by object);
 4. writes the layouts around the recommendation (``ROLES``): the chunk shape at twice and half the time
    extent, the model's best other geometry, the best other codec, the recommended layout in paged HDF5
    (read with each reader's HDF5 page buffer) and in Zarr (read by hdmf-zarr); at 5x length, the
@@ -176,6 +177,8 @@ class LoopStep:
         log(rec.summary())
         recommended = Candidate(RECOMMENDED, tuple(rec.chunk_shape), rec.codec)
         chosen = [Candidate(DEFAULT, tuple(default.chunk_shape), "gzip-4"), recommended]
+        for_reader, own = self._per_reader(source, case, model, recommended, log)
+        chosen += own
         if case.kind == LENGTH:
             earlier = recommended_at_1x.get(case.longer_of)
             if earlier is not None:
@@ -185,7 +188,7 @@ class LoopStep:
             zarr_codec = rec.codec if writable(rec.codec, ZARR) else "gzip-4"
             chosen.append(Candidate(ZARR_ROLE, recommended.chunk_shape, zarr_codec, backend=ZARR))
         recommended_at_1x[case.name] = recommended
-        wanted = LAYOUTS_AT_LENGTH if case.kind == LENGTH else LAYOUTS_AT_1X
+        wanted = (LAYOUTS_AT_LENGTH if case.kind == LENGTH else LAYOUTS_AT_1X) + len(own)
         for candidate in self._neighbours(source, case, rec, model):
             if len(chosen) >= wanted:
                 break
@@ -197,8 +200,10 @@ class LoopStep:
                                  "recommendation (a group compares at least 6)")  # fmt: skip
 
         layouts, written = {}, {DEFAULT: default}
-        rewritten = self._rewrite(case, default, rec, spec)
+        rewritten = self._rewrite(case, default, recommended, spec)
         written[RECOMMENDED] = rewritten[0]
+        for candidate in own:  # each reader's own recommendation, rewritten (verified) as the typical one is
+            written[candidate.role] = self._rewrite(case, default, candidate, spec)[0]
         for candidate in chosen:
             if candidate.role not in written:
                 log(f"  writing {candidate.role}: chunks {candidate.chunk_shape} {candidate.codec} {candidate.backend}")
@@ -216,6 +221,7 @@ class LoopStep:
                 "backend": candidate.backend,
                 "page_size": candidate.page_size,
                 "predicted_s": _predicted(source, case, candidate, model),
+                "predicted_s_by_reader": {m: _predicted(source, case, candidate, model, m) for m in self.methods},
                 "write_s": asset.write_seconds,
                 "write_cpu_s": asset.write_cpu_seconds,
                 "compression_ratio": asset.compression_ratio,
@@ -225,11 +231,36 @@ class LoopStep:
         return {
             **case.to_dict(self.size),
             "recommendation": _recommendation_record(rec),
+            "for_reader": for_reader,
             "rewrite": rewritten[1].model_dump(mode="json", include={"verified", "seconds", "write_seconds",
                                                                     "write_cpu_seconds", "size_before", "size_after"}),
             "layouts": layouts,
             "flags": _measured_flags(rec, layouts),
         }  # fmt: skip
+
+    def _per_reader(self, source, case: LoopCase, model, typical: Candidate, log) -> tuple[dict, list[Candidate]]:
+        """Each reader's own recommendation (priced with the reader's fitted terms), and the layouts they add.
+
+        A reader's group is judged on its own recommendation: the typical reader's prices fsspec's and
+        remfile's requests at a fraction of what they cost (the held-out run of 2026-12-04), so the layout it
+        hands them is not the one ``recommend(method=...)`` hands them. Where the model knows no terms for a
+        reader, its group keeps the typical reader's recommendation (and says so)."""
+        by_identity, own, record = {typical.identity: RECOMMENDED}, [], {}
+        for method in self.methods:
+            try:
+                mine = recommend(source, case.mix, case.profile, method=method, model=model, write_cost=False)
+            except RecommendError as error:
+                record[method] = {"role": RECOMMENDED, "note": f"the typical reader's recommendation ({error})"}
+                continue
+            candidate = Candidate(f"{RECOMMENDED}-{method}", tuple(mine.chunk_shape), mine.codec)
+            if candidate.identity not in by_identity:
+                by_identity[candidate.identity] = candidate.role
+                own.append(candidate)
+            role = by_identity[candidate.identity]
+            record[method] = {"role": role, **_recommendation_record(mine, brief=True)}
+            if role != RECOMMENDED:
+                log(f"  for {method}: chunks {candidate.chunk_shape} {candidate.codec} ({role})")
+        return record, own
 
     def _neighbours(self, source, case: LoopCase, rec: Recommendation, model) -> list[Candidate]:
         """The layouts around ``rec``, in :data:`NEIGHBOURS` order (the model's best other geometry and codec
@@ -259,10 +290,10 @@ class LoopStep:
         return write_recording(get_modality(case.modality), _layout(case, candidate), self.size, self.seed,
                                self.directory, spec=spec)  # fmt: skip
 
-    def _rewrite(self, case: LoopCase, default: Written, rec: Recommendation, spec) -> tuple[Written, RewriteReport]:
-        """The study file rewritten into the recommended layout (verified), reused when a run made it before."""
+    def _rewrite(self, case: LoopCase, default: Written, recommended: Candidate, spec) -> tuple[Written, RewriteReport]:
+        """The study file rewritten into a recommended layout (verified), reused when a run made it before."""
         modality = get_modality(case.modality)
-        layout = _layout(case, Candidate(RECOMMENDED, tuple(rec.chunk_shape), rec.codec))
+        layout = _layout(case, recommended)
         path = self.directory / asset_filename(modality, self.size, self.seed, layout, spec).replace(
             ".nwb", ".rewritten.nwb"
         )
@@ -270,7 +301,8 @@ class LoopStep:
         if path.exists() and facts.exists():
             report = RewriteReport.model_validate_json(facts.read_text())
         else:
-            report = rewrite(default.path, path, modality.series_path, recommendation=rec, overwrite=True)
+            report = rewrite(default.path, path, modality.series_path, chunk_shape=recommended.chunk_shape,
+                             codec=recommended.codec, overwrite=True)  # fmt: skip
             write_text_whole(facts, report.model_dump_json(indent=1))
         written = Written(path=path, chunk_shape=tuple(report.chunk_shape), seconds=report.seconds, cached=False,
                           write_seconds=report.write_seconds, write_cpu_seconds=report.write_cpu_seconds,
@@ -307,25 +339,35 @@ def _layout(case: LoopCase, candidate: Candidate) -> Layout:
     )
 
 
-def _predicted(source, case: LoopCase, candidate: Candidate, model) -> float | None:
-    """The model's weighted time of the mix on the candidate (a typical reader; paged HDF5 is not priced)."""
+def _predicted(source, case: LoopCase, candidate: Candidate, model, method: str | None = None) -> float | None:
+    """The model's weighted time of the mix on the candidate for ``method`` (None: a typical reader; paged HDF5
+    is not priced; a Zarr layout is read by hdmf-zarr whatever the group's reader, priced as a typical reader's
+    Zarr read)."""
     if candidate.page_size:
         return None
+    if candidate.backend == ZARR:
+        method = None
     try:
-        priced = recommend(source, case.mix, case.profile, model=model, candidates=[candidate.chunk_shape],
-                           codecs=[candidate.codec], backend=candidate.backend, write_cost=False)  # fmt: skip
+        priced = recommend(source, case.mix, case.profile, method=method, model=model,
+                           candidates=[candidate.chunk_shape], codecs=[candidate.codec], backend=candidate.backend,
+                           write_cost=False)  # fmt: skip
     except RecommendError:
         return None
     return priced.weighted_seconds
 
 
-def _recommendation_record(rec: Recommendation) -> dict:
-    return {
+def _recommendation_record(rec: Recommendation, brief: bool = False) -> dict:
+    facts = {
         "chunk_shape": list(rec.chunk_shape),
         "codec": rec.codec,
         "chunk_bytes": rec.chunk_bytes,
         "weighted_seconds": rec.weighted_seconds,
         "speedup_vs_default": rec.speedup_vs_default,
+    }
+    if brief:
+        return facts
+    return {
+        **facts,
         "default": {
             "chunk_shape": list(rec.default.chunk_shape),
             "codec": rec.default.codec,

@@ -4,8 +4,11 @@ A group is one case of a loop run (:mod:`~nwb_cloud.recommend.cases`) read by on
 layout of the case is measured with every read of its mix (the paged layout by the reader's page-buffer
 variant, the Zarr layout by hdmf-zarr, the readers those storage variants are read with), and each layout's
 time is the mix's weighted sum of its median cold reads. ``ratio`` = recommended / best: 1.0 when the
-recommendation measured fastest, within the target when at most 1.2. A layout with a failed or missing read
-is not compared (and named); a group whose recommended layout was not measured is a miss.
+recommendation measured fastest, within the target when at most 1.2. The recommended layout of a group is
+the one made for its reader (``recommend(method=reader)``, the run info's ``for_reader``; runs before it
+judged the typical reader's), and ``ratio_typical`` judges the typical reader's in the same group. A layout
+with a failed or missing read is not compared (and named); a group whose recommended layout was not measured
+is a miss.
 
 The recommendation chooses a chunk shape and codec, not the storage variant: ``ratio_same_storage`` compares it
 with the best layout of its own storage (plain HDF5 with plain HDF5), so a group lost to a Zarr or paged
@@ -24,15 +27,16 @@ import pandas as pd
 
 from nwb_cloud.recommend.cases import HELD_OUT, IN_SAMPLE, LENGTH
 from nwb_cloud.recommend.check import TARGET, mix_name
-from nwb_cloud.recommend.loop import AT_1X, DEFAULT, RECOMMENDED
+from nwb_cloud.recommend.loop import DEFAULT, RECOMMENDED
 from nwb_cloud.results import load_cells, load_run_infos, run_info_for
 from nwb_cloud.results.tables import RUN
 
 COLUMNS = [
     *RUN, "run", "case", "kind", "modality", "data", "mix", "profile", "method",
-    "layouts", "not_measured", "recommended", "recommended_s", "predicted_s", "best_role", "best", "best_s",
-    "ratio", "within_target", "tie", "best_same_storage", "best_same_storage_s", "ratio_same_storage",
-    "within_target_same_storage", "default_s", "speedup_vs_default", "same_as_1x", "flags", "why",
+    "layouts", "not_measured", "recommended_for", "recommended", "recommended_s", "predicted_s", "best_role",
+    "best", "best_s", "ratio", "within_target", "tie", "best_same_storage", "best_same_storage_s",
+    "ratio_same_storage", "within_target_same_storage", "ratio_typical", "default_s", "speedup_vs_default",
+    "same_as_1x", "flags", "why",
 ]  # fmt: skip
 
 
@@ -78,30 +82,34 @@ def _group_row(info, loop, case, group, method, measured) -> dict:
             times[role], spread[role] = total, (low, high)
             continue
         missing.append(role)
+    own = own_role(group, method)
     row = {
         "run": info.get("run_id"), "case": case,
         "kind": group["kind"], "modality": group["modality"], "data": f"{group['dtype']}{list(group['shape'])}",
         "mix": mix_name(group["mix"]), "profile": group["profile"], "method": method, "layouts": len(times),
-        "not_measured": ", ".join(missing), "recommended": _describe(group["layouts"][RECOMMENDED]),
-        "predicted_s": group["layouts"][RECOMMENDED].get("predicted_s"), "flags": "; ".join(group.get("flags", [])),
-        "same_as_1x": _same_as_1x(loop, group),
+        "not_measured": ", ".join(missing),
+        "recommended_for": method if "for_reader" in group else "a typical reader",
+        "recommended": _describe(group["layouts"][own]),
+        "predicted_s": _prediction(group["layouts"][own], group, method),
+        "flags": "; ".join(group.get("flags", [])), "same_as_1x": _same_as_1x(loop, group, method),
     }  # fmt: skip
     if not times:
         return {**row, "within_target": False, "why": "no layout of the group was measured"}
     best = min(times, key=times.get)
     row.update(best_role=best, best=_describe(group["layouts"][best]), best_s=times[best],
                default_s=times.get(DEFAULT, np.nan))  # fmt: skip
-    if RECOMMENDED not in times:
+    if own not in times:
         return {**row, "within_target": False, "why": "the recommended layout was not measured (a failed read)"}
-    mine = times[RECOMMENDED]
+    mine = times[own]
     row.update(
         recommended_s=mine,
         ratio=mine / times[best],
         within_target=bool(mine <= TARGET * times[best]),
-        tie=bool(spread[RECOMMENDED][0] <= spread[best][1]),
+        tie=bool(spread[own][0] <= spread[best][1]),
+        ratio_typical=times[RECOMMENDED] / times[best] if RECOMMENDED in times else np.nan,
         speedup_vs_default=times[DEFAULT] / mine if DEFAULT in times and mine > 0 else np.nan,
     )
-    storage = _storage(group["layouts"][RECOMMENDED])
+    storage = _storage(group["layouts"][own])
     alike = {role: t for role, t in times.items() if _storage(group["layouts"][role]) == storage}
     closest = min(alike, key=alike.get)
     row.update(
@@ -110,10 +118,22 @@ def _group_row(info, loop, case, group, method, measured) -> dict:
         ratio_same_storage=mine / alike[closest],
         within_target_same_storage=bool(mine <= TARGET * alike[closest]),
     )
-    row["why"] = "" if row["within_target"] else _why(group, best, times)
+    row["why"] = "" if row["within_target"] else _why(group, own, best, times, method)
     if not row["within_target"] and best != closest and not row["within_target_same_storage"]:
-        row["why"] += f"; among {storage} layouts alone: " + _why(group, closest, times)
+        row["why"] += f"; among {storage} layouts alone: " + _why(group, own, closest, times, method)
     return row
+
+
+def own_role(group: dict, method: str) -> str:
+    """The role of the layout recommended for ``method`` in a loop group (the typical reader's in older runs)."""
+    return (group.get("for_reader") or {}).get(method, {}).get("role", RECOMMENDED)
+
+
+def _prediction(layout: dict, group: dict, method: str) -> float | None:
+    """The model's price of ``layout`` for the group's reader where the run recorded it, else a typical reader's."""
+    if "for_reader" in group:
+        return (layout.get("predicted_s_by_reader") or {}).get(method)
+    return layout.get("predicted_s")
 
 
 def _storage(layout: dict) -> str:
@@ -124,38 +144,54 @@ def _describe(layout: dict) -> str:
     return f"{tuple(layout['chunk_shape'])} {layout['codec']} ({_storage(layout)})"
 
 
-def _same_as_1x(loop: dict, group: dict) -> bool | None:
-    """At 5x length: whether the recommendation is the one made at 1x (time extent clipped to the data)."""
+def _same_as_1x(loop: dict, group: dict, method: str) -> bool | None:
+    """At 5x length: whether the reader's recommendation is the one made for it at 1x (time extent clipped to
+    the data)."""
     base = loop["groups"].get(group.get("longer_of") or "")
     if group["kind"] != LENGTH or base is None:
         return None
-    mine, earlier = group["recommendation"], base["recommendation"]
-    return (
-        AT_1X not in group["layouts"]
-        and mine["codec"] == earlier["codec"]
-        and mine["chunk_shape"] == [min(c, s) for c, s in zip(earlier["chunk_shape"], group["shape"], strict=True)]
-    )
+    mine, earlier = _recommendation(group, method), _recommendation(base, method)
+    return mine["codec"] == earlier["codec"] and mine["chunk_shape"] == [
+        min(c, s) for c, s in zip(earlier["chunk_shape"], group["shape"], strict=True)
+    ]
 
 
-def _why(group: dict, best: str, times: dict) -> str:
+def _recommendation(group: dict, method: str) -> dict:
+    """The chunk shape and codec recommended for ``method`` (the typical reader's where none was made for it)."""
+    mine = (group.get("for_reader") or {}).get(method) or {}
+    return mine if "chunk_shape" in mine else group["recommendation"]
+
+
+def _why(group: dict, own: str, best: str, times: dict, method: str) -> str:
     """A miss explained from the figures: a storage variant the model does not choose, or which layout it
-    priced wrongly (predicted over measured)."""
+    priced wrongly (predicted for the reader over measured)."""
     layouts = group["layouts"]
     if layouts[best]["backend"] == "zarr" or layouts[best].get("page_size"):
         return (f"the {_describe(layouts[best])} variant of the recommended chunks measured fastest: the "
                 "recommendation chooses chunk shape and codec, not the storage variant")  # fmt: skip
-    mine, theirs = layouts[RECOMMENDED].get("predicted_s"), layouts[best].get("predicted_s")
+    mine, theirs = _prediction(layouts[own], group, method), _prediction(layouts[best], group, method)
     if not (mine and theirs):
         return "the model priced no time for the best layout"
-    error_mine, error_theirs = mine / times[RECOMMENDED], theirs / times[best]
+    error_mine, error_theirs = mine / times[own], theirs / times[best]
     priced = "under" if error_mine < error_theirs else "over"
-    return (f"the model predicted {mine:.3g} s for the recommendation (measured {times[RECOMMENDED]:.3g} s, "
+    return (f"the model predicted {mine:.3g} s for the recommendation (measured {times[own]:.3g} s, "
             f"{error_mine:.2f}x) and {theirs:.3g} s for {best} (measured {times[best]:.3g} s, {error_theirs:.2f}x): "
             f"it {priced}-priced the recommendation against the best")  # fmt: skip
 
 
+def latest_groups(groups: pd.DataFrame) -> pd.DataFrame:
+    """Each case's groups from the newest run that measured it (run ids begin with their UTC time), so a case
+    measured again (per-reader recommendations, a later commit) is counted once, by its own run."""
+    if groups.empty:
+        return groups
+    newest = groups.groupby("case")["run"].transform("max")
+    return groups[groups["run"] == newest]
+
+
 def loop_summary(groups: pd.DataFrame) -> dict:
-    """Groups within the target over all groups, per kind (in sample, held out, at 5x length), and the misses."""
+    """Groups within the target over all groups, per kind (in sample, held out, at 5x length), and the misses;
+    a case measured by several runs counts once, by its newest (:func:`latest_groups`)."""
+    groups = latest_groups(groups)
     summary = {"target": TARGET, "groups": int(len(groups))}
     for kind in (IN_SAMPLE, HELD_OUT, LENGTH):
         scope = groups[groups["kind"] == kind]

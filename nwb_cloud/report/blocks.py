@@ -302,9 +302,9 @@ def _loop_text(sources: Sources) -> str:
     """The closed loop's summary line beside the check: the layouts the tool hands out, measured."""
     if sources.loop is None or sources.loop.empty:
         return ""
-    from nwb_cloud.recommend.loop_check import loop_summary, summary_line
+    from nwb_cloud.recommend.loop_check import latest_groups, loop_summary, summary_line
 
-    runs = sources.loop[["machine", "size", "commit", "run"]].drop_duplicates()
+    runs = latest_groups(sources.loop)[["machine", "size", "commit", "run"]].drop_duplicates()
     named = "; ".join(f"run {r.run}, commit `{str(r.commit)[:8]}`" for r in runs.itertuples())
     return ("\n\nThat check ranks only layouts that were measured. The closed loop measures the layout the tool "
             "hands out: for data shapes and mixes the model never saw, the recommendation was rewritten, uploaded "
