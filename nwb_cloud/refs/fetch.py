@@ -163,18 +163,8 @@ class RangeReader:
         try:
             if response.status not in (200, 206):
                 raise FetchError(self._refusal(response))
-            length = response.length
-            if length != end - start:
-                raise FetchError(
-                    f"asked {self.store.label} for bytes {start}-{end - 1} of {self.url} and got "
-                    f"{length} bytes (the server ignores Range?)"
-                )
-            filled = 0
-            while filled < len(view):
-                count = response.readinto(view[filled:])
-                if not count:
-                    raise http.client.IncompleteRead(b"", len(view) - filled)
-                filled += count
+            self._fill(start, end, response.length, response, view,
+                       lambda filled: http.client.IncompleteRead(b"", len(view) - filled))  # fmt: skip
             reusable = not response.will_close
         finally:
             self._release(connection, reusable)
@@ -279,19 +269,26 @@ class RangeReader:
             raise FetchError(f"cannot reach {self.store.label} for {self.url}: {error}") from None
         body = response["Body"]
         try:
-            if response["ContentLength"] != end - start:
-                raise FetchError(
-                    f"asked {self.store.label} for bytes {start}-{end - 1} of {self.url} and got "
-                    f"{response['ContentLength']} bytes (the server ignores Range?)"
-                )
-            filled = 0
-            while filled < len(view):
-                count = body.readinto(view[filled:])
-                if not count:
-                    raise botocore.exceptions.IncompleteReadError(actual_bytes=filled, expected_bytes=len(view))
-                filled += count
+            self._fill(start, end, response["ContentLength"], body, view,
+                       lambda filled: botocore.exceptions.IncompleteReadError(actual_bytes=filled,
+                                                                              expected_bytes=len(view)))  # fmt: skip
         finally:
             body.close()
+
+    def _fill(self, start: int, end: int, length, body, view: memoryview, broken) -> None:
+        """Read an answer of ``length`` bytes into ``view``, in place; ``broken(filled)`` is the error of a body
+        that ends early (the one :func:`retry_broken_body` retries for this client)."""
+        if length != end - start:
+            raise FetchError(
+                f"asked {self.store.label} for bytes {start}-{end - 1} of {self.url} and got "
+                f"{length} bytes (the server ignores Range?)"
+            )
+        filled = 0
+        while filled < len(view):
+            count = body.readinto(view[filled:])
+            if not count:
+                raise broken(filled)
+            filled += count
 
     # -- connections -----------------------------------------------------------------------------------------
     def head(self, key: str | None = None) -> dict:
