@@ -156,6 +156,19 @@ def test_index_build_benchmark_measures_both_tools(prepared_state, monkeypatch):
             assert bench.track_requests(tool, *cell) >= 1
             assert bench.track_bytes_fetched(tool, *cell) > 0
             assert bench.track_index_bytes(tool, *cell) > 0
+        # a build is logged with its process and counted apart from the read samples (it is none)
+        from nwb_cloud.suite.run_info import run_info
+
+        state = RunState.load(prepared_state)
+        asv_grid.sample_log(state).append("ophys_patch[remfile, workload-friendly, in-region]",
+                                          {"seconds": 0.5, "sample": 1, "pid": 1, "process_samples": 1})  # fmt: skip
+        records = list(map(json.loads, asv_grid.sample_log(state).path.read_text().splitlines()))
+        builds = [r for r in records if r["cell"].startswith("index_build[")]
+        assert len(builds) == 2 and all(r["pid"] == os.getpid() and r["process_samples"] >= 1 for r in builds)
+        sampling = run_info(state)["sampling"]
+        assert sampling["samples_taken"] == len(records) - 2 >= 1 and sampling["index_builds"] == 2
+        # both builds ran in this one test process: at most the first was its process's first
+        assert sampling["index_builds_fresh_process"] == sum(r["process_samples"] == 1 for r in builds) <= 1
     finally:
         asv_grid.load_state.cache_clear()
         asv_grid.proxy_for(profiles[0]).stop()

@@ -164,8 +164,7 @@ class StreamingBenchmark:
         return {
             "sample": visit - sits_out,  # 1 .. the cell's samples
             "grid_pass": self.grid_rounds - self.rounds + visit,  # 1 .. the run's passes over the grid
-            "pid": os.getpid(),
-            "process_samples": 1 + len(_PROCESS_SAMPLES),  # 1: the process took no sample before this one
+            **process_facts(),
         }
 
     def _cell_axes(self) -> tuple[str, str, str, str]:
@@ -187,7 +186,7 @@ class StreamingBenchmark:
             started, cpu = CLOCK(), time.process_time()
             self.cell_run.run()
             self.seconds, self.cpu_s = CLOCK() - started, time.process_time() - cpu
-        _PROCESS_SAMPLES.append(self.cell.label)
+        took_sample(self.cell.label)
 
     def teardown(self, method: str, layout: str, profile: str) -> None:
         cell_run = getattr(self, "cell_run", None)
@@ -250,6 +249,16 @@ class StreamingBenchmark:
 
 
 _PROCESS_SAMPLES: list[str] = []  # the samples this process took (a forked process starts with none)
+
+
+def process_facts() -> dict:
+    """The process taking a measurement, and how many it took before (``process_samples`` 1: none)."""
+    return {"pid": os.getpid(), "process_samples": 1 + len(_PROCESS_SAMPLES)}
+
+
+def took_sample(label: str) -> None:
+    """Count a measurement this process took (the next one's ``process_samples`` says so)."""
+    _PROCESS_SAMPLES.append(label)
 
 
 _UNITS = {

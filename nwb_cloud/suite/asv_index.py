@@ -7,7 +7,8 @@ run's sample log so each ``track_*`` reports the same build (asv gives every tra
 from __future__ import annotations
 
 from nwb_cloud.refs.measure import build_cost, lindi_build_cost
-from nwb_cloud.suite.asv_grid import NAN, load_state, proxy_for, sample_log
+from nwb_cloud.suite.asv_grid import NAN, load_state, process_facts, proxy_for, sample_log, took_sample
+from nwb_cloud.suite.samples import INDEX_BUILD
 
 TOOLS = {"nwb-index": build_cost, "lindi": lindi_build_cost}
 
@@ -27,15 +28,17 @@ class IndexBuild:
         self.state = load_state()
         if asset not in self.state.catalog.assets:
             raise NotImplementedError(f"no asset {asset} in this run")
-        self.label = f"index_build[{tool}, {asset}, {profile}]"
+        self.label = f"{INDEX_BUILD}[{tool}, {asset}, {profile}]"
 
     def _figure(self, tool: str, asset: str, profile: str, field: str) -> float:
         log = sample_log(self.state)
         if not log.records(self.label):
             proxy = proxy_for(profile)
             store = self.state.catalog.store.via(proxy.url) if proxy else self.state.catalog.store
+            process = process_facts()
             figures = TOOLS[tool](store, self.state.catalog.assets[asset].key, proxy.traffic if proxy else None)
-            log.append(self.label, {k: v for k, v in figures.items() if isinstance(v, int | float)})
+            took_sample(self.label)
+            log.append(self.label, {**{k: v for k, v in figures.items() if isinstance(v, int | float)}, **process})
         value = log.median(self.label, field)
         return NAN if value is None else float(value)
 

@@ -11,7 +11,8 @@ Names and figures only: the store's address is a label, never credentials or sig
 ``sampling``        how samples were taken: ``launch`` (one process per sample), ``samples_per_cell`` (the
                     grid's ``repeat``), ``headline_samples``, ``grid_passes``, ``samples_taken``,
                     ``fresh_process_samples`` (samples that were their process's first: all, when cold is cold),
-                    ``distinct_processes``
+                    ``distinct_processes``, ``index_builds`` (apart from the samples) and how many were their
+                    process's first
 ``rank_stability``  the order of methods in each group (workload, layout, profile) from one pass over the
                     grid against the next: ``passes`` compared, ``groups``, ``groups_same_order``, ``pairs``,
                     ``concordant_pairs``, ``kendall_tau`` (over all pairs), and per group its two orders
@@ -40,7 +41,7 @@ from pathlib import Path
 from nwb_cloud.access import METHODS
 from nwb_cloud.cloud.profiles import PROFILES
 from nwb_cloud.settings import usable_cores
-from nwb_cloud.suite.samples import failure_log, first_use_log, sample_log, unsupported_log
+from nwb_cloud.suite.samples import INDEX_BUILD, failure_log, first_use_log, sample_log, unsupported_log
 from nwb_cloud.suite.state import RunState
 
 # per-sample fields that identify the sample rather than measure it (no median of them is taken)
@@ -148,16 +149,23 @@ def _quartiles(values: list[float]) -> tuple[float, float]:
 
 
 def _sampling(state: RunState, cells: dict[str, list[dict]]) -> dict:
-    records = [r for rs in cells.values() for r in rs]
+    """The read samples and the index builds (one per cell) counted apart: a build is no read sample, and runs
+    before 2026-12-04 logged it without its process."""
+    reads = [r for label, rs in cells.items() if not label.startswith(f"{INDEX_BUILD}[") for r in rs]
+    builds = [r for label, rs in cells.items() if label.startswith(f"{INDEX_BUILD}[") for r in rs]
     headline = max((b.samples or 0 for b in state.grid.blocks or []), default=0) or state.grid.repeat
     return {
         "launch": "asv forkserver, repeat=1, rounds=samples: every sample in a process of its own",
         "samples_per_cell": state.grid.repeat,
         "headline_samples": headline,
         "grid_passes": state.grid.rounds(),
-        "samples_taken": len(records),
-        "fresh_process_samples": sum(1 for r in records if r.get("process_samples") == 1),
-        "distinct_processes": len({r.get("pid") for r in records if r.get("pid") is not None}),
+        "samples_taken": len(reads),
+        "fresh_process_samples": sum(1 for r in reads if r.get("process_samples") == 1),
+        "distinct_processes": len({r.get("pid") for r in reads if r.get("pid") is not None}),
+        "index_builds": len(builds),
+        "index_builds_fresh_process": (
+            sum(1 for r in builds if r["process_samples"] == 1) if all("process_samples" in r for r in builds) else None
+        ),  # None: not logged
     }
 
 

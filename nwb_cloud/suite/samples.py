@@ -18,6 +18,8 @@ asv timed) and by the run info (:mod:`nwb_cloud.suite.run_info`):
                           (1: it was the process's first, i.e. a fresh process, as every sample should be)
     the traffic of the timed part counted at the shaping proxy (``requests``, ``bytes_received``,
     ``peak_connections``, ...; see :mod:`nwb_cloud.cloud.traffic`) and of the untimed open (``open_*``)
+    an index build (``cell`` ``index_build[tool, asset, profile]``, :data:`INDEX_BUILD`) is logged here too,
+    once per cell: its figures, ``pid`` and ``process_samples``, and no ``sample``; it is not a read sample
 ``<run_id>-failures.jsonl`` - ``cell``, ``error``: a sample that raised or read wrong data (the cell failed)
 ``<run_id>-unsupported.jsonl`` - ``cell``, ``reason``: the method cannot represent the cell's asset (a skip)
 ``<run_id>-visits.jsonl`` - ``cell``, ``pid``: every run of a cell's timed benchmark, skipped passes included
@@ -32,6 +34,8 @@ import json
 import os
 import statistics
 from pathlib import Path
+
+INDEX_BUILD = "index_build"  # the label of an index build's record: index_build[tool, asset, profile]
 
 
 class SampleLog:
