@@ -218,6 +218,36 @@ def test_a_large_read_is_network_bound():
     assert floor.multiple(5.09) == pytest.approx(2.0, rel=1e-3)
 
 
+def test_the_workloads_processing_is_added_to_a_reads_bound_not_to_an_opens():
+    floor = bound(_read(100 * MB, chunks=4, local_s=2.0, process_s=0.25), SLOW)
+    assert floor.seconds == pytest.approx(floor.network_s + 0.25) and floor.process_s == 0.25
+    assert floor.binding == "network"  # the larger of the overlapping terms; processing follows it
+    opened = Measured(asset="k", workload="o", kind="open", cores=2, local_s=0.3, metadata_bytes=1000, process_s=9.0)
+    assert bound(opened, SLOW).process_s == 0.0  # an open's local time already holds the workload
+
+
+def test_processing_is_timed_on_the_selection_in_memory(ecephys_asset):
+    from nwb_cloud.analysis.decode import time_local_processing
+
+    workload = get_workload("ecephys_electrode")
+    with h5py.File(ecephys_asset.local_path, "r") as file:
+        selection = workload.select(file[f"{ecephys_asset.series}/data"].shape)
+    seen = []
+
+    def run(nwbfile, series_path):  # the workload, watching what the stand-in's data gives it
+        result = workload.run(nwbfile, series_path)
+        seen.append(result.raw)
+        return result
+
+    assert time_local_processing(ecephys_asset.local_path, ecephys_asset.series, selection, run, repeats=2) > 0
+    with h5py.File(ecephys_asset.local_path, "r") as file:
+        expected = file[f"{ecephys_asset.series}/data"][selection]
+    assert len(seen) == 2 and all(np.array_equal(raw, expected) for raw in seen)
+    wrong = (slice(0, 10), slice(0, 1))  # a workload asking another selection than the one read is an error
+    with pytest.raises(KeyError, match="not the selection read before"):
+        time_local_processing(ecephys_asset.local_path, ecephys_asset.series, wrong, workload.run, repeats=1)
+
+
 def test_a_small_read_of_one_big_chunk_is_decode_bound():
     floor = bound(_read(int(0.1 * MB), chunks=1, local_s=0.5, cores=8), SLOW)
     # 0.1 MB arrive on the warm connection before any other could connect (it delivers 0.2 MB meanwhile)
@@ -346,6 +376,10 @@ def test_floor_for_reads_the_file_and_is_cached(ecephys_asset, tmp_path, monkeyp
     # h5py + pynwb take for the whole workload locally (selection and band-pass filter) is recorded
     assert floor.decoder == inflate.available()[0] and 0 < floor.decode_s <= floor.decode_h5py_s
     assert floor.local_pynwb_s > 0
+    # the band-pass filter runs after the read in every cell: the bound adds it, measured on the trace in memory
+    assert 0 < floor.process_s < floor.local_pynwb_s
+    terms = max(floor.network_s, floor.decode_s, floor.shared_cpu_s)
+    assert floor.seconds == pytest.approx(terms + floor.process_s)
 
     class Measuring(Exception):
         pass

@@ -1,6 +1,8 @@
 """The physical bound on a workload's time under a network profile: the headline denominator of the suite.
 
-bound = max(network, decode), because fetching and decoding can overlap but neither can be skipped:
+bound = max(network, decode[, decode+serving]) + processing, because fetching and decoding can overlap but
+neither can be skipped, and the workload's own processing of the selection (a read's filter or mean, timed
+in every cell) starts when the selection is complete:
 
 * network (:mod:`nwb_cloud.analysis.cost`): the least time to receive the bytes that must cross the wire,
   with the best possible parallelism (byte ranges split freely, so only the total bandwidth caps it);
@@ -21,6 +23,9 @@ bound = max(network, decode), because fetching and decoding can overlap but neit
   the decode's CPU and theirs on ``cores``: ``shared_cpu_s = (decode_cpu_s + serving_cpu_s) /
   cores`` is a third term of the max (``binding == "decode+serving"`` when it binds). The ideal reader's
   requests are one per range of touched chunks (READ) or one (OPEN). Without a measured cost the term is 0.
+
+* processing (READ): the least time the workload takes on its selection once it is in memory
+  (:func:`~nwb_cloud.analysis.decode.time_local_processing`); 0 for an open, whose local time includes it.
 
 Beside the bound, ``local_pynwb_s`` is what a user pays locally for the same work: h5py + pynwb running the
 workload on the local file (the open excluded, as in a read cell), the denominator of "time / local h5py".
@@ -54,6 +59,7 @@ class Measured:
     fast_decode_s: float | None = None  # CPU of the fastest exact decoder on the touched chunks (deflate only)
     decoder: str | None = None  # which decoder that was
     local_pynwb_s: float | None = None  # h5py + pynwb running the workload locally, open excluded (READ)
+    process_s: float = 0.0  # the workload's processing of its selection in memory (READ; measured since v4)
     chunks: int = 0  # stored chunks the selection touches
     missing_chunks: int = 0  # touched chunks never written (fill value): nothing to fetch
     ranges: int = 0  # byte ranges of the stored touched chunks, adjacent ones merged
@@ -77,7 +83,7 @@ class Measured:
 class Floor:
     """The least time any read method can take for one workload on one asset under one profile."""
 
-    seconds: float  # max(network_s, decode_s)
+    seconds: float  # max(network_s, decode_s, shared_cpu_s) + process_s
     network_s: float
     decode_s: float
     binding: str  # "network" or "decode"
@@ -105,6 +111,7 @@ class Floor:
     local_pynwb_s: float | None = None  # what h5py + pynwb take locally for the same workload (READ)
     serving_cpu_s: float = 0.0  # CPU the embedded server + proxy spend serving the needed requests and bytes
     shared_cpu_s: float = 0.0  # (decode CPU + serving CPU) / cores when they share the reader's cores, else 0
+    process_s: float = 0.0  # the workload's processing after its read (the filter, the mean): added, not maxed
 
     @property
     def needed_bytes(self) -> int:
@@ -153,8 +160,9 @@ def bound(
     shared = serving is not None and serving.shares_reader_cores
     shared_cpu_s = (decode_cpu_s + serving_cpu_s) / max(1, measured.cores) if shared else 0.0
     terms = {"decode": decode_s, "network": network_s, SHARED: shared_cpu_s}  # a tie binds the first
+    process_s = measured.process_s if measured.kind == READ else 0.0
     return Floor(
-        seconds=max(terms.values()),
+        seconds=max(terms.values()) + process_s,
         network_s=network_s,
         decode_s=decode_s,
         binding=max(terms, key=terms.get),
@@ -182,4 +190,5 @@ def bound(
         local_pynwb_s=measured.local_pynwb_s,
         serving_cpu_s=serving_cpu_s,
         shared_cpu_s=shared_cpu_s,
+        process_s=process_s,
     )

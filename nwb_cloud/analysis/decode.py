@@ -11,7 +11,10 @@ Three local figures per read, each the least of its repeats:
   times (the open excluded, as a read cell's open is): the user's local baseline, "time / local h5py";
 * :func:`fastest_decode_s`: the CPU the fastest exact decoder installed (:mod:`nwb_cloud.refs.inflate`)
   takes to inflate and unshuffle the touched chunks of a deflate dataset: the decode term this machine
-  could reach, which the bound uses.
+  could reach, which the bound uses;
+* :func:`time_local_processing`: the workload's own work on the selection once it is in memory (the
+  band-pass filter of ``ecephys_electrode``, the mean of ``ophys_patch``): every cell times it after its
+  read, so the bound adds it.
 
 :func:`decoder_speeds` is the decoder table (MB/s of output per CPU second, per decoder, codec and chunk
 size) that drives :func:`nwb_cloud.refs.inflate.choose`.
@@ -84,6 +87,51 @@ def time_local_pynwb(local_path: str | Path, run, repeats: int = 3) -> tuple[flo
         if len(times) >= 2 and sum(times) > BUDGET_S:
             break
     return min(times), len(times)
+
+
+class _Preread:
+    """A dataset whose one selection is already in memory: a workload reading it pays only its processing."""
+
+    def __init__(self, data, selection):
+        self.shape, self.dtype, self._selection = data.shape, data.dtype, selection
+        self._values = np.asarray(data[selection])
+
+    def __getitem__(self, selection):
+        if selection != self._selection:
+            raise KeyError(f"the workload asked for {selection}, not the selection read before: {self._selection}")
+        return self._values
+
+
+class _PrereadSeries:
+    """The series as pynwb gives it, with ``data`` answering the workload's selection from memory."""
+
+    def __init__(self, series, selection):
+        self._series, self.data = series, _Preread(series.data, selection)
+
+    def __getattr__(self, name):
+        return getattr(self._series, name)
+
+
+def time_local_processing(local_path: str | Path, series_path: str, selection, run, repeats: int = 3) -> float:
+    """Least seconds of ``run(nwbfile, series_path)`` (a workload) once its ``selection`` is in memory: the
+    processing every cell times after its read, which no reader can overlap with fetching (the filter needs
+    the whole trace)."""
+    from types import SimpleNamespace
+
+    from nwb_cloud.datasets.local import open_local
+
+    group, _, name = series_path.strip("/").rpartition("/")
+    with open_local(str(local_path)) as io:
+        nwbfile = io.read()
+        holder = getattr(nwbfile, group or "acquisition")
+        series = _PrereadSeries(holder[name], selection)
+        stand_in = SimpleNamespace(**{group or "acquisition": {name: series}})
+        times: list[float] = []
+        while len(times) < max(1, repeats):
+            started = time.perf_counter()
+            run(stand_in, series_path)
+            times.append(time.perf_counter() - started)
+    return min(times)
 
 
 def fastest_decode_s(local_path: str | Path, dataset_path: str, chunks: Touched, repeats: int = 3):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from nwb_cloud.analysis.bound import OPEN, READ, Floor, Measured, bound
 from nwb_cloud.analysis.chunks import touched
-from nwb_cloud.analysis.decode import fastest_decode_s, time_local_pynwb, time_local_read
+from nwb_cloud.analysis.decode import fastest_decode_s, time_local_processing, time_local_pynwb, time_local_read
 from nwb_cloud.analysis.errors import AnalysisError, FloorUnavailable
 from nwb_cloud.analysis.loopback import stored_loopback_throughput
 from nwb_cloud.analysis.metadata import count_open_reads, time_local_open
@@ -25,7 +25,7 @@ from nwb_cloud.datasets.catalog import Asset
 from nwb_cloud.settings import usable_cores
 from nwb_cloud.workloads import Workload, get_workload
 
-MEASURE_VERSION = 3  # bump when what is measured, or how, changes
+MEASURE_VERSION = 4  # bump when what is measured, or how, changes
 REPEATS = 3
 
 
@@ -56,6 +56,7 @@ def measure(asset: Asset, workload: Workload, repeats: int = REPEATS) -> Measure
     local_s, runs = time_local_read(local, dataset_path(asset), selection, repeats=repeats)
     fastest = fastest_decode_s(local, dataset_path(asset), chunks, repeats=repeats)
     pynwb_s, _ = time_local_pynwb(local, lambda nwbfile: workload.run(nwbfile, asset.series), repeats=repeats)
+    process_s = time_local_processing(local, asset.series, selection, workload.run, repeats=repeats)
     return Measured(
         asset=asset.key,
         workload=workload.name,
@@ -66,6 +67,7 @@ def measure(asset: Asset, workload: Workload, repeats: int = REPEATS) -> Measure
         fast_decode_s=fastest[0] if fastest else None,
         decoder=fastest[1] if fastest else None,
         local_pynwb_s=pynwb_s,
+        process_s=process_s,
         chunks=chunks.stored,
         missing_chunks=chunks.missing,
         ranges=len(chunks.ranges()),

@@ -138,7 +138,9 @@ def how_to_read(run: Run) -> str:
             "from the run's own record. <b>time</b> is the median of the samples, <b>IQR</b> their 25th–75th "
             "percentile, <b>n</b> their number.",
             "<b>bound</b>: the least time any method could take for the selection under that network "
-            "profile, max(network, decode), from the file's own chunk index; <b>time / bound</b> is the "
+            "profile, max(network, decode, decode+serving), plus, in runs that measured it, the workload's own "
+            "processing of its selection (the filter, the mean: timed in every cell after its read), from the "
+            "file's own chunk index; <b>time / bound</b> is the "
             "headline figure (1× = at the physical limit); <b>set by</b> names the larger term.",
             "<b>requests, received, peak conn., conn. opened</b>: HTTP requests, bytes received, most "
             "concurrent connections and connections opened in one sample (median over samples), counted at the "
