@@ -358,6 +358,20 @@ def test_page_figures_and_tables_are_written(report):
     assert (out / "tables" / "cells.csv").read_text().count("\n") == 60 + 90 + 1  # each machine's latest run
     assert "speedup" in (out / "tables" / "headline_ratios.csv").read_text().splitlines()[0]
     assert "1 earlier results file(s)" in text  # vm's first run, replaced by its later one
+    # the folder holds what the page shows: figures of a replaced run are removed, the guidance page's kept
+    on_disk = {path.stem for path in (out / "figures").glob("*.svg") if not path.name.startswith("guidance-")}
+    assert on_disk == {Path(src).stem for src in sources}
+
+
+def test_a_new_build_removes_the_figures_it_no_longer_draws(tmp_path):
+    figures = tmp_path / "out" / "figures"
+    figures.mkdir(parents=True)
+    stale = [figures / "vm--loop-full-ophys_patch-time.svg", figures / "vm--loop-full-ophys_patch-time.png"]
+    kept = figures / "guidance-fit.png"
+    for path in [*stale, kept]:
+        path.write_text("x")
+    assert cli.main(["report", "--results", str(REAL), "--out", str(tmp_path / "out")]) == 0
+    assert not any(path.exists() for path in stale) and kept.exists()
 
 
 # -- input checks ---------------------------------------------------------------------------------------------------

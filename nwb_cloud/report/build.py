@@ -61,6 +61,7 @@ def build(results_dir: Path, out_dir: Path, sources: blocks.Sources | None = Non
     sources = sources or load(results_dir)
     for run in sources.runs:
         _draw(run, out_dir)
+    _remove_stale_figures(out_dir / "figures", {Path(f).stem for run in sources.runs for f in run.figures.values()})
     latest = pd.concat([run.cells for run in sources.runs], ignore_index=True)
     _write_tables(latest, out_dir / "tables")
     machines = page.machines_section(latest, [run.info for run in sources.runs if run.info])
@@ -108,6 +109,16 @@ def _draw(run: page.Run, out_dir: Path) -> None:
     )
     if paths:
         run.figures[("all", "headline")] = f"figures/{paths[1].name}"
+
+
+def _remove_stale_figures(folder: Path, drawn: set[str]) -> None:
+    """Remove the run figures this build did not draw (a run replaced by a newer one of its size, a workload it
+    no longer measures), so the folder holds what the page shows; the guidance page's figures are its own."""
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if path.suffix in (".png", ".svg") and path.stem not in drawn and not path.name.startswith("guidance-"):
+            path.unlink()
 
 
 def _write_tables(cells: pd.DataFrame, folder: Path) -> None:
