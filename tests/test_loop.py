@@ -161,13 +161,13 @@ def _measure(state: RunState, store, repeat: int = 1) -> dict:
     return times
 
 
-def _write_results(state: RunState, times: dict, root: Path) -> Path:
+def _write_results(state: RunState, times: dict, root: Path, commit: str = COMMIT) -> Path:
     """The measured ``times`` as asv results (asv's own writer) and the run info the bench writes beside them."""
     machine_info = {"machine": MACHINE, "arch": "x86_64", "cpu": "test", "num_cpu": "2", "os": "Linux",
                     "ram": "8000000000"}  # fmt: skip
     (root / MACHINE).mkdir(parents=True, exist_ok=True)
     (root / MACHINE / "machine.json").write_text(json.dumps({**machine_info, "version": 1}))
-    results = Results(machine_info, {}, COMMIT, 1_795_000_000_000, "3.11", "existing-py", {})
+    results = Results(machine_info, {}, commit, 1_795_000_000_000, "3.11", "existing-py", {})
     started = datetime.datetime(2026, 12, 4, tzinfo=datetime.UTC)
     for workload in state.grid.workloads:
         methods, layouts, profiles = state.grid.axes_of(workload)
@@ -184,7 +184,7 @@ def _write_results(state: RunState, times: dict, root: Path) -> Path:
                            started_at=started, duration=1.0, record_samples=True)  # fmt: skip
     results.save(str(root))
     state.catalog.size = run_size("tiny")
-    info = {**run_info(state, commit=COMMIT), "machine": {"host": MACHINE, "cores": 2}}
+    info = {**run_info(state, commit=commit), "machine": {"host": MACHINE, "cores": 2}}
     (root / "run-info").mkdir(exist_ok=True)
     (root / "run-info" / f"{state.run_id}.json").write_text(json.dumps(info, default=str))
     return root
@@ -306,6 +306,19 @@ def test_a_case_measured_again_counts_once_by_its_newest_run(measured):
     assert summary[HELD_OUT] == {**loop_summary(newer)[HELD_OUT]} and summary[HELD_OUT]["within_target"] == 3
     section = _closed_loop(both)
     assert "run 20261205T000000-looptest" in section and "(run 20261204T000000-looptest) are in the file" in section
+
+
+def test_every_loop_run_of_a_results_folder_is_judged(loop_run, measured, tmp_path):
+    """Loop runs of one machine and size measure different cases: a later one does not hide an earlier one."""
+    state, _, _, _ = loop_run
+    times, _ = measured
+    root = tmp_path / "results"
+    _write_results(state, times, root)
+    later = dataclasses.replace(state, run_id="20261205T000000-looptest")
+    _write_results(later, times, root, commit="200b" + "0" * 36)
+    groups = loop_groups(root)
+    assert sorted(set(groups["run"])) == ["20261204T000000-looptest", "20261205T000000-looptest"]
+    assert len(groups) == 2 * len(LOOP_METHODS) and loop_summary(groups)[HELD_OUT]["groups"] == len(LOOP_METHODS)
 
 
 def test_the_loops_cells_are_never_fitted(measured):

@@ -42,7 +42,7 @@ COLUMNS = [
 
 def loop_groups(results_dir) -> pd.DataFrame:
     """One row per (loop run, case, reader) of ``results_dir`` (see the module docstring and :data:`COLUMNS`)."""
-    cells = load_cells(Path(results_dir))
+    cells = load_cells(Path(results_dir), latest=False)  # every loop run: each measured its own cases
     infos = load_run_infos(Path(results_dir))
     rows = []
     if cells.empty:
