@@ -251,10 +251,9 @@ def test_a_group_lost_to_another_storage_is_told_apart_from_a_mispriced_layout(l
             _described(layouts[RECOMMENDED]),
             _described(layouts[own_role(group, row.method)]),
         }
-    assert (
-        groups["why"].str.contains("not the storage variant").all()
-        and not groups["why"].str.contains("among HDF5").any()
-    )
+    assert groups["why"].str.contains("not the storage variant").all()
+    for row in groups.itertuples():  # a reader's own layout slower than the typical one misses among HDF5 too
+        assert ("among HDF5" in row.why) == (not row.within_target_same_storage)
 
 
 def test_a_slow_recommendation_is_a_miss_with_its_reason(loop_run, measured, tmp_path):

@@ -366,12 +366,14 @@ def test_page_figures_and_tables_are_written(report):
 def test_a_new_build_removes_the_figures_it_no_longer_draws(tmp_path):
     figures = tmp_path / "out" / "figures"
     figures.mkdir(parents=True)
-    stale = [figures / "vm--loop-full-ophys_patch-time.svg", figures / "vm--loop-full-ophys_patch-time.png"]
+    stale = [figures / "vm--loop-full-ophys_patch-time.svg", figures / "vm--loop-full-ophys_patch-time.png",
+             figures / "vm--quick-index_build[tool=lindi, asset=ecephys" / "neuroconv-default]-time.svg"]  # fmt: skip
     kept = figures / "guidance-fit.png"
+    stale[2].parent.mkdir()
     for path in [*stale, kept]:
         path.write_text("x")
     assert cli.main(["report", "--results", str(REAL), "--out", str(tmp_path / "out")]) == 0
-    assert not any(path.exists() for path in stale) and kept.exists()
+    assert not any(path.exists() for path in stale) and kept.exists() and not stale[2].parent.exists()
 
 
 # -- input checks ---------------------------------------------------------------------------------------------------

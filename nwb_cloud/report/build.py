@@ -116,8 +116,12 @@ def _remove_stale_figures(folder: Path, drawn: set[str]) -> None:
     no longer measures), so the folder holds what the page shows; the guidance page's figures are its own."""
     if not folder.is_dir():
         return
-    for path in folder.iterdir():
-        if path.suffix in (".png", ".svg") and path.stem not in drawn and not path.name.startswith("guidance-"):
+    for path in sorted(folder.rglob("*"), reverse=True):  # a folder after what it holds
+        if path.is_dir():
+            if not any(path.iterdir()):
+                path.rmdir()  # left by a figure name that held a "/" (an asset key)
+        elif (path.suffix in (".png", ".svg") and not path.name.startswith("guidance-")
+              and (path.parent != folder or path.stem not in drawn)):  # fmt: skip
             path.unlink()
 
 
