@@ -102,13 +102,20 @@ def test_a_corrupt_state_file_is_named(tmp_path):
 
 
 def test_default_grid_reads_the_registries():
+    from nwb_cloud.suite.prepare import QUICK_LEFT_OUT
+
     grid = default_grid(Settings(size="quick"))
-    assert grid.workloads == list(WORKLOADS) and grid.methods == list(METHODS)
+    assert grid.workloads == list(WORKLOADS) and grid.methods == [m for m in METHODS if m not in QUICK_LEFT_OUT]
     assert "neuroconv-default" in grid.layouts and "workload-friendly" in grid.layouts
     # quick: every method under the main profile, the core methods under every profile
     assert "in-region" in grid.profiles and "lab" in grid.profiles and "loopback" not in grid.profiles
-    assert not grid.excludes("remfile", "lab") and not grid.excludes("fsspec-none", "in-region")
-    assert grid.excludes("fsspec-none", "lab")
+    assert not grid.excludes("remfile", "lab") and not grid.excludes("fsspec-first", "in-region")
+    assert grid.excludes("fsspec-first", "lab")
+    # the rows a quick run leaves out (each shown by a kept row or the study) are out of every block and the
+    # first use, and named with why
+    assert {"fsspec-none", "hdmf-zarr-unconsolidated"} <= set(QUICK_LEFT_OUT)
+    assert not any(m in QUICK_LEFT_OUT for _, m, *_ in grid.cells())
+    assert not set(grid.first_use.methods) & set(QUICK_LEFT_OUT) and "fsspec-first" in grid.first_use.methods
     full = default_grid(Settings(size="full"))
     # full (the study): the study methods under the main profile, the network-bound contrast (lab) on the seed
     # reads; the cache-less readers (fsspec-none) are the quick run's comparison of methods, not the study's

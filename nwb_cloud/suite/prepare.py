@@ -43,8 +43,14 @@ CONFIGURATIONS = ["fsspec-blockcache", "fsspec-first", "fsspec-none", "remfile-t
 # block cache, the one-line change that matters most there. The cache-less readers (fsspec-none, -https, ...)
 # take 1-3 min a sample on the paged session file and add nothing the default fsspec does not already show.
 SESSION_METHODS = [*EVERYWHERE, *STUDY_METHODS, "fsspec-blockcache"]
-# Opened by the full study's zarr-open block; ~25 s a sample in-region, the one thing it shows is shown there.
-QUICK_OPENS_LEFT_OUT = ["hdmf-zarr-unconsolidated"]
+# Rows a quick run leaves out altogether (reads, opens, first use), each because a kept row (or the study)
+# shows what it shows (see default_grid):
+# * hdmf-zarr-unconsolidated: ~25 s a sample in-region; the study's zarr-open block measures its open;
+# * fsspec-none (no cache): no peer documents it (nwb_benchmarks' "no cache" is fsspec's default read-ahead,
+#   the fsspec row). In quick run 20261204T213511-83a41b it moved the same bytes as fsspec-first in each
+#   read cell and read within 6 % of it in three of four (the fourth: 2 of 3 samples 0.34 s, one 0.14 s,
+#   against 0.12 s); its open cost 4.35/5.06 s to fsspec-first's 3.83/4.60. It cost ~2 min a run.
+QUICK_LEFT_OUT = ["hdmf-zarr-unconsolidated", "fsspec-none"]
 MAIN_PROFILE = "in-region"
 # The seed's two reads and the opens: what every method is measured on (the opposing reads and the session
 # open are measured by fewer methods, see the blocks below).
@@ -85,18 +91,20 @@ def default_grid(settings: Settings) -> Grid:
     * the opens of the workload-friendly layout, and of the paged seed files (opening reads metadata, which
       the chunk shape of one series barely changes; the session file is where paging acts on opening), and
       the opens under lab;
-    * ``hdmf-zarr-unconsolidated`` (``QUICK_OPENS_LEFT_OUT``: ~25 s a sample; the study's zarr-open block);
-    * the page-buffer variants of the configurations (``fsspec-first``/``-none``, ``remfile-threads``): a page
+    * the ``QUICK_LEFT_OUT`` rows, from every block and the first use: ``hdmf-zarr-unconsolidated`` (~25 s a
+      sample; the study's zarr-open block) and ``fsspec-none`` (reads as ``fsspec-first`` does; see there);
+    * the page-buffer variants of the configurations (``fsspec-first``, ``remfile-threads``): a page
       buffer turns their reads into page reads, as it does their base row's;
     * ``fsspec`` (read-ahead, no page buffer) opening the paged session file: 51 s a sample at quick size,
       the pathology the study measures at full size (157 s); its page-buffer variant is measured.
 
-    What a quick run costs on this 2-core machine, estimated from the committed quick run's per-cell times
-    plus ~0.2 s of process start per sample: ~24 min of samples, ~3 min of first uses, ~2 min of tracks and
-    skipped combinations, ~1 min of publishing: ~30 min, 10 over the 20-minute target. The five samples of
-    every method's headline cells are ~14 of it (each sample opens its file afresh, untimed, before the
-    timed read: hdmf-zarr's ~5 s open is paid per sample); the paged session open with a page buffer is
-    unmeasured (estimated as without, 51 s a sample). Measured on an idle machine, the run states its length.
+    What a quick run costs on this 2-core machine, measured by quick run 20261204T213511-83a41b (c69f3e66,
+    idle): 26 min from preparing to its run info, 25 of them measuring: 12.2 min the timed reads, 6.8 min the
+    untimed fresh open before each (a cold read needs its own open: hdmf-zarr's ~5 s and fsspec's ~1.5 s are
+    paid per sample), 1.7 min process starts and the passes a 3-sample cell sits out, 3.2 min first uses,
+    1.0 min conversion, 0.3 min index builds. The ``QUICK_LEFT_OUT`` rows were ~2.7 min of it; what remains
+    over the 20-minute target is the five fresh-process samples of every method's headline cells (~13 min)
+    and cells that each show something no other cell does. Every run states its own length.
 
     full, the layout study (the comparison of every method is the quick run's): the ``STUDY_METHODS`` on the
     core layouts and the chunk-shape sweep with every workload (the opposing reads included), on the codec
@@ -123,22 +131,23 @@ def default_grid(settings: Settings) -> Grid:
         return study_grid()
     profiles = PROFILES_BY_SIZE[settings.size]
     headline = HEADLINE_SAMPLES[settings.size]
-    methods = list(METHODS)
+    methods = [m for m in METHODS if m not in QUICK_LEFT_OUT]
     bulk = [w for w, row in WORKLOADS.items() if row.modality != "session"]
     seed = [w for w in bulk if w in SEED_WORKLOADS]
     session = [w for w, row in WORKLOADS.items() if row.modality == "session"]
     core = [layout.name for layout in CORE]
     reads, opens = _reads_and_opens(seed)
+    read_methods = [m for m in _read_methods() if m in methods]
     paged = [name for name in QUICK_LAYOUTS if LAYOUTS[name].page_size]
     others = [p for p in profiles if p != MAIN_PROFILE]
     session_layouts = layouts_for("session", QUICK_LAYOUTS)
     session_methods = _with_page_buffer(_known(SESSION_METHODS))
-    headline_methods = [m for m in _read_methods() if m not in CONFIGURATIONS]
-    opened = [m for m in METHODS if m not in QUICK_OPENS_LEFT_OUT]
+    headline_methods = [m for m in read_methods if m not in CONFIGURATIONS]
+    opened = list(methods)
     headline_opens = [*headline_methods, *(m for m in opened if METHODS[m].variant_of in headline_methods)]
     main = [MAIN_PROFILE]
     blocks = [
-        Block("methods", workloads=reads, methods=_read_methods(), layouts=core, profiles=main),
+        Block("methods", workloads=reads, methods=read_methods, layouts=core, profiles=main),
         Block("headline", workloads=reads, methods=headline_methods, layouts=core, profiles=main, samples=headline),
         Block("methods-open", workloads=opens, methods=opened, layouts=[NEUROCONV_DEFAULT], profiles=main),
         Block("headline-open", workloads=opens, methods=headline_opens, layouts=[NEUROCONV_DEFAULT], profiles=main,
@@ -158,7 +167,7 @@ def default_grid(settings: Settings) -> Grid:
         profiles=profiles,
         repeat=REPEATS[settings.size],
         blocks=blocks,
-        first_use=_first_use(),
+        first_use=_first_use([m for m in methods if METHODS[m].varies != PAGED]),
     )
 
 
@@ -201,11 +210,11 @@ def study_grid() -> Grid:
     )
 
 
-def _first_use() -> Block:
-    """The first use in a fresh process: every method but the page-buffer variants (the warm-index variant
-    included: a returning user's first read), the ophys patch on the workload-friendly layout in-region
-    (a small read, so the figure is the imports and the open a user pays first), and the local baseline."""
-    methods = [name for name, method in METHODS.items() if method.varies != PAGED]
+def _first_use(methods: list[str]) -> Block:
+    """The first use in a fresh process: ``methods`` (a quick run's, but the page-buffer variants; the
+    warm-index variant included: a returning user's first read), the ophys patch on the workload-friendly
+    layout in-region (a small read, so the figure is the imports and the open a user pays first), and the
+    local baseline."""
     return Block("first-use", workloads=["ophys_patch"], methods=methods, layouts=[WORKLOAD_FRIENDLY],
                  profiles=[MAIN_PROFILE])  # fmt: skip
 
