@@ -292,6 +292,24 @@ def test_a_run_before_per_reader_recommendations_judges_the_typical_one(loop_run
         assert row.recommended_s == pytest.approx(typical[row.method]) and row.ratio == pytest.approx(row.ratio_typical)
 
 
+def test_a_reader_the_model_has_no_terms_for_is_judged_and_labelled_on_the_typical_recommendation(
+    loop_run, measured, tmp_path
+):
+    state, record, _, _ = loop_run
+    times, _ = measured
+    fallback, kept = LOOP_METHODS[0], LOOP_METHODS[1:]
+    edited = json.loads(json.dumps(state.extra))  # as `_per_reader` records a reader `recommend` refused
+    edited["loop"]["groups"][CASE]["for_reader"][fallback] = {"role": RECOMMENDED, "note": "no fitted terms"}
+    groups = loop_groups(_write_results(dataclasses.replace(state, extra=edited), times, tmp_path / "results"))
+    layouts, mix = record["groups"][CASE]["layouts"], CASES[CASE].mix
+    typical = layouts[RECOMMENDED]
+    row = groups[groups["method"] == fallback].iloc[0]
+    assert row["recommended_for"] == "a typical reader" and row["recommended"] == _described(typical)
+    expected = sum(w * np.median(times[(wl, fallback, typical["layout"], "in-region")]) for wl, w in mix.items())
+    assert row["recommended_s"] == pytest.approx(expected) and row["predicted_s"] == typical["predicted_s"]
+    assert set(groups[groups["method"].isin(kept)]["recommended_for"]) == set(kept)  # the others keep their own
+
+
 def test_a_case_measured_again_counts_once_by_its_newest_run(measured):
     from nwb_cloud.recommend.guidance import _closed_loop
     from nwb_cloud.recommend.loop_check import latest_groups

@@ -43,6 +43,7 @@ CLASSES = {"OphysPatch": "ophys", "EcephysElectrode": "ecephys"}
 BOUND = {"neuroconv-default": 0.5, "workload-friendly": 0.05, "zstd-patch": 0.04}
 SLOWDOWN = {"remfile": 2.0, "fsspec": 3.0, "lindi": 5.0, "obstore": 1.5}
 SAMPLE_FACTORS = [0.9, 0.95, 1.0, 1.1, 1.3]  # median 1.0, q25 0.95, q75 1.1
+WARM_CELL = ("EcephysElectrode", "remfile", "neuroconv-default", "lab")  # see test_a_read_that_received_...
 
 
 def _bound(layout: str, profile: str) -> float:
@@ -70,6 +71,8 @@ def _track(name: str, cls: str, method: str, layout: str, profile: str):
     if profile == "loopback" or (isinstance(time, float) and math.isnan(time)):
         return math.nan  # no proxy on loopback: not measured
     bound = _bound(layout, profile)
+    if name == "bytes_received" and (cls, method, layout, profile) == WARM_CELL:
+        return 0.5e6  # less than the 2 MB of chunks it touches: the open had fetched the rest
     return {
         "requests": 10 * SLOWDOWN[method],
         "bytes_received": 4e6 * SLOWDOWN[method],
@@ -272,6 +275,20 @@ def test_failed_and_unavailable_reasons_come_from_the_run_info(cells):
     assert wrong["status"] == "failed" and wrong["reason"] == "WrongRead: 12 samples differ from the source"
     other = _cell(synth, workload="ecephys_electrode", method="lindi", layout="zstd-patch", profile="in-region")
     assert other["reason"] == NOT_RECORDED
+
+
+def test_a_read_that_received_less_than_its_chunks_is_warm_kept_and_ranked_nowhere(cells):
+    synth = cells[cells["machine"] == MACHINE]
+    where = dict(workload="ecephys_electrode", method="remfile", layout="neuroconv-default", profile="lab")
+    warm = _cell(synth, **where)
+    assert warm["status"] == "warm" and warm["time_s"] > 0  # its time is kept, for the record
+    assert warm["reason"].startswith("warm, not a cold read: it received 0.50 MB of the 2.00 MB of compressed "
+                                     "chunks its selection touches")  # fmt: skip
+    cold = synth[(synth["status"] == "ok") & synth["bytes_received"].notna()]
+    assert len(cold) and (cold["bytes_received"] >= cold["touched_bytes"]).all()  # every other read is cold
+    ranked = rank_methods(synth).set_index(["workload", "method", "layout", "profile"])
+    assert math.isnan(ranked.loc[tuple(where.values()), "rank"])
+    assert (problems(cells)["status"] == "warm").sum() == 1
 
 
 def test_methods_ranked_by_time_over_bound_failed_last(cells):

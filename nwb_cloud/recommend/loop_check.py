@@ -7,7 +7,8 @@ time is the mix's weighted sum of its median cold reads. ``ratio`` = recommended
 recommendation measured fastest, within the target when at most 1.2. The recommended layout of a group is
 the one made for its reader (``recommend(method=reader)``, the run info's ``for_reader``; runs before it
 judged the typical reader's), and ``ratio_typical`` judges the typical reader's in the same group. A layout
-with a failed or missing read is not compared (and named); a group whose recommended layout was not measured
+with a failed, missing or warm read (``warm``: the untimed open had fetched its data, see
+:mod:`nwb_cloud.results.cells`) is not compared (and named); a group whose recommended layout was not measured
 is a miss.
 
 The recommendation chooses a chunk shape and codec, not the storage variant: ``ratio_same_storage`` compares it
@@ -29,6 +30,7 @@ from nwb_cloud.recommend.cases import HELD_OUT, IN_SAMPLE, LENGTH
 from nwb_cloud.recommend.check import TARGET, mix_name
 from nwb_cloud.recommend.loop import DEFAULT, RECOMMENDED
 from nwb_cloud.results import load_cells, load_run_infos, run_info_for
+from nwb_cloud.results.cells import OK, WARM
 from nwb_cloud.results.tables import RUN
 
 COLUMNS = [
@@ -38,6 +40,7 @@ COLUMNS = [
     "ratio_same_storage", "within_target_same_storage", "ratio_typical", "default_s", "speedup_vs_default",
     "same_as_1x", "flags", "why",
 ]  # fmt: skip
+CELL = ["workload", "method", "layout", "profile"]
 
 
 def loop_groups(results_dir) -> pd.DataFrame:
@@ -53,10 +56,11 @@ def loop_groups(results_dir) -> pd.DataFrame:
         loop = info.get("loop")
         if not loop or not loop.get("groups"):
             continue
-        measured = run[run["status"] == "ok"].set_index(["workload", "method", "layout", "profile"])
+        measured = run[run["status"] == OK].set_index(CELL)
+        warm = set(run[run["status"] == WARM].set_index(CELL).index)
         for case, group in loop["groups"].items():
             for method in loop["methods"]:
-                rows.append({**keyed, **_group_row(info, loop, case, group, method, measured)})
+                rows.append({**keyed, **_group_row(info, loop, case, group, method, measured, warm)})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -66,7 +70,7 @@ def _reader(loop: dict, layout: dict, method: str) -> str:
     return loop["readers"]["paged"].get(method, method) if layout.get("page_size") else method
 
 
-def _group_row(info, loop, case, group, method, measured) -> dict:
+def _group_row(info, loop, case, group, method, measured, warm=frozenset()) -> dict:
     times, spread, missing = {}, {}, []
     for role, layout in group["layouts"].items():
         reader, total, low, high = _reader(loop, layout, method), 0.0, 0.0, 0.0
@@ -81,14 +85,14 @@ def _group_row(info, loop, case, group, method, measured) -> dict:
         else:
             times[role], spread[role] = total, (low, high)
             continue
-        missing.append(role)
+        missing.append(f"{role} (a warm read: the untimed open had fetched its data)" if key in warm else role)
     own = own_role(group, method)
     row = {
         "run": info.get("run_id"), "case": case,
         "kind": group["kind"], "modality": group["modality"], "data": f"{group['dtype']}{list(group['shape'])}",
         "mix": mix_name(group["mix"]), "profile": group["profile"], "method": method, "layouts": len(times),
         "not_measured": ", ".join(missing),
-        "recommended_for": method if "for_reader" in group else "a typical reader",
+        "recommended_for": method if made_for(group, method) else "a typical reader",
         "recommended": _describe(group["layouts"][own]),
         "predicted_s": _prediction(group["layouts"][own], group, method),
         "flags": "; ".join(group.get("flags", [])), "same_as_1x": _same_as_1x(loop, group, method),
@@ -124,14 +128,24 @@ def _group_row(info, loop, case, group, method, measured) -> dict:
     return row
 
 
+def made_for(group: dict, method: str) -> dict | None:
+    """The recommendation made for ``method`` in a loop group (role, chunk shape, codec), or None where the reader
+    got the typical reader's: a run from before per-reader recommendations, or a reader the model has no terms
+    for (its record holds only the role and why)."""
+    mine = (group.get("for_reader") or {}).get(method) or {}
+    return mine if "chunk_shape" in mine else None
+
+
 def own_role(group: dict, method: str) -> str:
-    """The role of the layout recommended for ``method`` in a loop group (the typical reader's in older runs)."""
-    return (group.get("for_reader") or {}).get(method, {}).get("role", RECOMMENDED)
+    """The role of the layout recommended for ``method`` in a loop group (the typical reader's where none was made
+    for it)."""
+    return (made_for(group, method) or {}).get("role", RECOMMENDED)
 
 
 def _prediction(layout: dict, group: dict, method: str) -> float | None:
-    """The model's price of ``layout`` for the group's reader where the run recorded it, else a typical reader's."""
-    if "for_reader" in group:
+    """The model's price of ``layout`` for the group's reader where it made the reader a recommendation, else a
+    typical reader's."""
+    if made_for(group, method):
         return (layout.get("predicted_s_by_reader") or {}).get(method)
     return layout.get("predicted_s")
 
@@ -158,8 +172,7 @@ def _same_as_1x(loop: dict, group: dict, method: str) -> bool | None:
 
 def _recommendation(group: dict, method: str) -> dict:
     """The chunk shape and codec recommended for ``method`` (the typical reader's where none was made for it)."""
-    mine = (group.get("for_reader") or {}).get(method) or {}
-    return mine if "chunk_shape" in mine else group["recommendation"]
+    return made_for(group, method) or group["recommendation"]
 
 
 def _why(group: dict, own: str, best: str, times: dict, method: str) -> str:

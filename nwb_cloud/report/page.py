@@ -18,7 +18,7 @@ from nwb_cloud.cloud.profiles import PROFILES
 from nwb_cloud.report import format as fmt
 from nwb_cloud.report.html import Td, anchor_id, bullets, esc, figure, key_values, paragraph, section, table
 from nwb_cloud.report.order import in_registry_order, layout_order, profile_order, workload_order
-from nwb_cloud.results.cells import EXCLUDED, FAILED_STATUS, OK, STREAMING_SUITE, UNSUPPORTED
+from nwb_cloud.results.cells import EXCLUDED, FAILED_STATUS, OK, STREAMING_SUITE, UNSUPPORTED, WARM
 from nwb_cloud.results.run_info import EXACT, LOUD, OUTCOME_ORDER, WRONG_DATA, info_cores, raised_by
 from nwb_cloud.results.runs import RunFacts, below_bound, run_facts
 from nwb_cloud.results.tables import (
@@ -117,7 +117,8 @@ def how_to_read(run: Run) -> str:
         ("data", data),
         ("cold samples per cell", ", ".join(map(str, samples)) or "none"),
         ("cells", f"{len(cells)}: {len(timed)} timed, {len(measured) - len(timed)} tracked, "
-                  f"{_count_of(cells, FAILED_STATUS)} failed, {_count_of(cells, UNSUPPORTED)} unsupported, "
+                  f"{_count_of(cells, FAILED_STATUS)} failed, {_count_of(cells, WARM)} warm (not cold reads: ranked "
+                  f"nowhere), {_count_of(cells, UNSUPPORTED)} unsupported, "
                   f"{_count_of(cells, 'unavailable')} unavailable, "
                   f"{_count_of(cells, EXCLUDED)} not in the grid, {_count_of(cells, 'skipped')} skipped"),
     ]  # fmt: skip

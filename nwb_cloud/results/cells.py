@@ -7,7 +7,10 @@ the benchmark raised, e.g. a wrong read; or any of its samples failed, as the ru
 records); ``unsupported`` (asv n/a because the method cannot represent the asset, e.g. an index of an LZF
 dataset: the run info's ``unsupported_cells``); ``unavailable`` (asv n/a because the method cannot run on the
 machine, e.g. h5py without ROS3); ``excluded`` (asv n/a because the run's grid leaves the cell out);
-``skipped`` (asv n/a with no known reason).
+``skipped`` (asv n/a with no known reason); ``warm`` (timed, but not a cold read: the read received less than
+the compressed chunks its selection touches hold, so the rest was already in the process, fetched by the
+untimed open: an HDF5 page buffer keeps the file pages the open read, and on a small paged file those hold
+the data too; its time is kept, and left out of every ranking and verdict, as a failed cell's is).
 Track values that are absent, NaN or failed are NaN here and read "not measured" in the report.
 
 Columns from the run info's per-sample figures (:mod:`nwb_cloud.suite.run_info`; NaN when the run did not
@@ -38,12 +41,16 @@ import numpy as np
 import pandas as pd
 
 from nwb_cloud.access import METHODS
+from nwb_cloud.access.base import PAGED
 from nwb_cloud.results.asv_results import FAILED, MEASURED, SKIPPED, Record, snake_case
 from nwb_cloud.results.run_info import grid_excludes, info_unavailable, run_info_for
 from nwb_cloud.workloads import WORKLOADS
 
 OK, FAILED_STATUS, UNAVAILABLE, EXCLUDED, SKIPPED_STATUS = "ok", "failed", "unavailable", "excluded", "skipped"
-UNSUPPORTED = "unsupported"
+UNSUPPORTED, WARM = "unsupported", "warm"
+# A read that received less than this share of the compressed bytes of the chunks it touches did not fetch its
+# data: the wire bytes include headers, so an exact reader receives a little more than all of them.
+COLD_SHARE = 0.98
 TIME_MEASURE = "time_workload"
 STREAMING_SUITE = "streaming"  # the benchmark module of the read grid (benchmarks/streaming.py)
 # The track benchmarks of the streaming grid; each becomes a column (NaN when not measured).
@@ -266,7 +273,27 @@ def _derive(frame: pd.DataFrame) -> pd.DataFrame:
     frame["amp_touched"] = _ratio(frame["bytes_received"], frame["touched_bytes"])
     decode, network = frame["bound_decode_s"], frame["bound_network_s"]
     frame["binds"] = np.where(decode.isna() | network.isna(), None, np.where(decode >= network, "decode", "network"))
+    _mark_warm(frame)
     return frame
+
+
+def _mark_warm(frame: pd.DataFrame) -> None:
+    """A timed read that received less than the chunks its selection touches: not a cold read (see module)."""
+    reads = frame["workload"].map(lambda w: getattr(WORKLOADS.get(w), "select", None) is not None)
+    warm = reads & (frame["status"] == OK) & (frame["bytes_received"] < COLD_SHARE * frame["touched_bytes"])
+    for index in frame.index[warm]:
+        received, touched = frame.loc[index, "bytes_received"], frame.loc[index, "touched_bytes"]
+        buffer = " (an HDF5 page buffer keeps the pages the open read)" if _page_buffer(frame.loc[index, "method"]) else ""
+        frame.loc[index, "status"] = WARM
+        frame.loc[index, "reason"] = (
+            f"warm, not a cold read: it received {received / 1e6:.2f} MB of the {touched / 1e6:.2f} MB of compressed "
+            f"chunks its selection touches; the rest was fetched by the untimed open{buffer}"
+        )
+
+
+def _page_buffer(method: str) -> bool:
+    row = METHODS.get(method)
+    return bool(row and row.varies == PAGED)
 
 
 def _status(status: str, reason: str) -> str:

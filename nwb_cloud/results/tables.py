@@ -21,7 +21,7 @@ RUN = ["machine", "size", "commit", "env"]  # one results file of asv, with the 
 BASELINE_LAYOUT = "neuroconv-default"
 RANK_GROUP = [*RUN, "suite", "workload", "profile", "layout"]
 RATIO_KEY = [*RUN, "suite", "workload", "method", "profile"]
-_STATUS_ORDER = {"ok": 0, "failed": 1, "unsupported": 2, "unavailable": 3, "skipped": 4, "excluded": 5}
+_STATUS_ORDER = {"ok": 0, "failed": 1, "warm": 2, "unsupported": 3, "unavailable": 4, "skipped": 5, "excluded": 6}
 
 
 def require_runs(cells: pd.DataFrame) -> None:
