@@ -222,12 +222,20 @@ def test_real_run_with_tracks_and_run_info():
     assert set(ros3["reason"]) == {"unavailable on vm: this h5py (3.16.0, HDF5 2.0.0) was built without the ROS3 "
                                    "driver (the PyPI wheel never has it; conda-forge's h5py does)"}  # fmt: skip
     times = raw["streaming.OphysPatch.time_workload"][0]
-    assert (frame["status"] == "ok").sum() == sum(t is not None and not math.isnan(t) for t in times)
+    # tiny files: the open of most readers fetched the whole file, so their reads are warm (timed, not cold)
+    timed = frame[frame["status"].isin(["ok", "warm"])]
+    assert len(timed) == sum(t is not None and not math.isnan(t) for t in times)
+    warm = timed["status"] == "warm"
+    least = np.fmin(timed["touched_bytes"], timed["selection_bytes"])
+    assert warm.any() and (timed["bytes_received"][warm] < least[warm]).all()
+    assert not (timed["bytes_received"][~warm] < 0.98 * least[~warm]).any()
 
 
-def test_page_explains_times_below_the_bound(report):
+def test_page_shows_a_warm_read_with_its_reason_not_as_a_time_below_the_bound(report):
     text = report.read_text()
-    assert "below the bound (time / bound &lt; 1×): fsspec" in text
+    # the tiny run's fsspec reads came out below the bound: their open had fetched the whole tiny file
+    assert "below the bound (time / bound &lt; 1×): fsspec" not in text
+    assert "warm, not a cold read: it received 0.00 MB of the" in text
     assert "1.5" in text  # a median of 1.5 peak connections is not rounded away
 
 
@@ -282,13 +290,14 @@ def test_a_read_that_received_less_than_its_chunks_is_warm_kept_and_ranked_nowhe
     where = dict(workload="ecephys_electrode", method="remfile", layout="neuroconv-default", profile="lab")
     warm = _cell(synth, **where)
     assert warm["status"] == "warm" and warm["time_s"] > 0  # its time is kept, for the record
-    assert warm["reason"].startswith("warm, not a cold read: it received 0.50 MB of the 2.00 MB of compressed "
-                                     "chunks its selection touches")  # fmt: skip
+    assert warm["reason"].startswith("warm, not a cold read: it received 0.50 MB of the 1.00 MB a cold read of its "
+                                     "selection receives at least")  # fmt: skip
     cold = synth[(synth["status"] == "ok") & synth["bytes_received"].notna()]
-    assert len(cold) and (cold["bytes_received"] >= cold["touched_bytes"]).all()  # every other read is cold
+    assert len(cold) and (cold["bytes_received"] >= cold["selection_bytes"]).all()  # every other read is cold
     ranked = rank_methods(synth).set_index(["workload", "method", "layout", "profile"])
     assert math.isnan(ranked.loc[tuple(where.values()), "rank"])
-    assert (problems(cells)["status"] == "warm").sum() == 1
+    listed = problems(cells)
+    assert listed[(listed["machine"] == MACHINE) & (listed["status"] == "warm")]["count"].sum() == 1
 
 
 def test_methods_ranked_by_time_over_bound_failed_last(cells):

@@ -136,8 +136,11 @@ def how_to_read(run: Run) -> str:
             "<b>Cold sample</b>: every sample reads through a fresh file handle (new connections) and times one "
             "run of the workload; opening the handle is timed only in the open workloads. Where a run's samples "
             "were not cold (a shared process, a warm index cache), its caveats at the top of its headline say so, "
-            "from the run's own record. <b>time</b> is the median of the samples, <b>IQR</b> their 25th–75th "
-            "percentile, <b>n</b> their number.",
+            "from the run's own record. A read that received less than any cold read of its selection must (the "
+            "compressed chunks it touches, or the selection itself where chunks are unfiltered) is <b>warm</b>: "
+            "the untimed open had fetched its data (a page buffer keeps the pages the open read); its time is "
+            "shown with why, and ranked nowhere. <b>time</b> is the median of the samples, <b>IQR</b> their "
+            "25th–75th percentile, <b>n</b> their number.",
             "<b>bound</b>: the least time any method could take for the selection under that network "
             "profile, max(network, decode, decode+serving), plus, in runs that measured it, the workload's own "
             "processing of its selection (the filter, the mean: timed in every cell after its read), from the "

@@ -8,7 +8,8 @@ records); ``unsupported`` (asv n/a because the method cannot represent the asset
 dataset: the run info's ``unsupported_cells``); ``unavailable`` (asv n/a because the method cannot run on the
 machine, e.g. h5py without ROS3); ``excluded`` (asv n/a because the run's grid leaves the cell out);
 ``skipped`` (asv n/a with no known reason); ``warm`` (timed, but not a cold read: the read received less than
-the compressed chunks its selection touches hold, so the rest was already in the process, fetched by the
+the compressed chunks its selection touches hold, and less than the selection itself (h5py reads only the
+selected part of an unfiltered chunk), so the rest was already in the process, fetched by the
 untimed open: an HDF5 page buffer keeps the file pages the open read, and on a small paged file those hold
 the data too; its time is kept, and left out of every ranking and verdict, as a failed cell's is).
 Track values that are absent, NaN or failed are NaN here and read "not measured" in the report.
@@ -280,14 +281,17 @@ def _derive(frame: pd.DataFrame) -> pd.DataFrame:
 def _mark_warm(frame: pd.DataFrame) -> None:
     """A timed read that received less than the chunks its selection touches: not a cold read (see module)."""
     reads = frame["workload"].map(lambda w: getattr(WORKLOADS.get(w), "select", None) is not None)
-    warm = reads & (frame["status"] == OK) & (frame["bytes_received"] < COLD_SHARE * frame["touched_bytes"])
+    # the least a cold read receives: the compressed chunks it touches, or, where chunks are stored unfiltered
+    # (h5py then reads only the selected part of each), the selection itself: the smaller of the two
+    least = np.fmin(frame["touched_bytes"], frame["selection_bytes"])
+    warm = reads & (frame["status"] == OK) & (frame["bytes_received"] < COLD_SHARE * least)
     for index in frame.index[warm]:
-        received, touched = frame.loc[index, "bytes_received"], frame.loc[index, "touched_bytes"]
+        received, needed = frame.loc[index, "bytes_received"], least[index]
         buffer = " (an HDF5 page buffer keeps the pages the open read)" if _page_buffer(frame.loc[index, "method"]) else ""
         frame.loc[index, "status"] = WARM
         frame.loc[index, "reason"] = (
-            f"warm, not a cold read: it received {received / 1e6:.2f} MB of the {touched / 1e6:.2f} MB of compressed "
-            f"chunks its selection touches; the rest was fetched by the untimed open{buffer}"
+            f"warm, not a cold read: it received {received / 1e6:.2f} MB of the {needed / 1e6:.2f} MB a cold read of "
+            f"its selection receives at least; the rest was fetched by the untimed open{buffer}"
         )
 
 
