@@ -210,6 +210,8 @@ def test_real_run_with_tracks_and_run_info():
     row = _cell(frame, method="remfile", layout="workload-friendly", profile="in-region")
     assert row["bound_s"] == floor["seconds"] and row["binds"] == floor["binding"]
     assert row["touched_bytes"] == floor["compressed_bytes"] and row["selection_bytes"] == floor["selection_bytes"]
+    assert row["local_s"] == floor["local_s"]
+    assert row["time_over_local"] == pytest.approx(row["time_s"] / floor["local_s"])
     assert row["time_over_bound"] == pytest.approx(row["time_s"] / floor["seconds"])
     track = raw["streaming.OphysPatch.track_time_over_bound"][0][combos.index(("remfile", "workload-friendly",
                                                                                   "in-region"))]  # fmt: skip
@@ -510,3 +512,36 @@ def test_a_suite_of_tracks_only_is_measured_and_gets_its_own_table(tmp_path):
     html = page.tracks_section(run)
     assert "conversion_throughput[interface=TiffImagingInterface]" in html and "31.4" in html
     assert "cold samples per cell</th><td>none" in page.how_to_read(run).replace("\n", "")  # a track is no sample
+
+
+def test_reader_goals_judge_nwb_index_cells_and_show_the_figures_behind_a_miss():
+    import re
+
+    import pandas as pd
+
+    from nwb_cloud.report.page import Run, reader_goals
+
+    base = dict(method="nwb-index", profile="in-region", status="ok", bound_s=0.02, binds="network", requests=2,
+                bytes_received=1e6, first_use_s=np.nan, first_use_local_s=np.nan,
+                first_use_over_local=np.nan)  # fmt: skip
+    cells = pd.DataFrame([
+        {**base, "workload": "ophys_patch", "layout": "workload-friendly", "time_s": 0.025, "time_over_bound": 1.25,
+         "time_over_local": 4.0, "local_s": 0.006, "cpu_over_decode": 1.05, "cpu_s": 0.0021, "decode_cpu_s": 0.002,
+         "first_use_s": 1.3, "first_use_local_s": 1.2, "first_use_over_local": 1.3 / 1.2},
+        {**base, "workload": "ecephys_electrode", "layout": "neuroconv-default", "time_s": 0.14,
+         "time_over_bound": 1.6, "time_over_local": 0.66, "local_s": 0.212, "cpu_over_decode": 1.6, "cpu_s": 0.144,
+         "decode_cpu_s": 0.09},
+        {**base, "workload": "ophys_patch", "layout": "neuroconv-default", "status": "warm", "time_s": 0.001,
+         "time_over_local": 0.001, "local_s": 1.0, "cpu_over_decode": 0.1, "cpu_s": 0.1, "decode_cpu_s": 1.0},
+        {**base, "workload": "ophys_patch", "layout": "workload-friendly", "method": "remfile", "time_s": 9.0,
+         "time_over_bound": 99.0, "time_over_local": 9.0, "local_s": 1.0, "cpu_over_decode": 9.0, "cpu_s": 9.0,
+         "decode_cpu_s": 1.0},
+    ])  # fmt: skip
+    text = reader_goals(Run("vm", {}, "c0ffee", None, cells))
+    rows = re.findall(r"<tr>(.*?)</tr>", text, re.S)[1:]
+    assert len(rows) == 2  # nwb-index's measured cells only: not a warm cell, not another method
+    friendly = next(r for r in rows if "ophys_patch · workload-friendly" in r)
+    assert ">met<" in friendly and "time / local" not in friendly  # a small read is judged against the bound
+    default = next(r for r in rows if "ecephys_electrode · default" in r)
+    assert "missed: time / local h5py 0.66× (local h5py read 212 ms); CPU / decode 1.6× (client CPU 144 ms" in default
+    assert "time / bound" not in default  # a decode-bound read is judged against the local read

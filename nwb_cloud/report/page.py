@@ -20,7 +20,7 @@ from nwb_cloud.report.html import Td, anchor_id, bullets, esc, figure, key_value
 from nwb_cloud.report.order import in_registry_order, layout_order, profile_order, workload_order
 from nwb_cloud.results.cells import EXCLUDED, FAILED_STATUS, OK, STREAMING_SUITE, UNSUPPORTED, WARM
 from nwb_cloud.results.run_info import EXACT, LOUD, OUTCOME_ORDER, WRONG_DATA, info_cores, raised_by
-from nwb_cloud.results.runs import RunFacts, below_bound, run_facts
+from nwb_cloud.results.runs import INDEX_METHOD, RunFacts, below_bound, run_facts
 from nwb_cloud.results.tables import (
     BASELINE_LAYOUT,
     MAIN_PROFILE,
@@ -44,6 +44,7 @@ RUN_INFO_SHOWN = {"run_id", "commit", "machine", "date", "size", "source", "seed
 STATUS_LABEL = {EXCLUDED: "not in the grid"}
 TRACK_COLUMNS = [  # (header, column, formatter) of the ranking tables beside the time; shown where measured
     ("time / bound", "time_over_bound", fmt.ratio),
+    ("time / local h5py", "time_over_local", fmt.ratio),
     ("open before the read", "open_s", fmt.seconds),
     ("client CPU", "cpu_s", fmt.seconds),
     ("decode CPU", "decode_cpu_s", fmt.seconds),
@@ -145,7 +146,9 @@ def how_to_read(run: Run) -> str:
             "profile, max(network, decode, decode+serving), plus, in runs that measured it, the workload's own "
             "processing of its selection (the filter, the mean: timed in every cell after its read), from the "
             "file's own chunk index; <b>time / bound</b> is the "
-            "headline figure (1× = at the physical limit); <b>set by</b> names the larger term.",
+            "headline figure (1× = at the physical limit); <b>set by</b> names the larger term. <b>time / local "
+            "h5py</b>: the time over this machine's h5py doing the same from a local copy of the file (the "
+            "selection read; for an open, the pynwb open): below 1×, streaming beat the local disk.",
             "<b>requests, received, peak conn., conn. opened</b>: HTTP requests, bytes received, most "
             "concurrent connections and connections opened in one sample (median over samples), counted at the "
             "shaping proxy.",
@@ -294,8 +297,8 @@ def _loud_details(reliability: pd.DataFrame) -> str:
 # -- headline ------------------------------------------------------------------------------------------------------
 def headline(run: Run) -> str:
     """The run's figures first: which run, the methods table, the layout gains, then the per-group winners."""
-    body = run_line(run) + methods_table(run) + rank_stability(run) + _layout_gains(run) + _closest(run)
-    return body
+    body = run_line(run) + methods_table(run) + reader_goals(run) + rank_stability(run) + _layout_gains(run)
+    return body + _closest(run)
 
 
 def run_line(run: Run) -> str:
@@ -358,6 +361,61 @@ def methods_table(run: Run) -> str:
                           f"the same selection, the CPU every method must spend): {fmt.seconds(decode.iloc[0])}.",
                           "muted")  # fmt: skip
     return "<h3>Read methods</h3>" + note + table(headers, rows)
+
+
+# The reader's goals (issue 13), each (figure, column, the cells it applies to, the most it may be, the measured
+# figures shown beside a miss): small reads at the network bound on the read-shaped layout, decode-bound reads at
+# half the local h5py read on NeuroConv's default, client CPU near the decoder's, opening faster than the local
+# pynwb open, first use near the local script's.
+READER_GOALS = [
+    ("time / bound", "time_over_bound", lambda w, layout: w.select is not None and layout != BASELINE_LAYOUT, 1.3,
+     lambda c: f"bound {fmt.seconds(c['bound_s'])}, set by {fmt.text(c['binds'])}"),
+    ("time / local h5py", "time_over_local", lambda w, layout: w.select is not None and layout == BASELINE_LAYOUT,
+     0.5, lambda c: f"local h5py read {fmt.seconds(c['local_s'])}"),
+    ("time / local h5py", "time_over_local", lambda w, layout: w.select is None, 1.0,
+     lambda c: f"local pynwb open {fmt.seconds(c['local_s'])}; {fmt.count(c['requests'])} requests, "
+               f"{fmt.size(c['bytes_received'])} received"),
+    ("CPU / decode", "cpu_over_decode", lambda w, layout: w.select is not None, 1.1,
+     lambda c: f"client CPU {fmt.seconds(c['cpu_s'])}, decode CPU {fmt.seconds(c['decode_cpu_s'])}"),
+    ("first use / local", "first_use_over_local", lambda w, layout: w.select is not None, 1.5,
+     lambda c: f"first use {fmt.seconds(c['first_use_s'])}, local {fmt.seconds(c['first_use_local_s'])}"),
+]  # fmt: skip
+GOAL_LAYOUTS = (BASELINE_LAYOUT, "workload-friendly")  # the core layouts: the headline grid and the session file
+
+
+def reader_goals(run: Run) -> str:
+    """nwb-index's cells on the core layouts against the reader's goals: each figure, its goal, met or missed
+    (with the measured figures beside a miss)."""
+    cells = run.cells
+    mine = cells[(cells["method"] == INDEX_METHOD) & (cells["profile"] == MAIN_PROFILE) & (cells["status"] == OK)
+                 & cells["layout"].isin(GOAL_LAYOUTS)]  # fmt: skip
+    rows = []
+    for _, cell in mine.sort_values(["workload", "layout"]).iterrows():
+        workload = WORKLOADS.get(cell["workload"])
+        if workload is None:
+            continue
+        checks = [(label, cell[column], most, facts) for label, column, applies, most, facts in READER_GOALS
+                  if applies(workload, cell["layout"]) and np.isfinite(cell.get(column, np.nan))]  # fmt: skip
+        if not checks:
+            continue
+        missed = [f"{label} {fmt.ratio(value)} ({facts(cell)})" for label, value, most, facts in checks if value > most]
+        rows.append([
+            Td(f"{cell['workload']} · {'default' if cell['layout'] == BASELINE_LAYOUT else cell['layout']}"),
+            _num(fmt.seconds(cell["time_s"])),
+            Td(", ".join(f"{label} {fmt.ratio(value)} (goal ≤ {most:g}×)" for label, value, most, _ in checks)),
+            Td("missed: " + "; ".join(missed) if missed else "met", cls="failed" if missed else ""),
+        ])  # fmt: skip
+    if not rows:
+        return ""
+    note = paragraph(
+        f"{INDEX_METHOD} under {MAIN_PROFILE} against the reader's goals: small reads within 1.3× of the bound on "
+        "the read-shaped layout, reads of NeuroConv's default layout within half the time this machine's h5py "
+        "takes from a local copy, client CPU within 1.1× of the decode CPU, opening faster than the local pynwb "
+        "open, first use within 1.5× of the local script. Every figure is the run's own; a miss shows the "
+        "measured figures it comes from.",
+        "muted",
+    )
+    return "<h3>nwb-index against the reader goals</h3>" + note + table(["cell", "time", "figures", "goals"], rows)
 
 
 def _recorded(cells: pd.DataFrame, column: str) -> bool:

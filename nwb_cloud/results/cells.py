@@ -24,6 +24,9 @@ record them):
                      single-threaded h5py read, ``local_s``); for an open, the local pynwb open
 ``cpu_over_decode``  ``cpu_s / decode_cpu_s``: how much CPU the method spends per unit of the unavoidable work
 ``open_s``           median wall time of the untimed fresh open before a read (NaN for the open workloads)
+``local_s``          the wall time this machine's h5py takes to do the same from the local file (the floor's
+                     ``local_s``: the selection read, or for an open the pynwb open), and ``time_over_local``
+                     ``time_s / local_s``: below 1, streaming beat the local disk
 
 Columns from the run info's ``first_use`` (a fresh ``python`` to the first selection's data, on the read
 cells the run measured it on; :mod:`nwb_cloud.suite.first_use`):
@@ -147,6 +150,7 @@ def _fill_from_floors(frame: pd.DataFrame, infos: dict) -> None:
     """Bounds the run info recorded (``floors``) for cells whose bound no track benchmark reported, and every
     cell's ``decode_cpu_s``."""
     frame["decode_cpu_s"] = np.nan
+    frame["local_s"] = np.nan
     layouts = sorted(set(frame["layout"]), key=len, reverse=True)
     for (machine, commit), info in infos.items():
         floors = {}
@@ -161,6 +165,7 @@ def _fill_from_floors(frame: pd.DataFrame, infos: dict) -> None:
             if floor is None:
                 continue
             frame.loc[index, "decode_cpu_s"] = floor.get("decode_cpu_s") or floor.get("local_s", np.nan)
+            frame.loc[index, "local_s"] = floor.get("local_s", np.nan)
             if not np.isnan(frame.loc[index, "bound_s"]):
                 continue
             for column, key in FLOOR_COLUMNS.items():
@@ -268,6 +273,7 @@ def _derive(frame: pd.DataFrame) -> pd.DataFrame:
     frame["status"] = [_status(s, r) for s, r in zip(frame["status"], frame["reason"], strict=True)]
     frame["cpu_over_decode"] = _ratio(frame["cpu_s"], frame["decode_cpu_s"])
     frame["first_use_over_local"] = _ratio(frame["first_use_s"], frame["first_use_local_s"])
+    frame["time_over_local"] = _ratio(frame["time_s"], frame["local_s"])
     computed = _ratio(frame["time_s"], frame["bound_s"])  # the same median as the time shown beside it
     frame["time_over_bound"] = computed.fillna(frame["time_over_bound"]) if "time_over_bound" in frame else computed
     frame["amp_selection"] = _ratio(frame["bytes_received"], frame["selection_bytes"])
