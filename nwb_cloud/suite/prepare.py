@@ -102,9 +102,11 @@ def default_grid(settings: Settings) -> Grid:
     idle): 26 min from preparing to its run info, 25 of them measuring: 12.2 min the timed reads, 6.8 min the
     untimed fresh open before each (a cold read needs its own open: hdmf-zarr's ~5 s and fsspec's ~1.5 s are
     paid per sample), 1.7 min process starts and the passes a 3-sample cell sits out, 3.2 min first uses,
-    1.0 min conversion, 0.3 min index builds. The ``QUICK_LEFT_OUT`` rows were ~2.7 min of it; what remains
-    over the 20-minute target is the five fresh-process samples of every method's headline cells (~13 min)
-    and cells that each show something no other cell does. Every run states its own length.
+    1.0 min conversion, 0.3 min index builds. Without the ``QUICK_LEFT_OUT`` rows, quick run
+    20261204T235654-0eeea4 (c98a2504, idle) took 23 min, 22 measuring (asv: 9.7 min the ophys patch reads,
+    5.0 the electrode reads, 3.9 the opens, 2.0 first uses, 0.7 conversion, 0.3 index builds), and ~1.5 min
+    of publishing. What remains over the 20-minute target is the five fresh-process samples of every method's
+    headline cells and cells that each show something no other cell does. Every run states its own length.
 
     full, the layout study (the comparison of every method is the quick run's): the ``STUDY_METHODS`` on the
     core layouts and the chunk-shape sweep with every workload (the opposing reads included), on the codec
