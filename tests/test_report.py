@@ -540,8 +540,8 @@ def test_reader_goals_judge_nwb_index_cells_and_show_the_figures_behind_a_miss()
     text = reader_goals(Run("vm", {}, "c0ffee", None, cells))
     rows = re.findall(r"<tr>(.*?)</tr>", text, re.S)[1:]
     assert len(rows) == 2  # nwb-index's measured cells only: not a warm cell, not another method
-    friendly = next(r for r in rows if "ophys_patch · workload-friendly" in r)
+    friendly = next(r for r in rows if "ophys_patch · workload-friendly · in-region" in r)
     assert ">met<" in friendly and "time / local" not in friendly  # a small read is judged against the bound
-    default = next(r for r in rows if "ecephys_electrode · default" in r)
+    default = next(r for r in rows if "ecephys_electrode · default · in-region" in r)
     assert "missed: time / local h5py 0.66× (local h5py read 212 ms); CPU / decode 1.6× (client CPU 144 ms" in default
     assert "time / bound" not in default  # a decode-bound read is judged against the local read

@@ -30,8 +30,11 @@ REPEATS = {"tiny": 2, "quick": 3, "full": 2}  # cold samples per cell, each in a
 # The headline cells (every method on the core layouts under the main profile: the methods table, and the
 # study's seed reads on the core layouts) take more: their median, IQR and rank between passes are published.
 HEADLINE_SAMPLES = {"tiny": 2, "quick": 5, "full": 5}
-# Every method is measured under the main profile; these under every profile as well.
+# Every method is measured under the main profile; these under lab as well (the network-bound contrast).
 EVERYWHERE = ["fsspec", "remfile", "kerchunk"]
+# The suite's reader, whose goals hold under every network profile (issue 13): its seed reads on the core
+# layouts under every profile of the run, at a few seconds a run; these profiles only it visits in a quick run.
+READER, READER_ONLY_PROFILES = "nwb-index", ["cross-region"]
 # The layout study's methods: the two that labs use most, and the reference-index reader when it exists.
 STUDY_METHODS = ["fsspec", "remfile", "nwb-index"]
 QUICK_METHODS = ["fsspec", "remfile"]  # a quick run's layout block: the two h5py readers labs use most
@@ -57,7 +60,7 @@ MAIN_PROFILE = "in-region"
 SEED_WORKLOADS = ("ophys_patch", "ecephys_electrode", "open_ophys", "open_ecephys")
 PROFILES_BY_SIZE = {
     "tiny": ["loopback", "in-region"],
-    "quick": ["in-region", "lab"],
+    "quick": ["in-region", "cross-region", "lab"],
     "full": list(PROFILES),
 }
 
@@ -75,7 +78,9 @@ def default_grid(settings: Settings) -> Grid:
       ``HEADLINE_SAMPLES``, the ``CONFIGURATIONS`` of a method (its cache or threads) ``REPEATS``;
     * ``methods-open``/``headline-open``: every method's opens (the labelled open variants included, e.g.
       ``nwb-index-warm``) of NeuroConv's default layout under the main profile, samples as above;
-    * ``profiles``: the ``EVERYWHERE`` methods' seed reads under the other profiles (lab);
+    * ``profiles``: the ``EVERYWHERE`` methods' seed reads under the other profiles but cross-region (lab);
+    * ``reader-profiles``: the ``READER``'s seed reads under the other profiles (cross-region, lab), where
+      its goals hold too;
     * ``paged``: every h5py-based method (not its configurations) with and without its HDF5 page buffer
       (``-pagebuf``) on the paged default layout, the seed reads (see :mod:`nwb_cloud.access._h5py`);
     * ``session``: the ``SESSION_METHODS`` (and their page-buffer variants on the paged file) opening the
@@ -154,7 +159,9 @@ def default_grid(settings: Settings) -> Grid:
         Block("methods-open", workloads=opens, methods=opened, layouts=[NEUROCONV_DEFAULT], profiles=main),
         Block("headline-open", workloads=opens, methods=headline_opens, layouts=[NEUROCONV_DEFAULT], profiles=main,
               samples=headline),
-        Block("profiles", workloads=reads, methods=_known(EVERYWHERE), layouts=core, profiles=others),
+        Block("profiles", workloads=reads, methods=_known(EVERYWHERE), layouts=core,
+              profiles=[p for p in others if p not in READER_ONLY_PROFILES]),
+        Block("reader-profiles", workloads=reads, methods=_known([READER]), layouts=core, profiles=others),
         Block("paged", workloads=reads, methods=_with_page_buffer([m for m in _h5py_methods() if m in
               headline_methods]), layouts=paged, profiles=main),
         Block("session", workloads=session, methods=[m for m in session_methods if m != "fsspec"],
