@@ -106,3 +106,17 @@ def test_a_failing_step_stops_its_chain_with_the_reason(tmp_path):
         published = [n for n in destination.names() if n.endswith(".nwb") or n.startswith(state)]
         assert published == []  # no file, no done-record: only the staged source waits for a resume
         assert load_records(pipeline.records_path)[0].step == "transfer"  # the step that finished is on record
+
+
+def test_a_process_start_is_never_before_its_launch():
+    """A step's time counts from its process's start: it must fit inside the launch-to-exit its executor sees
+    (psutil's create_time rounds the boot time to whole seconds: up to a second early)."""
+    import subprocess
+    import sys
+    import time
+
+    code = "import time; from nwb_cloud.batch.jobs import process_started; print(time.time() - process_started())"
+    for _ in range(3):
+        launched = time.perf_counter()
+        age = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+        assert 0 < age <= time.perf_counter() - launched
