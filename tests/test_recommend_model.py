@@ -70,6 +70,7 @@ def test_fit_recovers_the_parameters_that_made_the_matrix(matrix, exact, method)
         assert _close(getattr(got, name), getattr(want, name), 0.1, absolute=0.1), name
     assert _close(got.requests_per_mb, want.requests_per_mb, 0.1, absolute=0.02)
     assert _close(got.wire_per_chunk_bytes, want.wire_per_chunk_bytes, 0.15, absolute=2e4)
+    assert _close(got.wire_per_run_bytes, want.wire_per_run_bytes, 0.15, absolute=2e4)
     assert _close(got.wire_fixed_bytes, want.wire_fixed_bytes, 0.15, absolute=5e4)
     cells = int((matrix.cells["method"] == method).sum())
     assert cells >= 48 and got.cells == got.traffic_cells == cells

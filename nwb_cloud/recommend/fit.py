@@ -175,10 +175,10 @@ def fit_method(
     wire = cells["bytes_received"].to_numpy(float)
     measured_wire = np.isfinite(wire)
     if measured_wire.any():
-        design = np.column_stack([ones, stored, chunks])[measured_wire]
-        start = [prior.wire_fixed_bytes, prior.wire_per_byte, prior.wire_per_chunk_bytes]
-        o, a, g = _nnls(design, wire[measured_wire], 1 / np.maximum(wire[measured_wire], 1e3), start)
-        values.update(wire_fixed_bytes=o, wire_per_byte=a, wire_per_chunk_bytes=g)
+        design = np.column_stack([ones, stored, chunks, runs])[measured_wire]
+        start = [prior.wire_fixed_bytes, prior.wire_per_byte, prior.wire_per_chunk_bytes, prior.wire_per_run_bytes]
+        o, a, g, h = _nnls(design, wire[measured_wire], 1 / np.maximum(wire[measured_wire], 1e3), start)
+        values.update(wire_fixed_bytes=o, wire_per_byte=a, wire_per_chunk_bytes=g, wire_per_run_bytes=h)
     values.update(cells=len(cells), traffic_cells=int(measured.sum()))
 
     decode = _decode_s(model, cells)

@@ -5,14 +5,15 @@ For a read that touches ``C`` chunks of ``Bc`` compressed bytes decoding to ``Bd
 
     requests  R = q_m + r_m * C + s_m * N + u_m * Bc/MB  (lookups; per chunk; per run N of adjacent chunks,
                                                          which read-ahead fetches together; big-chunk splits)
-    wire      W = o_m + a_m * Bc + g_m * C             (over-fetch: block caches read past a chunk)
+    wire      W = o_m + a_m * Bc + g_m * C + h_m * N   (over-fetch: block caches read past a chunk, and
+                                                         read-ahead past the end of each run)
     time      T = f_m + lat_p * R / P_m + W / min(total_p, P_m * per_connection_p) + decode_k(C, Bd) / D_m
     decode    decode_k = C * chunk_overhead + Bd / speed_k  (one core; h5py decodes one chunk after another,
               D_m = 1, a reader that decodes chunks in threads has D_m > 1)
 
 The network parameters come from the profile table (:mod:`nwb_cloud.cloud.profiles`), never fitted; on
 the unshaped loopback profile bytes move at the measured loopback throughput. The method parameters
-(``q, r, s, u`` from the measured request counts, ``o, a, g`` from the measured bytes, ``f``, the effective
+(``q, r, s, u`` from the measured request counts, ``o, a, g, h`` from the measured bytes, ``f``, the effective
 parallelism ``P`` and the decode parallelism ``D`` from the times) and the codec parameters (decode speed
 from the local decode measurements, compression ratio from the chunk index) are fitted by
 :mod:`nwb_cloud.recommend.fit`. Every parameter is non-negative, so touching more chunks or more bytes
@@ -89,6 +90,9 @@ class MethodParams(BaseModel):
     wire_fixed_bytes: float = Field(0.0, ge=0, description="o: bytes every read moves beyond the chunks")
     wire_per_byte: float = Field(1.0, ge=0, description="a: bytes moved per touched compressed byte")
     wire_per_chunk_bytes: float = Field(0.0, ge=0, description="g: extra bytes moved per touched chunk")
+    wire_per_run_bytes: float = Field(
+        0.0, ge=0, description="h: extra bytes moved per run of adjacent chunks (read-ahead past its end)"
+    )
     parallelism: float = Field(1.0, ge=1, description="P: requests in flight (and connections) at once")
     decode_parallelism: float = Field(1.0, ge=1, description="D: chunks decoded at once")
     cells: int = Field(0, description="timed cells the time parameters were fitted to (0: prior)")
@@ -220,7 +224,12 @@ def traffic(params: MethodParams, chunks, compressed_bytes, runs):
         + params.requests_per_run * runs
         + params.requests_per_mb * compressed_bytes / MB
     )
-    wire = params.wire_fixed_bytes + params.wire_per_byte * compressed_bytes + params.wire_per_chunk_bytes * chunks
+    wire = (
+        params.wire_fixed_bytes
+        + params.wire_per_byte * compressed_bytes
+        + params.wire_per_chunk_bytes * chunks
+        + params.wire_per_run_bytes * runs
+    )
     return requests, wire
 
 

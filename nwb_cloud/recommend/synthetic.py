@@ -49,7 +49,7 @@ TRUTH = CostModel(
                                  decode_parallelism=2),
         "blockcache": MethodParams(fixed_s=0.01, requests_fixed=4, requests_per_chunk=0.1, requests_per_run=1.5,
                                    requests_per_mb=0.2, wire_fixed_bytes=5e6, wire_per_byte=1.0,
-                                   wire_per_chunk_bytes=2e6, parallelism=1),
+                                   wire_per_chunk_bytes=2e6, wire_per_run_bytes=3e6, parallelism=1),
     },
     codecs={
         "gzip-4": CodecParams(decode_bytes_per_s=180 * MB, ratio={"ophys": 2.4, "ecephys": 1.5}),
