@@ -53,8 +53,9 @@ class Policy:
     # even a small read over all of them
     warm_connections: int | None = None
     # bytes each warming request reads (0: a HEAD). TCP's window starts at ~14.6 kB and doubles per round trip
-    # only while it is filled: a connection that carried no bytes delivers a 300 kB part in 5 round trips
-    # (150 ms on a campus link), one warmed with real bytes in one. Measured per profile (see the report).
+    # only while it is filled, so a connection that carried no bytes delivers a 150 kB part in 4 round trips.
+    # 0, because warming with bytes measured slower: 128 KiB per connection made the friendly-layout seed
+    # reads 1.4x slower under cross-region and lab (the read queued behind warming requests still in flight)
     warm_bytes: int = 0
     retries: int = 3  # extra attempts of a request whose body broke off
 
