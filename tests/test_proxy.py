@@ -149,6 +149,19 @@ def test_slow_start_doubles_the_window_every_round_trip():
     assert capped.release_time(1_000_000) <= time.monotonic()
 
 
+
+def test_slow_start_begins_again_after_an_idle_timeout():
+    slow = SlowStart(10_000, rtt_s=0.01, rate=None, restart_after_s=0.1)
+    start = time.monotonic()
+    assert slow.release_time(150_000) - start == pytest.approx(0.03, abs=0.005)  # 10+20+40+80 kB: rounds 0-3
+    time.sleep(0.05)  # a short pause keeps the grown window (160 kB) ...
+    resumed = time.monotonic()
+    assert slow.release_time(150_000) - resumed < 0.005
+    time.sleep(0.15)  # ... a pause past the timeout does not
+    idle = time.monotonic()
+    assert slow.release_time(150_000) - idle == pytest.approx(0.03, abs=0.005)
+    assert SlowStart(14_600, rtt_s=0.065, rate=None).restart_after_s == pytest.approx(0.265)
+
 def test_slow_start_makes_a_new_connection_slower_than_a_warm_one(endpoint, bucket):
     rtt = 0.05
     with ShapingProxy(endpoint.url, profile(rtt_s=rtt, initial_window_bytes=14_600)) as proxy:

@@ -10,7 +10,8 @@ the reader gets what the store answered). Per :class:`~nwb_cloud.cloud.profiles.
 * a per-connection bandwidth cap in each direction and an optional total cap shared by all connections
   (paced on a schedule, see :class:`Pacer`): the essential part, since uncapped loopback hides what
   fetching in parallel buys,
-* TCP slow start on each new connection when the profile gives an initial window (:class:`SlowStart`).
+* TCP slow start on each new connection, and again after an idle retransmission timeout, when the profile
+  gives an initial window (:class:`SlowStart`).
 
 ``loopback`` shapes nothing; the proxy still runs and counts, its cost is measured by
 :func:`nwb_cloud.cloud.calibrate.measure_overhead`. Faults (:mod:`nwb_cloud.cloud.faults`) are injected here.
@@ -53,6 +54,7 @@ from nwb_cloud.cloud.traffic import Traffic
 UNSHAPED_PIECE = 256 * 1024  # bytes relayed per recv/send when no cap applies
 CATCH_UP_S = 0.050  # a paced transfer late by up to this much (a thread woken late) catches up
 MIN_SLEEP_S = 1e-4  # shorter waits are skipped (and made up on the next piece)
+RTO_MIN_S = 0.2  # Linux's least retransmission timeout beyond the round trip (TCP_RTO_MIN)
 PIECE_S = 0.005  # at a capped rate, relay about this much time's worth of bytes per send (fewer wakeups)
 UPSTREAM_CONNECT_TIMEOUT_S = 5
 EXPECT_CONTINUE_WAIT_S = 1.0  # as long as clients wait for '100 Continue' before sending the body anyway
@@ -103,21 +105,32 @@ class SlowStart:
     """TCP slow start on one connection: ``window`` bytes in the first round trip, twice as many in each next.
 
     Rounds are counted from the connection's first byte; a round only starts when there is something to
-    send (an idle connection keeps its window: slow start is paid once per connection, which is the cost
-    of opening connections that this model exists to show). Growth stops once the window carries the
+    send. A connection that sent nothing for longer than a retransmission timeout (its round trip plus
+    Linux's 200 ms minimum) starts again from the initial window: RFC 5681's restart window, which Linux
+    applies by default (``tcp_slow_start_after_idle=1``). So a window grown by earlier bytes helps a read
+    that follows them closely, not one that comes after a pause. Growth stops once the window carries the
     connection's bandwidth cap for a round trip (beyond that the cap binds).
     """
 
-    def __init__(self, window: int, rtt_s: float, rate: float | None):
-        self.window = float(window)
+    def __init__(self, window: int, rtt_s: float, rate: float | None, restart_after_s: float | None = None):
+        self.initial = self.window = float(window)
         self.rtt_s = rtt_s
+        self.restart_after_s = rtt_s + RTO_MIN_S if restart_after_s is None else restart_after_s
         self.full = rate * rtt_s if rate else float("inf")  # the window at which the cap takes over
         self._round_start = float("-inf")
         self._in_round = 0.0
+        self._last_sent = float("-inf")
 
     def release_time(self, n: int) -> float:
         """The earliest time the last of the next ``n`` bytes may leave."""
         now = time.monotonic()
+        if now - self._last_sent > self.restart_after_s:  # idle past a timeout: the window starts over
+            self.window = min(self.window, self.initial)
+            self._round_start, self._in_round = float("-inf"), 0.0
+        self._last_sent = max(now, self._release(now, n))
+        return self._last_sent
+
+    def _release(self, now: float, n: int) -> float:
         if now >= self._round_start + self.rtt_s:  # the last round is over: a new one starts now
             if self._in_round >= self.window:  # the window grows only when it was filled (RFC 7661)
                 self._grow()
