@@ -14,6 +14,7 @@ import threading
 import time
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -40,7 +41,7 @@ from nwb_cloud.refs.fetch import FetchError, RangeReader
 from nwb_cloud.refs.handle import IndexHandle
 from nwb_cloud.refs.locate import NoIndex
 from nwb_cloud.refs.pipeline import Batch, Wanted
-from nwb_cloud.refs.plan import MiB, Policy, Request, apportion, coalesce, plan, split
+from nwb_cloud.refs.plan import MiB, Policy, Request, apportion, coalesce, plan, slow_start_plan, split
 from nwb_cloud.refs.zarr_store import IndexStore, value_bytes
 from nwb_cloud.workloads import get_workload
 from tests.conftest import serve_read_only
@@ -99,13 +100,47 @@ def test_a_read_one_wave_can_carry_takes_one_request_per_connection():
     requests = plan([(int(s), int(s) + n) for s, n in zip(starts, sizes)], policy)
     assert len(requests) == 8 and [len([r for r in requests if r.members == (i,)]) for i in range(4)] == [2] * 4
     assert sum(r.size for r in requests) == sum(sizes)
-    # a small read spreads over the warm connections, but no part below min_part unless its chunk is smaller
-    requests = plan([(0, 610_000), (2 * MiB, 2 * MiB + 110_000)], policy)
-    assert [r.size for r in requests] == [152_500] * 4 + [110_000]
-    assert [r.size for r in plan([(0, 200_000)], policy)] == [200_000]
     # more than a wave: parts of at most max_part, in waves
     many = [(i * 6 * MiB, i * 6 * MiB + 5 * MiB) for i in range(27)]
     assert len(plan(many, policy)) == 27
+
+
+def test_a_small_read_takes_the_fewest_requests_that_arrive_in_the_fewest_round_trips_of_slow_start():
+    policy = Policy(concurrency=8, connections=16, min_part=128 * 1024, initial_window=14_600)
+    assert policy.window_bytes(1) == 14_600 - 1024 and policy.window_bytes(3) == 7 * 14_600 - 1024
+    # 720 kB: two round trips would take 27 parts (more than 16 connections), three take 9 of at most 101 kB
+    ranges = [(0, 610_000), (2 * MiB, 2 * MiB + 110_000)]
+    requests = plan(ranges, policy)
+    assert [r.size for r in requests] == [87_143] * 6 + [87_142] + [55_000] * 2
+    assert [r.members for r in requests] == [(0,)] * 7 + [(1,)] * 2  # the reader's order, parts in file order
+    assert requests[0].start == 0 and requests[-1].end == 2 * MiB + 110_000
+    assert max(r.size for r in requests) <= policy.window_bytes(3)
+    # on 8 connections the same read needs four round trips, and then 4 requests carry it
+    assert [r.size for r in plan(ranges, replace(policy, connections=8))] == [203_334, 203_333, 203_333, 110_000]
+    # one 200 kB chunk: 15 parts, each within the first round trip
+    assert [r.size for r in plan([(0, 200_000)], policy)] == [13_334] * 5 + [13_333] * 10
+    # neighbours share a request when it still fits the round trips
+    assert plan([(0, 5_000), (5_000, 10_000)], policy) == [Request(0, 10_000, (0, 1))]
+    # more far-apart chunks than connections: no plan fits one wave, each chunk is its own request
+    far = [(i * 4 * MiB, i * 4 * MiB + 10_000) for i in range(20)]
+    assert len(plan(far, policy)) == 20 and slow_start_plan(far, policy) is None
+    # a large read is not planned by slow start: one request per connection of ``concurrency``
+    assert len(plan([(0, 8 * 128 * 1024 + 1)], policy)) == 8
+
+
+def test_a_batch_keeps_in_flight_what_its_policy_gives_a_read_of_its_size():
+    plain, packed = _chunks(24, 20_000, seed=3)
+    blob = b"".join(packed)
+    offsets = np.cumsum([0] + [len(p) for p in packed])
+    wanted = [Wanted(key=str(i), decode=zlib.decompress, start=int(offsets[i]), end=int(offsets[i + 1]))
+              for i in range(24)]  # fmt: skip
+    for min_part, most in ((1 * MiB, 6), (1_000, 2)):  # small (slow start: connections), large (concurrency)
+        policy = Policy(concurrency=2, connections=6, max_gap=-1, min_part=min_part, initial_window=1_000)
+        reader = MemoryReader(blob, delay_s=0.01, threads=8)
+        with ThreadPoolExecutor(2) as decoders:
+            batch = Batch(wanted, reader, decoders, policy)
+            assert [bytes(batch[str(i)]) for i in range(24)] == plain
+        assert reader.peak_outstanding == most
 
 
 def test_apportion_gives_every_range_one_request_and_shares_the_rest_by_size():
@@ -119,7 +154,7 @@ def test_apportion_gives_every_range_one_request_and_shares_the_rest_by_size():
 class MemoryReader:
     """Serves ranges of ``data`` after ``delay_s`` on threads, recording how many bytes are started at once."""
 
-    def __init__(self, data: bytes, delay_s: float = 0.002, fail_at: int | None = None):
+    def __init__(self, data: bytes, delay_s: float = 0.002, fail_at: int | None = None, threads: int = 4):
         self.data = data
         self.delay_s = delay_s
         self.fail_at = fail_at
@@ -127,7 +162,7 @@ class MemoryReader:
         self.outstanding = 0
         self.peak_outstanding = 0
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(4)
+        self._pool = ThreadPoolExecutor(threads)
 
     def submit(self, start: int, view: memoryview) -> Future:
         with self._lock:
@@ -135,10 +170,17 @@ class MemoryReader:
         return self._pool.submit(self._read, start, view)
 
     def _read(self, start: int, view: memoryview) -> None:
-        time.sleep(self.delay_s)
-        if self.fail_at is not None and start <= self.fail_at < start + len(view):
-            raise FetchError(f"cannot read bytes {start}-{start + len(view) - 1} of memory: injected")
-        view[:] = self.data[start : start + len(view)]
+        with self._lock:
+            self.outstanding += 1
+            self.peak_outstanding = max(self.peak_outstanding, self.outstanding)
+        try:
+            time.sleep(self.delay_s)
+            if self.fail_at is not None and start <= self.fail_at < start + len(view):
+                raise FetchError(f"cannot read bytes {start}-{start + len(view) - 1} of memory: injected")
+            view[:] = self.data[start : start + len(view)]
+        finally:
+            with self._lock:
+                self.outstanding -= 1
 
 
 def _chunks(count: int, size: int, seed: int = 0) -> tuple[bytes, list[bytes]]:
@@ -391,7 +433,7 @@ def test_requests_in_flight_never_exceed_the_configured_concurrency(store, endpo
 def test_adjacent_chunks_share_requests_and_a_large_chunk_is_split(store, endpoint, catalog):
     asset, path, expected = _series(catalog, "ecephys/workload-friendly")  # 32 chunks, adjacent in the file
     assert len(_chunk_refs(build_index(asset.local_path), path)) == 32
-    coalescing = Policy(max_gap=1 * MiB, min_part=64 * MiB, max_part=64 * MiB, warm_connections=0)
+    coalescing = Policy(max_gap=1 * MiB, min_part=64 * MiB, max_part=64 * MiB, connections=1, warm_connections=0)
     with ShapingProxy(endpoint.url, SHAPED) as proxy:
         values, cost = _read_through(proxy, store, asset, path, coalescing)
         assert np.array_equal(values, expected)
@@ -469,15 +511,31 @@ def test_an_open_warms_a_connection_for_every_request_a_read_may_send(store, end
         shaped = store.via(proxy.url)
         connections = proxy.traffic.snapshot().connections
         with proxy.traffic.measure() as cost:
-            opened = nwb_index.open_nwb_index(shaped, asset.key, policy=Policy(concurrency=4))
+            opened = nwb_index.open_nwb_index(shaped, asset.key, policy=Policy(concurrency=4, connections=5))
             deadline = time.monotonic() + 10  # the connections are opened in the background
-            while proxy.traffic.snapshot().connections < connections + 5 and time.monotonic() < deadline:
+            while proxy.traffic.snapshot().connections < connections + 6 and time.monotonic() < deadline:
                 time.sleep(0.01)
             opened.close()
     # the open's HEAD (botocore's connection), and one connection of the chunk requests' own per request a read
-    # may send, opened without a request
+    # may send (a small read: ``connections``), opened without a request
     assert cost.requests == {"HEAD": 1}, cost.to_dict()
-    assert cost.connections == 5, cost.to_dict()
+    assert cost.connections == 6, cost.to_dict()
+
+
+def test_the_connections_are_opened_before_the_index_is_fetched(store, endpoint, catalog, index_cache_dir,
+                                                                monkeypatch):  # fmt: skip
+    # the handshakes (two round trips) overlap the index fetch; started during pynwb's build (~0.1 s), they
+    # were not done by the first read under cross-region (0.13 s)
+    asset = catalog.assets["ecephys/workload-friendly"]
+    events = []
+    find_index, warm = nwb_index.find_index, RangeReader.warm
+    monkeypatch.setattr(nwb_index, "find_index", lambda *a, **k: (events.append("find"), find_index(*a, **k))[1])
+    monkeypatch.setattr(RangeReader, "warm", lambda self, *a: (events.append(("warm", self._warmed)), warm(self, *a)))
+    nwb_index.prepare(store, asset.key, asset.local_path)
+    with ShapingProxy(endpoint.url, SHAPED) as proxy, nwb_index.open_nwb_index(store.via(proxy.url), asset.key) as o:
+        assert o.nwbfile is not None
+    # warmed first; open_found's call finds the reader warmed and opens nothing more
+    assert events == [("warm", False), "find", ("warm", True)]
 
 
 def test_build_costs_are_measured_for_the_index_and_for_lindi(store, endpoint, catalog):

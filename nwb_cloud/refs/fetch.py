@@ -118,15 +118,15 @@ def s3_client(store: Store, pool_size: int):
 
 
 class RangeReader:
-    """Reads byte ranges of ``key`` in ``store``; up to ``policy.concurrency`` requests at once."""
+    """Reads byte ranges of ``key`` in ``store``; up to ``policy.most_in_flight`` requests at once."""
 
     def __init__(self, store: Store, key: str, policy: Policy | None = None, client=None):
         self.store = store
         self.key = key
         self.policy = policy or Policy()
         # two spare connections: the index fetch (GET + HEAD) shares the client with the chunk requests
-        self.client = client or s3_client(store, self.policy.concurrency + 2)
-        self._pool = ThreadPoolExecutor(self.policy.concurrency, thread_name_prefix="nwb-index-fetch")
+        self.client = client or s3_client(store, self.policy.most_in_flight + 2)
+        self._pool = ThreadPoolExecutor(self.policy.most_in_flight, thread_name_prefix="nwb-index-fetch")
         self.url = store.s3_url(key)
         self.expected_etag: str | None = None  # set when the index's version of the asset is known
         self._direct = not _proxied(self.client.meta.endpoint_url)
@@ -134,6 +134,7 @@ class RangeReader:
         self._idle_lock = threading.Lock()
         self._signed: tuple[float, str, str] | None = None  # (signed at, host part, path and query)
         self._tls: ssl.SSLContext | None = None
+        self._warmed = False
 
     # -- requests --------------------------------------------------------------------------------------------
     def read_into(self, start: int, view: memoryview) -> None:
@@ -230,7 +231,7 @@ class RangeReader:
     def _release(self, connection: http.client.HTTPConnection, reusable: bool) -> None:
         if reusable:
             with self._idle_lock:
-                if len(self._idle) < self.policy.concurrency + 2:
+                if len(self._idle) < self.policy.most_in_flight + 2:
                     self._idle.append(connection)
                     return
         connection.close()
@@ -303,14 +304,19 @@ class RangeReader:
         return {"size": response["ContentLength"], "etag": response["ETag"].strip('"')}
 
     def warm(self, connections: int | None = None) -> None:
-        """Open up to ``connections`` connections in the background, without waiting (see ``Policy.warm_bytes``).
+        """Open up to ``connections`` connections in the background, without waiting (see ``Policy.warm_bytes``);
+        once per reader, later calls do nothing.
 
         A new connection costs its handshakes (two round trips with TLS) before the first request; paying
-        them while pynwb builds its objects takes them off the first read. With ``Policy.warm_bytes``, each
-        warming request reads that many bytes of the asset, which grows the connection's TCP window too.
+        them while the index is fetched and pynwb builds its objects takes them off the first read. With
+        ``Policy.warm_bytes``, each warming request reads that many bytes of the asset, which grows the
+        connection's TCP window too.
         Without a proxy in the environment the chunk requests have connections of their own (module
         docstring): those are opened, without a request. Failures are left to that read.
         """
+        if self._warmed:
+            return
+        self._warmed = True
         count = self.policy.warm_count if connections is None else connections
         for _ in range(count):
             self._pool.submit(self._quiet_warm)

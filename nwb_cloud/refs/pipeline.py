@@ -9,7 +9,8 @@ lets go of it. zarr thus copies chunk 1 while chunk 5 decodes and chunk 12 downl
 or two chunks (the small reads of read-shaped layouts) is decoded on the fetching thread as its last part
 arrives instead.
 
-Memory is bounded: requests are started in the order zarr will consume their chunks, and only while the
+Requests are started in the order zarr will consume their chunks, at most ``Policy.in_flight`` at once
+(a small read more than a large one, see :mod:`nwb_cloud.refs.plan`). Memory is bounded: only while the
 compressed bytes started and not yet consumed stay under ``Policy.budget`` (a request the reader is
 waiting for is always started, so a pathological plan slows down but never deadlocks). Each chunk is
 handed over once; the batch keeps nothing after that.
@@ -54,7 +55,10 @@ class Batch(Mapping):
         self._slots: dict[str, _Slot] = {w.key: _Slot() for w in wanted}
         self._ranged = [w for w in wanted if w.data is None]
         self._index = {w.key: i for i, w in enumerate(self._ranged)}
-        self._requests = plan([(w.start, w.end) for w in self._ranged], policy)
+        ranges = [(w.start, w.end) for w in self._ranged]
+        self._requests = plan(ranges, policy)
+        self._most_in_flight = policy.in_flight(sum(end - start for start, end in ranges))
+        self._in_flight = 0
         self._requests_of: list[list[int]] = [[] for _ in self._ranged]  # chunk -> its requests (parts)
         for number, request in enumerate(self._requests):
             for member in request.members:
@@ -102,9 +106,12 @@ class Batch(Mapping):
             while self._queue:
                 number = self._queue[0]
                 size = self._requests[number].size
-                if number > until and self._started and self._started + size > self._budget:
+                if number > until and (
+                    self._in_flight >= self._most_in_flight or (self._started and self._started + size > self._budget)
+                ):
                     break
                 self._queue.popleft()
+                self._in_flight += 1
                 self._started += size
                 self.peak_started = max(self.peak_started, self._started)
                 to_start.append(number)
@@ -130,6 +137,8 @@ class Batch(Mapping):
             return own
 
     def _arrived(self, request: Request, done: Future) -> None:
+        with self._lock:
+            self._in_flight -= 1
         error = done.exception()
         for member in request.members:
             chunk = self._ranged[member]
@@ -141,6 +150,8 @@ class Batch(Mapping):
                 data = self._buffers.pop(member) if self._missing_parts[member] == 0 else None
             if data is not None:
                 self._decode(chunk, data)
+        if self._queue:
+            self._start(until=-1)
 
     def _consumed(self, index: int) -> None:
         released = False
