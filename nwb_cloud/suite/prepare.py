@@ -125,9 +125,8 @@ def default_grid(settings: Settings) -> Grid:
     an unconsolidated Zarr open costs ~25 s a sample in-region). Page-buffer variants apply to paged layouts
     only (``Grid.applies``).
 
-    What it costs on this 2-core machine (estimated from the committed runs' per-cell times plus ~0.1 s of
-    process start per sample; see README): quick ~15 min of asv plus ~2 min of publishing; full, see README.
-    The longest cells are a seed read on the layouts made for the other read (one electrode from all-channel
+    What a run costs is stated by the run itself (README's runs block, from its run info), not here. The
+    longest cells are a seed read on the layouts made for the other read (one electrode from all-channel
     chunks moves the whole file) and the opposing reads on small chunks (a 30-frame clip touches 256-1,024
     chunks: one request each).
     """
