@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from nwb_cloud.refs import inflate
+from nwb_cloud.refs.buffers import BufferPool, new_buffer
 from nwb_cloud.refs.inflate import DEFLATE, SHUFFLE_DEFLATE
 
 INSTALLED = inflate.available()
@@ -40,9 +41,39 @@ def answer(inflater, stream, size):
 
 
 def test_the_decoders_the_index_depends_on_are_installed():
-    # libdeflate and ISA-L are dependencies of the index; zlib is the reference they are checked against
-    assert {"libdeflate", "isal", "zlib"} <= set(INSTALLED)
-    assert INSTALLED[-1] == "zlib" and INSTALLED[0] == "libdeflate"
+    # libdeflate (alone and through imagecodecs, into pooled buffers) and ISA-L are dependencies of the index;
+    # zlib is the reference they are checked against
+    assert {"libdeflate-pooled", "libdeflate", "isal", "zlib"} <= set(INSTALLED)
+    assert INSTALLED[-1] == "zlib" and INSTALLED[0] == "libdeflate-pooled"
+
+
+def test_a_pooled_decode_never_overwrites_a_chunk_someone_still_holds():
+    inflate_pooled = inflate.exact("libdeflate-pooled")
+    streams = [zlib.compress(RNG.bytes(len(RAW)), 1) for _ in range(3)]
+    plains = [zlib.decompress(s) for s in streams]
+    first = inflate_pooled(streams[0], len(RAW))
+    view = memoryview(first)[10:20]  # zarr keeps views of a chunk while it copies from it
+    del first
+    second = inflate_pooled(streams[1], len(RAW))
+    assert bytes(view) == plains[0][10:20] and bytes(second) == plains[1]
+    del view
+    third = inflate_pooled(streams[2], len(RAW))  # the first buffer is free again: used, with the third's bytes
+    assert bytes(third) == plains[2] and bytes(second) == plains[1]
+
+
+def test_a_buffer_pool_hands_a_buffer_out_again_only_once_nothing_refers_to_it():
+    pool = BufferPool(most_bytes=3 * 100)
+    a = pool.take(100)
+    assert pool.take(100) is not a  # a is held
+    address = a.ctypes.data
+    view = a[5:9]
+    del a
+    b = pool.take(100)
+    assert b.ctypes.data != address  # a view still refers to the first buffer
+    del view
+    assert pool.take(100).ctypes.data == address  # now nothing does
+    assert pool.take(50) is not None and pool.kept_bytes <= 3 * 100  # the rest is made, not kept
+    assert new_buffer(0).size == 0 and new_buffer(7).flags.writeable
 
 
 AWKWARD = {

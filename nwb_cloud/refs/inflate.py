@@ -6,7 +6,9 @@ stream to the same bytes with less CPU: libdeflate (the ``deflate`` package), IS
 zlib-ng (``zlib-ng``). On this machine's reads they took 0.35-0.6x of zlib's CPU per byte (libdeflate the
 least at every chunk size measured; ``nwb-cloud``'s decoder table, :func:`nwb_cloud.analysis.decode.
 decoder_speeds`, measures them and the suite's asv table records them). imagecodecs wraps the same libdeflate
-and zlib-ng (measured alike), so it adds nothing but 80 MB.
+and can decode into a buffer the caller gives: ``libdeflate-pooled`` decodes into buffers used again once
+nothing refers to them (:mod:`nwb_cloud.refs.buffers`), which saves the new pages' cost (~0.2x of inflating
+10 MB chunks here).
 
 Exactness, in every case
     A decoder is given the chunk's decoded size (HDF5 decodes every chunk, edge chunks too, to the full
@@ -60,6 +62,14 @@ def _libdeflate() -> Inflate:
     return deflate.zlib_decompress  # (data, size): the size is the output buffer; a larger one is fine
 
 
+def _libdeflate_pooled() -> Inflate:
+    imagecodecs = importlib.import_module("imagecodecs")
+    from nwb_cloud.refs.buffers import DECODED
+
+    # a stream that decodes to fewer bytes answers a shorter view (the size check then hands it to zlib)
+    return lambda data, size: imagecodecs.deflate_decode(data, out=DECODED.take(size))
+
+
 def _isal() -> Inflate:
     isal_zlib = importlib.import_module("isal.isal_zlib")
     return lambda data, size: isal_zlib.decompress(data, bufsize=max(size, 1))
@@ -90,6 +100,7 @@ REFERENCE = "zlib"  # what h5py uses, and what every answer is checked against
 DECODERS: dict[str, Decoder] = {
     d.name: d
     for d in (
+        Decoder("libdeflate-pooled", "imagecodecs", _libdeflate_pooled),
         Decoder("libdeflate", "deflate", _libdeflate),
         Decoder("isal", "isal", _isal),
         Decoder("zlib-ng", "zlib-ng", _zlib_ng),
@@ -97,7 +108,7 @@ DECODERS: dict[str, Decoder] = {
     )
 }
 # fastest first on this machine's measured table, at every chunk size and both codecs; used without a table
-RANKING = ("libdeflate", "isal", "zlib-ng", REFERENCE)
+RANKING = ("libdeflate-pooled", "libdeflate", "isal", "zlib-ng", REFERENCE)
 
 SAME_SIZE = math.log(1.25)  # chunks within 25% of each other are one size of the table (whole rows differ)
 

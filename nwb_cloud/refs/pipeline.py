@@ -24,8 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
-import numpy as np
-
+from nwb_cloud.refs.buffers import new_buffer
 from nwb_cloud.refs.fetch import RangeReader
 from nwb_cloud.refs.plan import Policy, Request, plan
 
@@ -209,8 +208,9 @@ class _Slot:
 
 def _buffer(size: int) -> memoryview:
     """Room for ``size`` bytes that the response fills: not zeroed first (``bytearray`` would write every
-    byte once before the socket writes it again: ~2.5 ms per 10 MB on the reader's thread)."""
-    return memoryview(np.empty(size, dtype=np.uint8))
+    byte once before the socket writes it again: ~2.5 ms per 10 MB on the reader's thread), and in ordinary
+    pages (:func:`~nwb_cloud.refs.buffers.new_buffer`)."""
+    return memoryview(new_buffer(size))
 
 
 def _run_decode(decode: Decode, data, slot: _Slot) -> None:
