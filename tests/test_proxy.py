@@ -149,7 +149,6 @@ def test_slow_start_doubles_the_window_every_round_trip():
     assert capped.release_time(1_000_000) <= time.monotonic()
 
 
-
 def test_slow_start_begins_again_after_an_idle_timeout():
     slow = SlowStart(10_000, rtt_s=0.01, rate=None, restart_after_s=0.1)
     start = time.monotonic()
@@ -161,6 +160,7 @@ def test_slow_start_begins_again_after_an_idle_timeout():
     idle = time.monotonic()
     assert slow.release_time(150_000) - idle == pytest.approx(0.03, abs=0.005)
     assert SlowStart(14_600, rtt_s=0.065, rate=None).restart_after_s == pytest.approx(0.265)
+
 
 def test_slow_start_makes_a_new_connection_slower_than_a_warm_one(endpoint, bucket):
     rtt = 0.05

@@ -25,13 +25,17 @@ import threading
 
 import numpy as np
 
+HUGE_PAGE_ADVICE_BYTES = 4 * 2**20  # numpy advises huge pages for arrays of this size and larger
 DECODED_BYTES = 64 * 2**20  # decoded-chunk buffers a process keeps between reads, at most
 
 
 def new_buffer(size: int) -> np.ndarray:
-    """A writable ``uint8`` array of ``size`` bytes in ordinary pages (module docstring), not zeroed by us."""
-    if size <= 0:
-        return np.empty(0, dtype=np.uint8)
+    """A writable ``uint8`` array of ``size`` bytes in ordinary pages (module docstring), not zeroed by us.
+
+    Below numpy's huge-page size it is numpy's (from the heap, whose pages are used again): a mapping of
+    its own for every small response would cost two system calls and new pages each."""
+    if size < HUGE_PAGE_ADVICE_BYTES:
+        return np.empty(size, dtype=np.uint8)
     return np.frombuffer(mmap.mmap(-1, size), dtype=np.uint8)
 
 
