@@ -129,11 +129,7 @@ def test_a_small_read_takes_the_fewest_requests_that_arrive_in_the_fewest_round_
 
 
 def test_a_batch_keeps_in_flight_what_its_policy_gives_a_read_of_its_size():
-    plain, packed = _chunks(24, 20_000, seed=3)
-    blob = b"".join(packed)
-    offsets = np.cumsum([0] + [len(p) for p in packed])
-    wanted = [Wanted(key=str(i), decode=zlib.decompress, start=int(offsets[i]), end=int(offsets[i + 1]))
-              for i in range(24)]  # fmt: skip
+    plain, blob, wanted = _laid_end_to_end(24, 20_000, seed=3)
     for min_part, most in ((1 * MiB, 6), (1_000, 2)):  # small (slow start: connections), large (concurrency)
         policy = Policy(concurrency=2, connections=6, max_gap=-1, min_part=min_part, initial_window=1_000)
         reader = MemoryReader(blob, delay_s=0.01, threads=8)
@@ -189,6 +185,15 @@ def _chunks(count: int, size: int, seed: int = 0) -> tuple[bytes, list[bytes]]:
     return plain, [zlib.compress(p) for p in plain]
 
 
+def _laid_end_to_end(count: int, size: int, seed: int) -> tuple[list[bytes], bytes, list[Wanted]]:
+    """``count`` compressed chunks stored one after another: their plain bytes, the stored blob, the chunks."""
+    plain, packed = _chunks(count, size, seed)
+    offsets = np.cumsum([0] + [len(p) for p in packed])
+    wanted = [Wanted(key=str(i), decode=zlib.decompress, start=int(offsets[i]), end=int(offsets[i + 1]))
+              for i in range(count)]  # fmt: skip
+    return plain, b"".join(packed), wanted
+
+
 def test_a_batch_decodes_every_chunk_exactly_and_in_any_layout_of_the_file():
     plain, packed = _chunks(12, 5000)
     layout = [7, 2, 9, 0, 11, 4, 1, 5, 10, 3, 8, 6]  # chunk i is stored at position layout[i]
@@ -211,19 +216,16 @@ def test_a_batch_decodes_every_chunk_exactly_and_in_any_layout_of_the_file():
 
 
 def test_a_batch_holds_at_most_its_budget_and_never_deadlocks():
-    plain, packed = _chunks(20, 20_000, seed=1)
-    blob = b"".join(packed)
-    offsets = np.cumsum([0] + [len(p) for p in packed])
-    wanted = [Wanted(key=str(i), decode=zlib.decompress, start=int(offsets[i]), end=int(offsets[i + 1]))
-              for i in range(20)]  # fmt: skip
-    budget = 3 * max(len(p) for p in packed)
+    plain, blob, wanted = _laid_end_to_end(20, 20_000, seed=1)
+    largest = max(w.end - w.start for w in wanted)
+    budget = 3 * largest
     reader = MemoryReader(blob, delay_s=0.005)
     with ThreadPoolExecutor(2) as decoders:
         batch = Batch(wanted, reader, decoders, Policy(concurrency=8, max_gap=-1, budget=budget))
         for i in range(20):
             assert bytes(batch[str(i)]) == plain[i]
             time.sleep(0.01)  # the reader is slow: the batch must not run ahead beyond its budget
-    assert max(len(p) for p in packed) * 2 < batch.peak_started <= budget  # ran ahead, within the budget
+    assert largest * 2 < batch.peak_started <= budget  # ran ahead, within the budget
     assert len(reader.requests) == 20
 
     # a budget smaller than one chunk still reads everything (a request the reader waits for always starts)
@@ -234,12 +236,8 @@ def test_a_batch_holds_at_most_its_budget_and_never_deadlocks():
 
 
 def test_a_failed_request_is_raised_for_its_chunks_only():
-    plain, packed = _chunks(3, 4000, seed=2)
-    blob = b"".join(packed)
-    offsets = np.cumsum([0] + [len(p) for p in packed])
-    wanted = [Wanted(key=str(i), decode=zlib.decompress, start=int(offsets[i]), end=int(offsets[i + 1]))
-              for i in range(3)]  # fmt: skip
-    reader = MemoryReader(blob, fail_at=int(offsets[1]) + 5)
+    plain, blob, wanted = _laid_end_to_end(3, 4000, seed=2)
+    reader = MemoryReader(blob, fail_at=wanted[1].start + 5)
     with ThreadPoolExecutor(2) as decoders:
         batch = Batch(wanted, reader, decoders, Policy(max_gap=-1))
         assert bytes(batch["0"]) == plain[0]
