@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zlib
 from pathlib import Path
@@ -465,3 +466,26 @@ def test_the_local_pynwb_baseline_opens_the_file_for_each_repeat(ecephys_asset, 
     workload = get_workload("ecephys_electrode")
     seconds, runs = time_local_pynwb(ecephys_asset.local_path, lambda f: workload.run(f, ecephys_asset.series), 3)
     assert runs == 3 and len(opened) == 3 and seconds > 0
+
+
+def test_a_cold_window_doubles_each_round_trip_until_it_carries_the_connections_rate():
+    cold = dataclasses.replace(SLOW, initial_window_bytes=10_000)  # 10 ms round trip, 10 MB/s: full at 100 kB
+    assert cost.cold_window_s(cold, 10_000) == pytest.approx(10_000 / (10 * MB))  # one window: no wait
+    # 10 kB, then 20 kB one round trip later, then 40 kB: 70 kB arrive in the third round trip
+    assert cost.cold_window_s(cold, 70_000) == pytest.approx(0.020 + 40_000 / (10 * MB))
+    # 10 + 20 + 40 + 80 kB in the first four round trips; then the window (100 kB) carries the rate
+    assert cost.cold_window_s(cold, 1_150_000) == pytest.approx(0.040 + 1_000_000 / (10 * MB))
+    assert cost.cold_window_s(SLOW, 70_000) == pytest.approx(70_000 / (10 * MB))  # no slow start in the profile
+    assert cost.cold_window_s(PROFILES["loopback"], 1e9) == 0.0  # unshaped, unmeasured: free
+
+
+def test_a_cold_read_pays_slow_start_per_request_and_never_beats_the_ideal():
+    cold = dataclasses.replace(SLOW, initial_window_bytes=10_000)
+    # 4 requests of 70 kB on 4 connections: one wave, each 3 windows' worth after its first byte (30 ms)
+    assert cost.cold_read_s(cold, 4, 280_000, connections=4) == pytest.approx(0.030 + 0.020 + 40_000 / (10 * MB))
+    # the same bytes as 8 requests on 4 connections: the second wave's windows have grown (full rate)
+    two_waves = cost.cold_read_s(cold, 8, 280_000, connections=4)
+    assert two_waves == pytest.approx(0.030 + 0.020 + 5_000 / (10 * MB) + 0.030 + 35_000 / (10 * MB))
+    for requests, connections in ((1, 1), (4, 4), (8, 4), (64, 16)):
+        assert cost.cold_read_s(cold, requests, 280_000, connections) >= cost.ideal_transfer_s(cold, 280_000, warm=True)
+    assert cost.cold_read_s(cold, 0, 0, connections=4) == 0.0

@@ -464,6 +464,28 @@ def test_time_over_bound_track_is_used_when_the_bound_is_missing():
     assert math.isnan(row["amp_selection"]) and row["binds"] is None
 
 
+def test_a_reads_slow_start_and_serving_cpu_are_estimated_from_its_counts_and_its_runs_records(tmp_path):
+    from nwb_cloud.analysis import cost
+    from nwb_cloud.cloud.calibrate import ServingCost
+    from nwb_cloud.cloud.profiles import PROFILES
+
+    records = [_record("time_workload", 2.0, kind="time"), _record("track_requests", 9),
+               _record("track_bytes_received", 720_000), _record("track_peak_connections", 16)]  # fmt: skip
+    serving = dict(server_cpu_s_per_request=8e-4, server_cpu_s_per_mb=2e-3, proxy_cpu_s_per_request=2e-4,
+                   proxy_cpu_s_per_mb=6e-4, requests=400, mb=134.0, cores=2, shares_reader_cores=True)  # fmt: skip
+    lab = {**PROFILES["lab"].to_dict(), "retired_field": 1}  # a run of another version recorded more
+    (tmp_path / "info.json").write_text("{}")
+    info = {"commit": "c" * 8, "machine": "m", "profiles": {"lab": lab}, "serving_cost": serving,
+            "_path": str(tmp_path / "info.json")}  # fmt: skip
+    row = cells_frame(records, [info]).iloc[0]
+    assert row["cold_read_s"] == pytest.approx(cost.cold_read_s(PROFILES["lab"], 9, 720_000, 16))
+    assert row["cold_read_s"] > PROFILES["lab"].rtt_s * 3  # 80 kB from a 14.6 kB window: three round trips
+    assert row["serving_cpu_s"] == pytest.approx(ServingCost(**serving).cpu_s(9, 720_000))
+    pinned = {**info, "serving_cost": {**serving, "shares_reader_cores": False}, "profiles": {}}
+    apart = cells_frame(records, [pinned]).iloc[0]  # served on other cores; no profile recorded: no estimate
+    assert math.isnan(apart["serving_cpu_s"]) and math.isnan(apart["cold_read_s"])
+
+
 def test_run_info_matched_by_commit_then_by_machine(tmp_path):
     paths = []
     for name in ("a", "b", "c"):
@@ -543,5 +565,24 @@ def test_reader_goals_judge_nwb_index_cells_and_show_the_figures_behind_a_miss()
     friendly = next(r for r in rows if "ophys_patch · workload-friendly · in-region" in r)
     assert ">met<" in friendly and "time / local" not in friendly  # a small read is judged against the bound
     default = next(r for r in rows if "ecephys_electrode · default · in-region" in r)
-    assert "missed: time / local h5py 0.66× (local h5py read 212 ms); CPU / decode 1.6× (client CPU 144 ms" in default
+    assert "missed: time / local h5py 0.66× (local h5py read 212 ms; CPU: client 144 ms); CPU / decode" in default
+    assert "CPU / decode 1.6× (client CPU 144 ms, decode CPU 90 ms: 54 ms beyond decoding, for 2 requests)" in default
     assert "time / bound" not in default  # a decode-bound read is judged against the local read
+
+
+def test_a_missed_goal_says_where_the_time_went_slow_start_and_the_shared_cores():
+    import re
+
+    import pandas as pd
+
+    from nwb_cloud.report.page import Run, reader_goals
+
+    cell = dict(method="nwb-index", status="ok", workload="ophys_patch", layout="workload-friendly",
+                profile="cross-region", time_s=0.24, bound_s=0.1, binds="network", time_over_bound=2.4, requests=8,
+                bytes_received=800_000, peak_connections=16, cold_read_s=0.216, cpu_s=0.014, serving_cpu_s=0.01,
+                decode_cpu_s=0.013, cpu_over_decode=14 / 13, first_use_over_local=np.nan)  # fmt: skip
+    text = reader_goals(Run("vm", {}, "c0ffee", None, pd.DataFrame([cell]), info={"cores": 2}))
+    row = re.findall(r"<tr>(.*?)</tr>", text, re.S)[1]
+    assert ("slow start: its 8 requests of ~100 kB on 16 connections take 216 ms at least when every window "
+            "starts over (0.9× of the time)") in row  # fmt: skip
+    assert "CPU: client 14 ms, embedded server and proxy 10 ms, i.e. all 2 cores busy for 12 ms" in row

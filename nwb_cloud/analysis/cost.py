@@ -4,7 +4,8 @@ A fluid model, deliberately simple: a new connection costs ``connect_rtts`` roun
 round trip plus the store's first-byte time, and bytes then flow at ``min(total_bandwidth, streams *
 connection_bandwidth)``. TCP slow start, loss and jitter only add time, so leaving them out keeps
 :func:`ideal_transfer_s` a lower bound. An unshaped profile (``loopback``) has no latency and moves bytes at
-the measured loopback throughput when one is given, else instantly.
+the measured loopback throughput when one is given, else instantly. :func:`cold_read_s` puts slow start back
+for given requests: what a reader's own requests cost when every window starts over, as after a pause.
 """
 
 from __future__ import annotations
@@ -78,3 +79,38 @@ def sequential_s(
         return 0.0
     setup = 0.0 if warm else connect_s(profile)
     return setup + requests * profile.request_latency_s() + nbytes / bandwidth(profile, 1, loopback_throughput)
+
+
+def cold_window_s(profile: Profile, nbytes: float, loopback_throughput: float | None = None) -> float:
+    """Time from a response's first byte to its last on a connection whose window starts at the profile's
+    initial window (a new connection, or one idle past a retransmission timeout: RFC 5681): the window
+    doubles each round trip until it carries the connection's rate, then the rate alone paces the rest."""
+    rate = bandwidth(profile, 1, loopback_throughput)
+    window = profile.initial_window_bytes
+    if rate == INF:
+        return 0.0
+    if not window or profile.rtt_s <= 0:
+        return nbytes / rate
+    full, elapsed, left = rate * profile.rtt_s, 0.0, float(nbytes)
+    while left > window and window < full:
+        left -= window
+        elapsed += profile.rtt_s
+        window = min(2 * window, full)
+    return elapsed + left / rate
+
+
+def cold_read_s(
+    profile: Profile, requests: int, nbytes: float, connections: int, loopback_throughput: float | None = None
+) -> float:
+    """The least time ``requests`` equal requests for ``nbytes`` in all take on ``connections`` open connections
+    whose windows start over: a request's first byte, then slow start's round trips for its share (see
+    :func:`cold_window_s`); when the requests outnumber the connections, each later wave on a grown window
+    (full rate). Never below the bytes over the total bandwidth. Beside :func:`ideal_transfer_s` (full rate
+    from the first byte) it tells slow start's share of a read's time from the reader's own."""
+    if requests <= 0 or nbytes <= 0:
+        return 0.0
+    share, floor = nbytes / requests, request_floor_s(profile)
+    waves = math.ceil(requests / max(1, connections))
+    first = floor + cold_window_s(profile, share, loopback_throughput)
+    later = (waves - 1) * (floor + share / bandwidth(profile, 1, loopback_throughput))
+    return max(first + later, floor + nbytes / bandwidth(profile, INF, loopback_throughput))

@@ -35,6 +35,19 @@ cells the run measured it on; :mod:`nwb_cloud.suite.first_use`):
 ``first_use_after_imports_s``  median, imports excluded
 ``first_use_local_s``          the same script against the local file with h5py + pynwb (the baseline)
 ``first_use_over_local``       ``first_use_s / first_use_local_s``
+
+Columns estimated from a cell's own counts and the run's own records (the profile it measured under, the
+serving cost it measured), to tell where a time beyond the bound goes (NaN where the run lacks either):
+
+``cold_read_s``      a read's requests (median count, equal shares of its bytes) on its peak connections, every
+                     window starting over at the profile's initial window:
+                     :func:`~nwb_cloud.analysis.cost.cold_read_s`, plus the workload's processing
+                     (``process_s``, the floor's, as the bound adds it). The bound assumes full rate from the first
+                     byte; a read after a pause cannot have it (RFC 5681's restart), so a time near this
+                     figure is slow start's, not the reader's
+``serving_cpu_s``    the CPU the embedded server and the shaping proxy spend serving the cell's requests and
+                     bytes (the run's measured cost per request and per MB) on the reader's cores: only when
+                     the run info says they shared them
 """
 
 from __future__ import annotations
@@ -46,6 +59,9 @@ import pandas as pd
 
 from nwb_cloud.access import METHODS
 from nwb_cloud.access.base import PAGED
+from nwb_cloud.analysis import cost
+from nwb_cloud.cloud.calibrate import ServingCost
+from nwb_cloud.cloud.profiles import Profile
 from nwb_cloud.results.asv_results import FAILED, MEASURED, SKIPPED, Record, snake_case
 from nwb_cloud.results.run_info import grid_excludes, info_unavailable, run_info_for
 from nwb_cloud.workloads import WORKLOADS
@@ -112,6 +128,7 @@ def cells_frame(records: list[Record], run_infos: list[dict] | None = None) -> p
     frame["size"] = [str(infos[m, c].get("size") or "-") for m, c in zip(frame["machine"], frame["commit"])]
     _fill_from_floors(frame, infos)
     _fill_from_samples(frame, infos)
+    _fill_estimates(frame, infos)
     return _derive(frame)
 
 
@@ -169,6 +186,46 @@ class _Columns:
                 self.frame.iloc[position, self.frame.columns.get_loc(column)] = value
 
 
+def _fill_estimates(frame: pd.DataFrame, infos: dict) -> None:
+    """``cold_read_s`` and ``serving_cpu_s`` (module docstring), from each run's recorded profiles and cost."""
+    frame["cold_read_s"] = np.nan
+    frame["serving_cpu_s"] = np.nan
+    filled = _Columns(frame)
+    for position, row in enumerate(frame.to_dict("records")):
+        info = infos[row["machine"], row["commit"]]
+        requests, received = row.get("requests"), row.get("bytes_received")
+        if not (_positive(requests) and _positive(received)):
+            continue
+        serving = info.get("serving_cost")
+        if isinstance(serving, dict) and serving.get("shares_reader_cores"):
+            filled.set(position, "serving_cpu_s", ServingCost.from_dict(serving).cpu_s(requests, received))
+        profile = _profile(row["profile"], (info.get("profiles") or {}).get(row["profile"]))
+        workload = WORKLOADS.get(row["workload"])
+        if profile is not None and profile.shaped and workload is not None and workload.select is not None:
+            connections = row.get("peak_connections")
+            connections = int(connections) if _positive(connections) else 1
+            process = row.get("process_s")  # the workload's processing after the read, as the bound adds it
+            estimate = cost.cold_read_s(profile, round(requests), received, connections)
+            filled.set(position, "cold_read_s", estimate + (process if _positive(process) else 0.0))
+    filled.write()
+
+
+def _profile(name: str, recorded) -> Profile | None:
+    """Profile ``name`` as the run recorded it (fields of other versions dropped), None if it recorded none
+    this version can read."""
+    if not isinstance(recorded, dict):
+        return None
+    known = {k: v for k, v in recorded.items() if k in Profile.__dataclass_fields__}
+    try:
+        return Profile(**{"name": name, "description": "", **known})
+    except TypeError:  # a network figure missing: no estimate rather than a wrong one
+        return None
+
+
+def _positive(value) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
 # A floor (nwb_cloud.analysis.bound.Floor as the run info stores it) -> the cell columns it gives.
 FLOOR_COLUMNS = {"bound_s": "seconds", "bound_network_s": "network_s", "bound_decode_s": "decode_s",
                  "selection_bytes": "selection_bytes"}  # fmt: skip
@@ -179,6 +236,7 @@ def _fill_from_floors(frame: pd.DataFrame, infos: dict) -> None:
     cell's ``decode_cpu_s``."""
     frame["decode_cpu_s"] = np.nan
     frame["local_s"] = np.nan
+    frame["process_s"] = np.nan
     layouts = sorted(set(frame["layout"]), key=len, reverse=True)
     floors = {}
     for (machine, commit), info in infos.items():
@@ -195,6 +253,7 @@ def _fill_from_floors(frame: pd.DataFrame, infos: dict) -> None:
             continue
         filled.set(position, "decode_cpu_s", floor.get("decode_cpu_s") or floor.get("local_s", np.nan))
         filled.set(position, "local_s", floor.get("local_s", np.nan))
+        filled.set(position, "process_s", floor.get("process_s", np.nan))
         if not np.isnan(filled.get(position, "bound_s")):
             continue
         for column, name in FLOOR_COLUMNS.items():
