@@ -227,6 +227,25 @@ def test_a_saved_table_is_loaded_for_the_versions_installed_only(tmp_path):
     assert inflate.load_table(tmp_path / "corrupt.json") is None
 
 
+def test_loading_a_table_looks_each_decoders_version_up_once(tmp_path, monkeypatch):
+    """A lookup reads installed packages' metadata (~0.5 ms); the table has a row per decoder, codec, size and
+    signal (60), and it is loaded in every cold open, so a version is looked up once per process."""
+    import importlib.metadata
+
+    rows = [{**r, "chunk_bytes": size} for size in (1, 2, 3, 4) for r in
+            (inflate.speed(name, AWKWARD["level-4"], len(RAW), repeats=1) for name in INSTALLED)]  # fmt: skip
+    path = inflate.save_table(tmp_path / inflate.TABLE_FILE, rows)
+    looked_up = []
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: looked_up.append(name) or real(name))
+    inflate.version.cache_clear()
+    try:
+        assert inflate.load_table(path) == rows
+        assert sorted(looked_up) == sorted({inflate.DECODERS[n].distribution for n in INSTALLED} - {""})
+    finally:
+        inflate.version.cache_clear()
+
+
 def test_the_index_chooses_from_the_table_in_its_data_directory(tmp_path):
     from nwb_cloud.access import nwb_index
 

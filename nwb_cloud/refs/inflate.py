@@ -33,6 +33,7 @@ The choice
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import json
@@ -193,6 +194,7 @@ def choose(codec: str, chunk_bytes: int, table: Sequence[dict] | None = None) ->
     return next(name for name in RANKING if name in installed)
 
 
+@functools.cache  # a lookup reads the installed packages' metadata (~0.5 ms); a table asks it for every row
 def version(name: str) -> str | None:
     """The installed version of decoder ``name``'s package (zlib: the zlib library's), None if not installed."""
     distribution = DECODERS[name].distribution
