@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nwb_cloud.access import load_methods
@@ -118,7 +119,7 @@ def test_a_clean_run_exits_0_with_unsupported_cells_skipped(settings, store, end
     every = patch + opens
     assert len({s["pid"] for s in every}) == len(every) and all(s["process_samples"] == 1 for s in every)
     assert [s["grid_pass"] for s in patch] == [1, 2, 3] and [s["grid_pass"] for s in opens] == [2, 3]
-    assert all(s["cpu_s"] > 0 and s["seconds"] > 0 for s in every)
+    assert all(s["cpu_s"] > 0 and s["seconds"] > 0 and s["peak_growth_bytes"] >= 0 for s in every)
     assert info["sampling"]["fresh_process_samples"] == info["sampling"]["samples_taken"] == 5
     medians = info["samples"]["ophys_patch|remfile|workload-friendly|in-region"]
     assert medians["samples"] == 3 and medians["seconds_q25"] <= medians["seconds"] <= medians["seconds_q75"]
@@ -208,9 +209,11 @@ def test_the_cells_frame_shows_cpu_unsupported_and_failed_samples():
     cell = "ophys_patch|{}|neuroconv-default|in-region"
     info = {
         "machine": "m", "commit": "c" * 40, "run_id": "r", "_path": __file__,
-        "samples": {cell.format("remfile"): {"seconds": 2.0, "cpu_s": 1.5, "open_s": 0.2, "samples": 2}},
+        "samples": {cell.format("remfile"): {"seconds": 2.0, "cpu_s": 1.5, "open_s": 0.2, "samples": 2,
+                                             "peak_growth_bytes": 30e6}},
         "floors": [{"workload": "ophys_patch", "profile": "in-region", "layout": "neuroconv-default",
-                    "seconds": 0.5, "network_s": 0.1, "decode_s": 0.5, "local_s": 1.0}],
+                    "seconds": 0.5, "network_s": 0.1, "decode_s": 0.5, "local_s": 1.0, "selection_bytes": 1e6,
+                    "compressed_bytes": 9e6, "chunk_bytes": 20e6}],
         "cell_failures": {cell.format("fsspec"): "check: WrongRead: 1 of 9 values differ"},
         "unsupported_cells": {cell.format("kerchunk"): "unsupported: kerchunk: lzf has no numcodecs codec"},
     }  # fmt: skip
@@ -219,6 +222,8 @@ def test_the_cells_frame_shows_cpu_unsupported_and_failed_samples():
     assert frame.loc["remfile", "status"] == "ok" and frame.loc["remfile", "cpu_s"] == 1.5
     assert frame.loc["remfile", "decode_cpu_s"] == 1.0 and frame.loc["remfile", "cpu_over_decode"] == 1.5
     assert frame.loc["remfile", "open_s"] == 0.2
+    # the read held 30 MB at most: all of its own data at once (1 MB selected, 9 MB stored, 20 MB decoded)
+    assert frame.loc["remfile", "memory_over_own"] == pytest.approx(1.0)
     # a sample that failed in one pass fails the cell, even though asv kept the other passes' time
     assert frame.loc["fsspec", "status"] == "failed" and "WrongRead" in frame.loc["fsspec", "reason"]
     assert frame.loc["kerchunk", "status"] == "unsupported" and "lzf" in frame.loc["kerchunk", "reason"]
@@ -249,3 +254,17 @@ def test_the_bound_counts_serving_cpu_when_it_shares_the_readers_cores():
     assert shared.binding == SHARED and shared.seconds == shared.shared_cpu_s > alone.seconds
     apart = bound(measured, get_profile("in-region"), serving=dataclasses.replace(serving, shares_reader_cores=False))
     assert apart.seconds == alone.seconds and apart.serving_cpu_s == shared.serving_cpu_s
+
+
+def test_the_peak_growth_of_a_part_counts_what_it_held_at_once_not_what_came_before():
+    from nwb_cloud.suite.memory import PeakGrowth
+
+    before = np.ones(64 * 2**20, dtype=np.uint8)  # held before the part: not its memory
+    memory = PeakGrowth()
+    memory.start()
+    held = np.ones(32 * 2**20, dtype=np.uint8)  # written, so resident
+    del held
+    also = np.ones(16 * 2**20, dtype=np.uint8)  # after the first was freed: the peak stays the larger one
+    grown = memory.bytes()
+    assert 31 * 2**20 <= grown <= 40 * 2**20, grown
+    del before, also

@@ -44,6 +44,7 @@ from nwb_cloud.cloud.profiles import get_profile
 from nwb_cloud.cloud.proxy_process import ProxyClient, ProxyProcess
 from nwb_cloud.settings import Settings
 from nwb_cloud.suite.cell import Cell, CellRun
+from nwb_cloud.suite.memory import PeakGrowth
 from nwb_cloud.suite.proxies import PROXIES
 from nwb_cloud.suite.samples import failure_log, sample_log, unsupported_log, visit_log
 from nwb_cloud.suite.state import RunState
@@ -182,10 +183,13 @@ class StreamingBenchmark:
                 # what the untimed open cost on the wire (a read-ahead cache may fetch the selection here)
                 self.open_cost = (self.traffic.snapshot() - opening).to_dict() if self.traffic else {}
                 self.before = self.traffic.mark() if self.traffic else None
+            memory = PeakGrowth()  # what the timed part holds at most, above the open handle
+            memory.start()
         with self._failures("run"):
             started, cpu = CLOCK(), time.process_time()
             self.cell_run.run()
             self.seconds, self.cpu_s = CLOCK() - started, time.process_time() - cpu
+        self.peak_growth = memory.bytes()
         took_sample(self.cell.label)
 
     def teardown(self, method: str, layout: str, profile: str) -> None:
@@ -196,6 +200,8 @@ class StreamingBenchmark:
             cell_run.close()
             return
         record = {"seconds": self.seconds, "cpu_s": self.cpu_s, **self.sample}
+        if getattr(self, "peak_growth", None) is not None:
+            record["peak_growth_bytes"] = self.peak_growth
         if self.traffic is not None:
             record.update((self.traffic.snapshot() - self.before).to_dict())
             record.update({f"open_{name}": value for name, value in self.open_cost.items()})

@@ -11,6 +11,8 @@ asv timed) and by the run info (:mod:`nwb_cloud.suite.run_info`):
                           (``time.process_time``); the embedded server and the shaping proxy are other processes
     ``open_s``/``open_cpu_s``  wall and CPU time of the untimed fresh open before a read (0-ish for an open
                           workload, whose open is the timed part)
+    ``peak_growth_bytes`` the most resident memory the timed part held at once above what the process held
+                          before it (:mod:`nwb_cloud.suite.memory`; absent where the kernel does not say)
     ``sample``            1 .. the cell's samples
     ``grid_pass``         which pass over the whole grid took it (1 = the first; asv runs every cell once per
                           pass), so two passes can be compared (rank stability, see the run info)
