@@ -397,9 +397,14 @@ def _cores_busy(c: pd.Series, cores: int | None) -> str:
 
 
 def _beyond_decode(c: pd.Series, cores: int | None) -> str:
-    extra = c["cpu_s"] - c["decode_cpu_s"]
-    return (f"client CPU {fmt.seconds(c['cpu_s'])}, decode CPU {fmt.seconds(c['decode_cpu_s'])}: "
-            f"{fmt.seconds(extra)} beyond decoding, for {fmt.count(c['requests'])} requests")  # fmt: skip
+    text = f"client CPU {fmt.seconds(c['cpu_s'])}, decode CPU {fmt.seconds(c['decode_cpu_s'])}"
+    process = c.get("process_s")
+    if _finite(process) and process >= 0.0005:  # the workload's own filter or mean, timed with the read
+        text += f", the workload processing {fmt.seconds(process)}"
+    else:
+        process = 0.0
+    extra = c["cpu_s"] - c["decode_cpu_s"] - process
+    return text + f": {fmt.seconds(extra)} beyond them, for {fmt.count(c['requests'])} requests"
 
 
 def _beyond_open(c: pd.Series, cores: int | None) -> str:
