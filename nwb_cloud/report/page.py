@@ -413,10 +413,14 @@ def _beyond_open(c: pd.Series, cores: int | None) -> str:
             f"{fmt.size(c['bytes_received'])} received")  # fmt: skip
 
 
-def _beyond_own(c: pd.Series, cores: int | None) -> str:
-    return (f"peak memory {fmt.size(c['peak_growth_bytes'])} above the open; selection "
-            f"{fmt.size(c['selection_bytes'])}, touched chunks {fmt.size(c['touched_bytes'])} stored and "
-            f"{fmt.size(c['chunk_bytes'])} decoded")  # fmt: skip
+def _memory(c: pd.Series) -> str:
+    """The read's peak memory beside the data it touched: shown, not judged (it holds the workload's own
+    processing too, e.g. the band-pass filter's float copies; that it does not grow with the file is tested)."""
+    if not _finite(c.get("peak_growth_bytes")):
+        return ""
+    return (f", peak memory {fmt.size(c['peak_growth_bytes'])} above the open (selection "
+            f"{fmt.size(c['selection_bytes'])}; touched chunks {fmt.size(c['touched_bytes'])} stored, "
+            f"{fmt.size(c['chunk_bytes'])} decoded)")  # fmt: skip
 
 
 def _beyond_first_use(c: pd.Series, cores: int | None) -> str:
@@ -435,7 +439,6 @@ READER_GOALS = [
     ("time / local h5py", "time_over_local", lambda w, layout: w.select is None, 1.0, _beyond_open),
     ("CPU / decode", "cpu_over_decode", lambda w, layout: w.select is not None, 1.1, _beyond_decode),
     ("first use / local", "first_use_over_local", lambda w, layout: w.select is not None, 1.5, _beyond_first_use),
-    ("memory / own data", "memory_over_own", lambda w, layout: w.select is not None, 1.0, _beyond_own),
 ]  # fmt: skip
 GOAL_LAYOUTS = (BASELINE_LAYOUT, "workload-friendly")  # the core layouts: the headline grid and the session file
 
@@ -461,7 +464,8 @@ def reader_goals(run: Run) -> str:
             Td(f"{cell['workload']} · {'default' if cell['layout'] == BASELINE_LAYOUT else cell['layout']} · "
                f"{cell['profile']}"),
             _num(fmt.seconds(cell["time_s"])),
-            Td(", ".join(f"{label} {fmt.ratio(value)} (goal ≤ {most:g}×)" for label, value, most, _ in checks)),
+            Td(", ".join(f"{label} {fmt.ratio(value)} (goal ≤ {most:g}×)" for label, value, most, _ in checks)
+               + _memory(cell)),
             Td("missed: " + "; ".join(missed) if missed else "met", cls="failed" if missed else ""),
         ])  # fmt: skip
     if not rows:
@@ -471,9 +475,8 @@ def reader_goals(run: Run) -> str:
         "1.3× of the bound on "
         "the read-shaped layout, reads of NeuroConv's default layout within half the time this machine's h5py "
         "takes from a local copy, client CPU within 1.1× of the decode CPU, opening faster than the local pynwb "
-        "open, first use within 1.5× of the local script, the peak memory of a read (above the open handle) "
-        "within the read's own data: the selection and its touched chunks, stored and decoded, all at once. "
-        "Every figure is the run's own; a miss shows the "
+        "open, first use within 1.5× of the local script; beside them the peak memory of a read above the open "
+        "handle (the workload's processing included). Every figure is the run's own; a miss shows the "
         "measured figures it comes from and where the time went: slow start (the least time the read's own "
         "requests take when every connection's window starts over at the profile's initial window, as after a "
         "pause; the bound assumes full rate from the first byte) and the CPU on the machine's cores (the "

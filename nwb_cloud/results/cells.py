@@ -25,9 +25,8 @@ record them):
 ``cpu_over_decode``  ``cpu_s / decode_cpu_s``: how much CPU the method spends per unit of the unavoidable work
 ``open_s``           median wall time of the untimed fresh open before a read (NaN for the open workloads)
 ``peak_growth_bytes``  median of the most resident memory the timed part held at once, above what the
-                     process held before it (imports and the open handle excluded), and ``memory_over_own``
-                     that over all the read's own data (the selection, and the touched chunks stored and
-                     decoded: ``chunk_bytes``): above 1, the read held more than its data, e.g. more of the file
+                     process held before it (imports and the open handle excluded); ``chunk_bytes``: what the
+                     touched chunks decode to (the floor's)
 ``local_s``          the wall time this machine's h5py takes to do the same from the local file (the floor's
                      ``local_s``: the selection read, or for an open the pynwb open), and ``time_over_local``
                      ``time_s / local_s``: below 1, streaming beat the local disk
@@ -369,9 +368,6 @@ def _derive(frame: pd.DataFrame) -> pd.DataFrame:
     frame["cpu_over_decode"] = _ratio(frame["cpu_s"], frame["decode_cpu_s"])
     frame["first_use_over_local"] = _ratio(frame["first_use_s"], frame["first_use_local_s"])
     frame["time_over_local"] = _ratio(frame["time_s"], frame["local_s"])
-    # all a read could hold at once of its own: the selection, and its touched chunks stored and decoded
-    own = frame["selection_bytes"] + frame["touched_bytes"] + frame["chunk_bytes"]
-    frame["memory_over_own"] = _ratio(frame["peak_growth_bytes"], own)
     computed = _ratio(frame["time_s"], frame["bound_s"])  # the same median as the time shown beside it
     frame["time_over_bound"] = computed.fillna(frame["time_over_bound"]) if "time_over_bound" in frame else computed
     frame["amp_selection"] = _ratio(frame["bytes_received"], frame["selection_bytes"])
