@@ -477,9 +477,9 @@ def reader_goals(run: Run) -> str:
                   if applies(workload, cell["layout"]) and np.isfinite(cell.get(column, np.nan))]  # fmt: skip
         if not checks:
             continue
-        missed = [f"{label} {fmt.ratio(value)} ({facts(cell, cores)})" for label, value, most, facts, beyond in checks
-                  if value > most and not beyond]  # fmt: skip
-        beyond = [f"{label} {beyond}" for label, _, _, _, beyond in checks if beyond]
+        missed = [f"{label} {fmt.ratio(value)} ({facts(cell, cores)})" for label, value, most, facts, why in checks
+                  if value > most and not why]  # fmt: skip
+        out_of_reach = [f"{label} {why}" for label, _, _, _, why in checks if why]
         verdict = "missed: " + "; ".join(missed) if missed else "met"
         rows.append([
             Td(f"{cell['workload']} · {'default' if cell['layout'] == BASELINE_LAYOUT else cell['layout']} · "
@@ -487,7 +487,7 @@ def reader_goals(run: Run) -> str:
             _num(fmt.seconds(cell["time_s"])),
             Td(", ".join(f"{label} {fmt.ratio(value)} (goal ≤ {most:g}×)" for label, value, most, _, _ in checks)
                + _memory(cell)),
-            Td("; ".join([verdict, *beyond]) if beyond else verdict, cls="failed" if missed else ""),
+            Td("; ".join([verdict, *out_of_reach]), cls="failed" if missed else ""),
         ])  # fmt: skip
     if not rows:
         return ""
