@@ -1,11 +1,14 @@
 """The asv grid: generated from the registries, discoverable by asv, loud when the run is not prepared."""
 
+import ast
+import itertools
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -123,6 +126,51 @@ def test_default_grid_reads_the_registries():
     assert full.excludes("fsspec-none", "in-region") and full.excludes("fsspec-none", "lab")
     assert not full.excludes("remfile", "lab", "ophys_patch", "ophys-200x16x16")
     assert default_grid(Settings(source="dandi")).layouts == ["as-published"]
+
+
+def test_asv_runs_the_cells_of_the_grid_and_no_other_combination_of_a_class_s_params():
+    """asv's own selection (its ``--bench`` filter) over the classes a quick grid generates: a combination of
+    params that no cell measures is not run at all (asv would fork a process for it in every pass)."""
+    from asv.benchmarks import Benchmarks
+
+    from nwb_cloud.suite.asv_grid import _class_name, selection
+
+    grid = default_grid(Settings(size="quick"))
+    found = []
+    for workload in grid.workloads:
+        params = [[repr(value) for value in axis] for axis in grid.axes_of(workload)]
+        for function in ("time_workload", "track_requests"):
+            found.append({"name": f"streaming.{_class_name(workload)}.{function}", "params": params})
+    found += [{"name": "decoders.InflateDecoders.track_output", "params": [["'zlib'", "'isal'"]]},
+              {"name": "conversion.ConversionThroughput.track_mb_per_s", "params": []}]  # fmt: skip
+    conf = SimpleNamespace(benchmark_dir=".")
+
+    def selected(within=None) -> set[tuple]:
+        """(name, *params) of every benchmark run asv would make."""
+        chosen = Benchmarks(conf, found, regex=selection(grid, within))
+        picked = set()
+        for name, benchmark in chosen.items():
+            indices = chosen.benchmark_selection[name]
+            if indices is None:  # a benchmark without params
+                picked.add((name,))
+                continue
+            combos = list(itertools.product(*benchmark["params"]))
+            picked |= {(name, *map(ast.literal_eval, combos[i])) for i in indices}
+        return picked
+
+    cells = {(_class_name(w), *rest) for w, *rest in grid.cells()}
+    everything = selected()
+    ran = {(name.split(".")[1], *params) for name, *params in everything if name.startswith("streaming.")}
+    assert ran == cells and len(cells) < sum(len(list(itertools.product(*b["params"]))) for b in found) / 5
+    # each measured cell's track benchmarks too; the other suites whole
+    assert ("streaming.OpenOphys.track_requests", "nwb-index", "neuroconv-default", "in-region") in everything
+    assert ("decoders.InflateDecoders.track_output", "isal") in everything
+    assert ("conversion.ConversionThroughput.track_mb_per_s",) in everything
+    # the caller's own pattern narrows the selection, never widens it
+    narrowed = selected(r"OpenOphys\.time")
+    assert narrowed and narrowed <= everything
+    assert {name for name, *_ in narrowed} == {"streaming.OpenOphys.time_workload"}
+    assert {name for name, *_ in selected(r"^streaming\.")} == {n for n, *_ in everything if n.startswith("stream")}
 
 
 def test_run_info_summarises_samples_and_failures(prepared_state):

@@ -90,6 +90,7 @@ def run_child(
 ) -> ChildOutcome:
     from nwb_cloud.cloud.realnet import measure_real_profile
     from nwb_cloud.suite.asv_driver import run_asv
+    from nwb_cloud.suite.asv_grid import selection
     from nwb_cloud.suite.prepare import prepare_run
     from nwb_cloud.suite.run_info import run_info, write_run_info
 
@@ -132,7 +133,7 @@ def run_child(
         status("running the suite")
         clock = time.perf_counter()
         results = workdir / "results"
-        outcome = run_asv(repo, settings.state_path, bench=BENCH, machine=child.name,
+        outcome = run_asv(repo, settings.state_path, bench=selection(state.grid, BENCH), machine=child.name,
                           config=asv_config(repo, workdir), publish=False)  # fmt: skip
         phases["suite_s"] = round(time.perf_counter() - clock, 2)
         log(f"asv: {'every benchmark passed' if outcome['passed'] else 'some benchmarks failed (see run info)'}")

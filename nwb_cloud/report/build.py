@@ -5,6 +5,8 @@ The asv pages (``asv publish``, in ``<out>/html``) stay beside it for history an
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +20,7 @@ from nwb_cloud.results.asv_results import load_records
 from nwb_cloud.results.cells import cells_frame, latest_runs
 from nwb_cloud.results.run_info import load_recommendation_check, load_reliability, load_run_infos, run_info_for
 from nwb_cloud.results.tables import headline_ratios, rank_methods
+from nwb_cloud.settings import usable_cores
 
 TITLE = "nwb-cloud: streaming NWB reads from S3"
 
@@ -59,8 +62,7 @@ def build(results_dir: Path, out_dir: Path, sources: blocks.Sources | None = Non
     """Write ``out_dir/index.html``, its figures (``figures/``) and tables (``tables/``); return the page's path."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     sources = sources or load(results_dir)
-    for run in sources.runs:
-        _draw(run, out_dir)
+    _draw(sources.runs, out_dir)
     _remove_stale_figures(out_dir / "figures", {Path(f).stem for run in sources.runs for f in run.figures.values()})
     latest = pd.concat([run.cells for run in sources.runs], ignore_index=True)
     _write_tables(latest, out_dir / "tables")
@@ -90,25 +92,33 @@ def publish(results_dir: Path, out_dir: Path, readme: Path | None = None, log=pr
     return written
 
 
-def _draw(run: page.Run, out_dir: Path) -> None:
-    prefix = run.key
-    for workload in run.workloads():
-        cells = run.cells[run.cells["workload"] == workload]
-        title = f"{workload} on {run.label} ({run.commit[:8]})"
-        drawn = {
-            "time": figures.time_figure(cells, title, out_dir / "figures" / f"{prefix}-{workload}-time"),
-            "bound": figures.bound_figure(cells, title, out_dir / "figures" / f"{prefix}-{workload}-bound"),
-        }
-        for kind, paths in drawn.items():
-            if paths:
-                run.figures[(workload, kind)] = f"figures/{paths[1].name}"
-    paths = figures.headline_figure(
-        headline_ratios(run.cells),
-        f"Best layout vs default on {run.label}",
-        out_dir / "figures" / f"{prefix}-headline",
-    )
-    if paths:
-        run.figures[("all", "headline")] = f"figures/{paths[1].name}"
+def _draw(runs: list[page.Run], out_dir: Path) -> None:
+    """Every run's figures, drawn on every usable core (matplotlib takes most of a report's time), each
+    recorded in its run's ``figures`` when drawn."""
+    jobs = []  # (run, figure key, figures function, its data, title, stem)
+    for run in runs:
+        for workload in run.workloads():
+            cells = run.cells[run.cells["workload"] == workload]
+            title = f"{workload} on {run.label} ({run.commit[:8]})"
+            for kind in ("time", "bound"):
+                jobs.append((run, (workload, kind), f"{kind}_figure", cells, title, f"{run.key}-{workload}-{kind}"))
+        jobs.append((run, ("all", "headline"), "headline_figure", headline_ratios(run.cells),
+                     f"Best layout vs default on {run.label}", f"{run.key}-headline"))  # fmt: skip
+    work = [(function, data, title, out_dir / "figures" / stem) for _, _, function, data, title, stem in jobs]
+    workers = min(usable_cores(), len(work))
+    if workers > 1:
+        with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+            drawn = list(pool.map(_draw_one, work))
+    else:
+        drawn = [_draw_one(job) for job in work]
+    for (run, key, *_), paths in zip(jobs, drawn, strict=True):
+        if paths:
+            run.figures[key] = f"figures/{paths[1].name}"
+
+
+def _draw_one(job: tuple) -> list[Path] | None:
+    function, data, title, stem = job
+    return getattr(figures, function)(data, title, stem)
 
 
 def _remove_stale_figures(folder: Path, drawn: set[str]) -> None:

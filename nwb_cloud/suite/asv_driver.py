@@ -51,14 +51,15 @@ def record_machine(name: str) -> None:
 def run_asv(
     repo: Path,
     state_path: Path,
-    bench: str | None = None,
+    bench: str | list[str] | None = None,
     machine: str | None = None,
     config: Path | None = None,
     publish: bool = True,
 ) -> dict:
     """Run the suite against the prepared state; return where results and HTML went and whether all passed.
 
-    ``config`` is another asv configuration (a fleet child's: its results apart from the checkout's).
+    ``bench``: asv ``--bench`` pattern(s), a benchmark (or parameter set) matching any of them runs; ``config``
+    is another asv configuration (a fleet child's: its results apart from the checkout's).
     """
     repo = Path(repo)
     env = {**os.environ, "NWB_CLOUD_STATE": str(state_path)}
@@ -72,8 +73,8 @@ def run_asv(
         "--show-stderr",
         "--record-samples",
     ]  # fmt: skip
-    if bench:
-        args += ["--bench", bench]
+    for pattern in [bench] if isinstance(bench, str) else bench or []:
+        args += ["--bench", pattern]
     commit = args[args.index("--set-commit-hash") + 1]
     status = _asv(repo, *args, env=env, config=config)
     if publish and _asv(repo, "publish", env=env, config=config) != 0:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import time
 from contextlib import contextmanager
 from functools import cache
@@ -47,7 +48,7 @@ from nwb_cloud.suite.cell import Cell, CellRun
 from nwb_cloud.suite.memory import PeakGrowth
 from nwb_cloud.suite.proxies import PROXIES
 from nwb_cloud.suite.samples import failure_log, sample_log, unsupported_log, visit_log
-from nwb_cloud.suite.state import RunState
+from nwb_cloud.suite.state import Grid, RunState
 from nwb_cloud.workloads import get_workload
 
 NAN = float("nan")
@@ -279,6 +280,28 @@ for _name, _unit in _UNITS.items():
 
 def _class_name(workload: str) -> str:
     return "".join(part.title() for part in workload.split("_"))
+
+
+BENCHMARK_MODULE = "streaming"  # benchmarks/streaming.py publishes benchmark_classes(): asv names them so
+
+
+def selection(grid: Grid, within: str | None = None) -> list[str]:
+    """asv ``--bench`` patterns selecting the grid's measured cells, and every benchmark outside its classes.
+
+    asv forks a process for every combination of a class's params, pass after pass, even for one whose
+    ``setup`` skips it (~20-30 ms each): a quick run's classes hold ~3,500 such runs for 138 measured cells.
+    A combination no pattern selects is the only kind asv does not fork for. ``within`` is the caller's own
+    pattern (asv ``--bench``), which every selected benchmark must match as well.
+    """
+    scope = f"(?=.*(?:{within}))" if within else ""
+    by_class: dict[str, list[str]] = {}
+    for workload, method, layout, profile in grid.cells():
+        params = ", ".join(re.escape(repr(value)) for value in (method, layout, profile))
+        by_class.setdefault(_class_name(workload), []).append(params)
+    patterns = [
+        rf"^{scope}{BENCHMARK_MODULE}\.{name}\.\w+\((?:{'|'.join(cells)})\)$" for name, cells in by_class.items()
+    ]
+    return [*patterns, rf"^{scope}(?!{BENCHMARK_MODULE}\.)"]
 
 
 def benchmark_classes() -> dict[str, type]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nwb_cloud.suite.asv_driver import run_asv
+from nwb_cloud.suite.asv_grid import selection
 from nwb_cloud.suite.proxies import run_proxies
 from nwb_cloud.suite.run_info import failures, run_info
 from nwb_cloud.suite.state import RunState
@@ -43,8 +44,9 @@ def measure_prepared(
 ) -> Measured:
     """Run asv over the prepared ``state`` behind one shaping proxy per profile (``upstream_url``: the embedded
     endpoint; None for real S3), and collect the run info (``serving``: the measured
-    :class:`~nwb_cloud.cloud.calibrate.ServingCost`, recorded in it)."""
+    :class:`~nwb_cloud.cloud.calibrate.ServingCost`, recorded in it). asv runs the grid's cells only (those
+    matching ``bench`` too, when given), not every combination of its classes' params."""
     with run_proxies(state, state_path, upstream_url):
-        outcome = run_asv(repo, state_path, bench=bench, config=asv_config)
+        outcome = run_asv(repo, state_path, bench=selection(state.grid, bench), config=asv_config)
     info = run_info(state, overhead, commit=outcome["commit"], serving=serving.to_dict() if serving else None)
     return Measured(info, outcome, failures(info, outcome["status"]))

@@ -190,9 +190,8 @@ class Grid:
     def axes_of(self, workload: str) -> tuple[list[str], list[str], list[str]]:
         """(methods, layouts, profiles) with at least one measured cell of ``workload``, in the grid's order.
 
-        asv runs every combination of a class's params in its own process (~30 ms even when ``setup`` skips
-        it), so the generated classes list only these values: the product still holds cells that are not
-        measured, but not the values no cell of the workload needs.
+        The generated classes list only these values; the product still holds combinations no cell measures,
+        which asv is told not to run (:func:`nwb_cloud.suite.asv_grid.selection`).
         """
         cells = [cell for cell in self.cells() if cell[0] == workload]
         return (
