@@ -50,15 +50,14 @@ def test_an_overwritten_asset_refuses_its_stale_copy_until_prepared_again(store,
 
 def test_the_index_cache_is_keyed_by_etag_and_size(store, versions, tmp_path):
     from nwb_cloud.refs import build_index
-    from nwb_cloud.refs import sidecar as sidecars
-    from nwb_cloud.refs.cache import IndexCache
+    from nwb_cloud.refs.cache import AssetIdentity, IndexCache
 
     first, second = versions
     key = "derived/index/asset.nwb"
     upload(store, first.local_path, key, progress=False)
     cache = IndexCache(tmp_path / "indexes")
-    identity = sidecars.head(store.client(), store, key)
+    identity = AssetIdentity.of(store, key)
     cache.put(identity, build_index(identity.url, storage_options=store.s3fs_options()), "json")
     assert cache.get(identity) is not None
     upload(store, second.local_path, key, progress=False)
-    assert cache.get(sidecars.head(store.client(), store, key)) is None  # the new version has no index yet
+    assert cache.get(AssetIdentity.of(store, key)) is None  # the new version has no index yet

@@ -8,10 +8,11 @@ one compares the record with a HEAD of the asset and refuses a stale copy by nam
 
 from __future__ import annotations
 
-import botocore.exceptions
+import contextlib
 
 from nwb_cloud.access.base import AccessError
-from nwb_cloud.cloud.store import Store, describe_client_error
+from nwb_cloud.cloud.store import Store
+from nwb_cloud.refs.fetch import FetchError, RangeReader, Unreachable
 
 
 class StaleCopy(AccessError):
@@ -19,14 +20,15 @@ class StaleCopy(AccessError):
 
 
 def identity(store: Store, key: str) -> dict:
-    """The asset as it is now: its ETag and size (one HEAD)."""
-    try:
-        head = store.client().head_object(Bucket=store.bucket, Key=key)
-    except botocore.exceptions.ClientError as error:
-        raise AccessError(describe_client_error(error, store.s3_url(key), tried=store.tried)) from None
-    except botocore.exceptions.BotoCoreError as error:
-        raise AccessError(f"cannot reach the store for {store.s3_url(key)}: {error}") from None
-    return {"etag": head["ETag"].strip('"'), "size": int(head["ContentLength"])}
+    """The asset as it is now: its ETag and size (one HEAD, signed without a botocore client: see
+    :mod:`nwb_cloud.refs.fetch`)."""
+    with contextlib.closing(RangeReader(store, key)) as reader:
+        try:
+            return reader.head()
+        except Unreachable as error:
+            raise AccessError(f"cannot reach the store for {store.s3_url(key)}: {error.reason}") from None
+        except FetchError as error:
+            raise AccessError(str(error)) from None
 
 
 def require_current(store: Store, key: str, recorded: dict | None, copy: str, method: str) -> None:

@@ -24,6 +24,7 @@ loudly on such files; the error is left as it is, it is never turned into a resu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from pathlib import Path
@@ -34,10 +35,8 @@ from lindi.LindiH5pyFile.LindiReferenceFileSystemStore import LindiReferenceFile
 from nwb_cloud.access._h5py import read_nwb
 from nwb_cloud.access.base import AccessError, Method, require_writable, translate_errors
 from nwb_cloud.access.derived import identity, require_current
-from nwb_cloud.cloud.store import describe_client_error
 from nwb_cloud.cloud.transfer import upload
-from nwb_cloud.refs.fetch import FetchError, retry_broken_body
-from nwb_cloud.refs.plan import Policy
+from nwb_cloud.refs.fetch import FetchError, RangeReader, Refused, Unreachable
 
 SUFFIX = ".lindi.json"
 TEMPLATE = "asset"
@@ -92,21 +91,21 @@ def _prepare_json(store, key, local_path):
 
 def _open_from_json(store, key):
     json_key = key + SUFFIX
-    client = store.client()
-    try:  # this harness fetches the JSON (presigned chunk URLs), with the body retry of the index's sidecar GET
-        body = retry_broken_body(
-            lambda: client.get_object(Bucket=store.bucket, Key=json_key)["Body"].read(),
-            store.s3_url(json_key),
-            Policy().retries,
-        )
-    except FetchError as error:
-        raise AccessError(f"lindi-json: {error}") from None
-    except client.exceptions.NoSuchKey:
-        raise AccessError(
-            f"lindi-json: no LINDI JSON at {store.s3_url(json_key)}: prepare the run (or the asset does not exist)"
-        ) from None
-    except client.exceptions.ClientError as error:
-        raise AccessError(f"lindi-json: {describe_client_error(error, store.s3_url(json_key))}") from None
+    # this harness fetches the JSON (presigned chunk URLs) as the index's sidecar is fetched: one GET, signed
+    # without a botocore client, a body that breaks off fetched again
+    with contextlib.closing(RangeReader(store, key)) as reader:
+        try:
+            body = reader.get(json_key)
+        except Refused as error:
+            if error.missing:
+                raise AccessError(f"lindi-json: no LINDI JSON at {store.s3_url(json_key)}: prepare the run (or the "
+                                  "asset does not exist)") from None  # fmt: skip
+            raise AccessError(f"lindi-json: {error}") from None
+        except Unreachable as error:
+            where = store.s3_url(json_key)
+            raise AccessError(f"lindi-json: cannot reach the store for {where}: {error.reason}") from None
+        except FetchError as error:
+            raise AccessError(f"lindi-json: {error}") from None
     try:
         rfs = json.loads(body)
         recorded = rfs.pop(SOURCE, None)

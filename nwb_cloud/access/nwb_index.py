@@ -120,7 +120,7 @@ def open_nwb_index(store, key: str, cache=None, build=None, progress=None, polic
         # (~0.1 s), they were not done by the first read under cross-region (0.13 s) and added to it
         reader.warm()
         try:
-            found = find_index(store, key, reader.client, cache, build, progress, speculate=speculate)
+            found = find_index(store, key, reader, cache, build, progress, speculate=speculate)
         except BaseException:
             reader.close()
             raise
@@ -177,7 +177,7 @@ def _sibling_handle(store, key: str, policy: Policy, build: bool, cache, name: s
     other = posixpath.normpath(posixpath.join(posixpath.dirname(key), name))
     reader = RangeReader(store, other, policy)
     try:
-        found = find_index(store, other, reader.client, cache, build)
+        found = find_index(store, other, reader, cache, build)
         reader.expected_etag = found.identity.etag
         return IndexHandle(found.index, reader)
     except BaseException:

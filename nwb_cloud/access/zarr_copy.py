@@ -23,6 +23,7 @@ reads each ``.zgroup``/``.zarray``/``.zattrs`` on demand. Both load the cached n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -49,6 +50,7 @@ from nwb_cloud.access.base import (
 )
 from nwb_cloud.access.derived import identity, require_current
 from nwb_cloud.cloud.transfer import upload
+from nwb_cloud.refs.fetch import FetchError, RangeReader, Refused, Unreachable
 
 SUFFIX = ".zarr"
 # HDF5 filters hdmf-zarr translates (fletcher32 is a checksum: dropping it leaves the data as they are). It
@@ -86,13 +88,19 @@ def _opener(name: str, mode: str):
 
 def _recorded(store, key: str) -> dict | None:
     """The identity of the asset the copy was made from, as the copy records it (None: no copy, or an old one)."""
-    client = store.client()
-    try:
-        return json.loads(client.get_object(Bucket=store.bucket, Key=zarr_key(key) + "/" + SOURCE)["Body"].read())
-    except client.exceptions.NoSuchKey:
-        if _exists(store, zarr_key(key) + "/" + MARKER):
-            return None  # a complete copy from before copies were keyed: stale by definition
-        raise AccessError(f"hdmf-zarr: {_why_not_found(store, zarr_key(key))}") from None
+    with contextlib.closing(RangeReader(store, key)) as reader:  # signed without a botocore client
+        try:
+            return json.loads(reader.get(zarr_key(key) + "/" + SOURCE))
+        except Refused as error:
+            if not error.missing:
+                raise AccessError(f"hdmf-zarr: {error}") from None
+        except Unreachable as error:
+            raise AccessError(f"hdmf-zarr: cannot reach the store for {store.s3_url(key)}: {error.reason}") from None
+        except FetchError as error:
+            raise AccessError(f"hdmf-zarr: {error}") from None
+    if _exists(store, zarr_key(key) + "/" + MARKER):
+        return None  # a complete copy from before copies were keyed: stale by definition
+    raise AccessError(f"hdmf-zarr: {_why_not_found(store, zarr_key(key))}") from None
 
 
 def _why_not_found(store, key: str) -> str:

@@ -6,6 +6,7 @@ are found as ``nwb-cloud read`` finds them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -39,12 +40,13 @@ def _cache(args):
 def build(args) -> int:
     from nwb_cloud.refs import build_index
     from nwb_cloud.refs import sidecar as sidecars
+    from nwb_cloud.refs.cache import AssetIdentity
     from nwb_cloud.refs.progress import progress_bar
     from nwb_cloud.refs.storage import chunk_references
 
     store, key = _store_for(args.url, args)
     cache = _cache(args)
-    identity = sidecars.head(store.client(), store, key)
+    identity = AssetIdentity.of(store, key)
     index = None if args.rebuild else cache.get(identity)
     if index is None:
         with progress_bar(f"indexing {args.url}") as progress:
@@ -75,9 +77,9 @@ def open_(args) -> int:
     try:
         if args.build:
             with progress_bar(f"indexing {args.url}") as progress:
-                found = find_index(store, key, reader.client, cache=_cache(args), build=True, progress=progress)
+                found = find_index(store, key, reader, cache=_cache(args), build=True, progress=progress)
         else:
-            found = find_index(store, key, reader.client, cache=_cache(args))
+            found = find_index(store, key, reader, cache=_cache(args))
     except BaseException:
         reader.close()
         raise
@@ -95,18 +97,19 @@ def open_(args) -> int:
 def info(args) -> int:
     from nwb_cloud.refs import sidecar as sidecars
     from nwb_cloud.refs.errors import RefsError
+    from nwb_cloud.refs.fetch import RangeReader
 
     cache = _cache(args)
     if args.url:
         store, key = _store_for(args.url, args)
-        client = store.client()
-        identity = sidecars.head(client, store, key)
-        cached = cache.get(identity)
-        try:
-            sidecars.resolve(client, store, key, *sidecars.fetch_document(client, store, key), parquet_cache=cache)
-            sidecar = f"current ({store.s3_url(sidecars.sidecar_key(key))})"
-        except RefsError as error:
-            sidecar = str(error)
+        with contextlib.closing(RangeReader(store, key)) as reader:
+            identity = sidecars.head(reader, store, key)
+            cached = cache.get(identity)
+            try:
+                sidecars.resolve(reader, store, key, *sidecars.fetch_document(reader, store, key), parquet_cache=cache)
+                sidecar = f"current ({store.s3_url(sidecars.sidecar_key(key))})"
+            except RefsError as error:
+                sidecar = str(error)
         if args.json:
             print(
                 json.dumps(
@@ -140,14 +143,15 @@ def info(args) -> int:
 def validate(args) -> int:
     """Check an index against the format (docs/index-format.md) and against its asset; non-zero if it fails."""
     from nwb_cloud.refs import build_index
-    from nwb_cloud.refs.fetch import s3_client
+    from nwb_cloud.refs.fetch import RangeReader
     from nwb_cloud.refs.locate import find_index
     from nwb_cloud.refs.validate import load
     from nwb_cloud.refs.validate import validate as check
 
     if args.target.startswith("s3://"):
         store, key = _store_for(args.target, args)
-        found = find_index(store, key, s3_client(store, 4), cache=_cache(args))
+        with contextlib.closing(RangeReader(store, key)) as reader:
+            found = find_index(store, key, reader, cache=_cache(args))
         index, what, asset = found.index, f"the index of {args.target} ({found.origin})", found.identity.url
     else:
         index, what = load(args.target), args.target

@@ -6,12 +6,16 @@ same path whichever it is pointed at. Secrets are kept out of ``repr`` so they n
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, replace
 from urllib.parse import quote
 
 import boto3
 import botocore
+from botocore.auth import S3SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 from nwb_cloud.errors import NwbCloudError
 
@@ -28,6 +32,9 @@ CHECKSUMS = {"request_checksum_calculation": "when_required", "response_checksum
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 60
 MAX_ATTEMPTS = 3
+# A bucket name that can be a host name under TLS: lower case, digits and hyphens, no dots (S3's rule for
+# virtual-hosted requests over HTTPS; others are addressed path-style).
+_VIRTUAL_HOSTABLE = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 
 
 @dataclass(frozen=True)
@@ -110,19 +117,35 @@ class Store:
                 options["token"] = self.session_token
         return options
 
-    def http_url(self, key: str, expires_s: int = 3600) -> str:
-        """A URL that plain HTTP range readers (remfile, LINDI) can GET: presigned unless anonymous.
+    def object_url(self, key: str) -> str:
+        """The object's plain HTTP(S) URL: path-style on an endpoint, virtual-hosted on AWS where the bucket's
+        name allows it (S3's own default), else path-style on the region's endpoint."""
+        path = quote(key, safe="/~")
+        if self.endpoint_url:
+            return f"{self.endpoint_url.rstrip('/')}/{self.bucket}/{path}"
+        domain = "amazonaws.com.cn" if self.region.startswith("cn-") else "amazonaws.com"
+        if _VIRTUAL_HOSTABLE.fullmatch(self.bucket):
+            return f"https://{self.bucket}.s3.{self.region}.{domain}/{path}"
+        return f"https://s3.{self.region}.{domain}/{self.bucket}/{path}"
 
-        A presigned URL is a credential: callers use it and drop it, they never store it in results.
+    def presign(self, key: str, method: str = "GET", expires_s: int = 3600) -> str:
+        """:meth:`object_url` signed for ``method`` (SigV4 in the query, botocore's signer), unless anonymous.
+
+        Signing needs no botocore client: making one loads S3's service model and endpoint rules, ~50 ms of
+        CPU that a cold open would pay for one URL. A presigned URL is a credential: callers use it and drop
+        it, they never store it in results.
         """
+        url = self.object_url(key)
         if self.anonymous:
-            base = self.endpoint_url or f"https://{self.bucket}.s3.{self.region}.amazonaws.com"
-            if self.endpoint_url:
-                return f"{base.rstrip('/')}/{self.bucket}/{quote(key)}"
-            return f"{base}/{quote(key)}"
-        return self.client().generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s
-        )
+            return url
+        request = AWSRequest(method=method, url=url)
+        credentials = Credentials(self.access_key, self.secret_key, self.session_token)
+        S3SigV4QueryAuth(credentials, "s3", self.region, expires=expires_s).add_auth(request)
+        return request.url
+
+    def http_url(self, key: str, expires_s: int = 3600) -> str:
+        """A URL that plain HTTP range readers (remfile, LINDI) can GET: presigned unless anonymous."""
+        return self.presign(key, "GET", expires_s)
 
     def head(self, key: str) -> dict:
         """Size and ETag of an object, with the failure turned into a message that names it."""

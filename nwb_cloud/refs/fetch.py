@@ -1,4 +1,5 @@
-"""Ranged GETs of one S3 object: signed by botocore, sent on the reader's own connections, bodies read in place.
+"""Ranged GETs of one S3 object: signed by botocore's signer, sent on the reader's own connections, bodies read in
+place; the asset's HEAD and the GET of its index go the same way.
 
 Why botocore and not obstore or aiohttp: it is the S3 client of the field (signing, endpoints, retries of
 503 SlowDown and of failed connections), and its urllib3 pool keeps connections open between requests. obstore
@@ -7,19 +8,20 @@ Why botocore and not obstore or aiohttp: it is the S3 client of the field (signi
 
 What this module adds to botocore:
 
-* clients are made from one process-wide botocore session: creating a boto3 session per client parses the
-  S3 service model again (~150 ms each on this machine), a cost that would dominate a cached open;
-* a ranged GET of the asset is sent by the standard library's ``http.client`` on the reader's own
-  keep-alive connections, to a URL botocore signs (``generate_presigned_url``: SigV4 with any kind of
-  credentials, session tokens included, or unsigned for anonymous access), re-signed every
-  ``SIGNED_FOR_S``; ``Range`` and ``If-Match`` are plain headers, which S3 accepts beside a query signature.
-  botocore's request path costs ~1.9 ms of CPU per request here and its body stream (urllib3) reads
-  through a temporary buffer; this one costs ~0.45 ms and ``readinto`` fills the caller's buffer straight
-  from the socket, so a chunk split over several requests is assembled without copies, and a coalesced
-  request is sliced without copies. What botocore's client would add is kept: its standard retry of a
-  request that fails before its body (a refused or reset connection, 500/502/503/504, ``MAX_ATTEMPTS`` in
-  all with its jittered backoff), its timeouts, its CA bundle, and S3's error codes in the messages. With
-  a proxy set in the environment (``HTTPS_PROXY``...), requests go through botocore's client instead;
+* a request (a ranged GET of the asset, its HEAD, the GET of its index) is sent by the standard library's
+  ``http.client`` on the reader's own keep-alive connections, to a URL botocore's SigV4 query signer signs
+  (:meth:`~nwb_cloud.cloud.store.Store.presign`: any kind of credentials, session tokens included, or
+  unsigned for anonymous access), re-signed every ``SIGNED_FOR_S``; ``Range`` and ``If-Match`` are plain
+  headers, which S3 accepts beside a query signature. botocore's request path costs ~1.9 ms of CPU per
+  request here and its body stream (urllib3) reads through a temporary buffer; this one costs ~0.45 ms and
+  ``readinto`` fills the caller's buffer straight from the socket, so a chunk split over several requests
+  is assembled without copies, and a coalesced request is sliced without copies. And no botocore client is
+  made: making one loads S3's service model and endpoint rules, ~50 ms of CPU, a third of a cold open.
+  What botocore's client would add is kept: its standard retry of a request that fails before its body (a
+  refused or reset connection, 500/502/503/504, ``MAX_ATTEMPTS`` in all with its jittered backoff), its
+  timeouts, its CA bundle, and S3's error codes in the messages. With a proxy set in the environment
+  (``HTTPS_PROXY``...), requests go through a botocore client instead (made from one process-wide botocore
+  session: a boto3 session per client parses the service model again, ~150 ms);
 * a body that breaks off (connection reset, truncation, read timeout) is requested again, up to
   ``Policy.retries`` times with exponential backoff: botocore retries a request, not a body read;
 * the answer's length is checked against the range asked for: a server that ignores ``Range`` is an error,
@@ -46,6 +48,7 @@ import urllib.request
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from http.client import HTTPResponse
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -80,6 +83,28 @@ _session_lock = threading.Lock()
 
 class FetchError(RefsError):
     """Bytes of an asset could not be read (the message names the object and the range)."""
+
+
+class Unreachable(FetchError):
+    """The store did not answer (refused, reset or timed out, after the retries): ``reason`` says how."""
+
+    def __init__(self, store: Store, what: str, reason: str):
+        super().__init__(f"cannot reach {store.label} for {what}: {reason}")
+        self.reason = reason
+
+
+class Refused(FetchError):
+    """S3 answered with an error: ``code`` is its code (``NoSuchKey``, ``AccessDenied``; for a HEAD, which has
+    no error document, the HTTP status: ``404``)."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def missing(self) -> bool:
+        """Whether S3 said the object does not exist."""
+        return self.code in ("404", "NoSuchKey", "NotFound")
 
 
 def retry_broken_body(request: Callable[[], T], what: str, retries: int) -> T:
@@ -124,17 +149,26 @@ class RangeReader:
         self.store = store
         self.key = key
         self.policy = policy or Policy()
-        # two spare connections: the index fetch (GET + HEAD) shares the client with the chunk requests
-        self.client = client or s3_client(store, self.policy.most_in_flight + 2)
+        self._client = client  # made on first use: the direct path never needs one
+        self._client_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(self.policy.most_in_flight, thread_name_prefix="nwb-index-fetch")
         self.url = store.s3_url(key)
         self.expected_etag: str | None = None  # set when the index's version of the asset is known
-        self._direct = not _proxied(self.client.meta.endpoint_url)
+        self._direct = not _proxied(store.object_url(key))
         self._idle: list[http.client.HTTPConnection] = []  # keep-alive connections between requests
         self._idle_lock = threading.Lock()
-        self._signed: tuple[float, str, str] | None = None  # (signed at, host part, path and query)
+        self._signed: dict[tuple[str, str], tuple[float, str, str]] = {}  # (method, key) -> (at, host, target)
         self._tls: ssl.SSLContext | None = None
         self._warmed = False
+
+    @property
+    def client(self):
+        """A botocore client of the store, for requests through a proxy of the environment (made once)."""
+        with self._client_lock:
+            if self._client is None:
+                # two spare connections: the index fetch (GET + HEAD) shares the client with the chunk requests
+                self._client = s3_client(self.store, self.policy.most_in_flight + 2)
+            return self._client
 
     # -- requests --------------------------------------------------------------------------------------------
     def read_into(self, start: int, view: memoryview) -> None:
@@ -159,35 +193,35 @@ class RangeReader:
         headers = {"Range": f"bytes={start}-{end - 1}"}
         if self.expected_etag:
             headers["If-Match"] = f'"{self.expected_etag}"'
-        connection, response = self._send(headers)
+        connection, response = self._send("GET", self.key, headers)
         reusable = False
         try:
             if response.status not in (200, 206):
-                raise FetchError(self._refusal(response))
+                raise self._refusal(response, self.url)
             self._fill(start, end, response.length, response, view,
                        lambda filled: http.client.IncompleteRead(b"", len(view) - filled))  # fmt: skip
             reusable = not response.will_close
         finally:
             self._release(connection, reusable)
 
-    def _send(self, headers: dict) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    def _send(self, method: str, key: str, headers: dict) -> tuple[http.client.HTTPConnection, HTTPResponse]:
         """The response's status and headers (its body left to read), retried as botocore's standard mode
         retries a request: a connection refused, reset or timed out before the answer, or 500/502/503/504."""
         attempt = 0
         while True:
             attempt += 1
-            where, target = self._target()
+            where, target = self._target(method, key)
             connection = None
             try:
                 connection = self._connection(where)
-                connection.request("GET", target, headers=headers)
+                connection.request(method, target, headers=headers)
                 response = connection.getresponse()
             except (OSError, http.client.HTTPException) as error:
                 if connection is not None:
                     connection.close()
                 if attempt >= MAX_ATTEMPTS:
                     reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-                    raise FetchError(f"cannot reach {self.store.label} for {self.url}: {reason}") from None
+                    raise Unreachable(self.store, self.store.s3_url(key), reason) from None
             else:
                 if response.status not in RETRIED_STATUS or attempt >= MAX_ATTEMPTS:
                     return connection, response
@@ -195,16 +229,15 @@ class RangeReader:
                 self._release(connection, not response.will_close)
             time.sleep(random.random() * min(2**attempt, MAX_BACKOFF_S))
 
-    def _target(self) -> tuple[str, str]:
-        """``(scheme://host:port, path?query)`` of the asset's signed URL, signed again once it is old."""
-        signed = self._signed
+    def _target(self, method: str = "GET", key: str | None = None) -> tuple[str, str]:
+        """``(scheme://host:port, path?query)`` of ``key``'s URL signed for ``method`` (default: a GET of the
+        asset), signed again once it is old."""
+        key = key or self.key
+        signed = self._signed.get((method, key))
         if signed is None or time.monotonic() - signed[0] > SIGNED_FOR_S:
-            url = self.client.generate_presigned_url(
-                "get_object", Params={"Bucket": self.store.bucket, "Key": self.key}, ExpiresIn=EXPIRES_S
-            )
-            parts = urlsplit(url)
+            parts = urlsplit(self.store.presign(key, method, EXPIRES_S))
             target = f"{parts.path}?{parts.query}" if parts.query else parts.path
-            signed = self._signed = (time.monotonic(), f"{parts.scheme}://{parts.netloc}", target)
+            signed = self._signed[method, key] = (time.monotonic(), f"{parts.scheme}://{parts.netloc}", target)
         return signed[1], signed[2]
 
     def _connection(self, where: str, fresh: bool = False) -> http.client.HTTPConnection:
@@ -236,8 +269,8 @@ class RangeReader:
                     return
         connection.close()
 
-    def _refusal(self, response: http.client.HTTPResponse) -> str:
-        """What S3 answered instead of the bytes, in the words of :func:`describe_client_error`."""
+    def _refusal(self, response: http.client.HTTPResponse, what: str) -> Refused:
+        """What S3 answered instead of the object, in the words of :func:`describe_client_error`."""
         try:
             document = ElementTree.fromstring(response.read(64 * 1024) or b"<Error/>")
             code = document.findtext("Code") or str(response.status)
@@ -245,13 +278,13 @@ class RangeReader:
         except (ElementTree.ParseError, OSError, http.client.HTTPException):
             code, message = str(response.status), ""
         if code in ("PreconditionFailed", "412"):
-            return (f"{self.url} changed since its index was read (its ETag is no longer {self.expected_etag}): "
-                    "open it again")  # fmt: skip
+            return Refused(f"{what} changed since its index was read (its ETag is no longer {self.expected_etag}): "
+                           "open it again", code)  # fmt: skip
         error = botocore.exceptions.ClientError(
             {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": response.status}},
             "GetObject",
         )
-        return describe_client_error(error, self.url)
+        return Refused(describe_client_error(error, what, tried=self.store.tried), code)
 
     def _get_into_by_client(self, start: int, end: int, view: memoryview) -> None:
         request = {"Bucket": self.store.bucket, "Key": self.key, "Range": f"bytes={start}-{end - 1}"}
@@ -291,17 +324,60 @@ class RangeReader:
                 raise broken(filled)
             filled += count
 
-    # -- connections -----------------------------------------------------------------------------------------
+    # -- whole objects (the asset's HEAD, its index) ---------------------------------------------------------
     def head(self, key: str | None = None) -> dict:
-        """Size and ETag of ``key`` (default: the asset), on this reader's connections."""
+        """Size and ETag of ``key`` (default: the asset), on this reader's connections; :class:`Refused` when S3
+        answers with an error, :class:`FetchError` when it cannot be reached."""
         key = key or self.key
+        what = self.store.s3_url(key)
+        if not self._direct:
+            response = self._by_client(self.client.head_object, what, Bucket=self.store.bucket, Key=key)
+            return {"size": response["ContentLength"], "etag": response["ETag"].strip('"')}
+        connection, response = self._send("HEAD", key, {})
         try:
-            response = self.client.head_object(Bucket=self.store.bucket, Key=key)
+            response.read()  # a HEAD's answer has no body: this only lets the connection be used again
+            if response.status != 200:  # S3 answers a HEAD without an error document: the status is the code
+                raise self._refusal(response, what)
+            etag, size = response.getheader("ETag"), response.getheader("Content-Length")
+            if etag is None or size is None:
+                raise FetchError(f"{self.store.label} answered a HEAD of {what} without an ETag or a length")
+        finally:
+            self._release(connection, not response.will_close)
+        return {"size": int(size), "etag": etag.strip('"')}
+
+    def get(self, key: str) -> bytes:
+        """The whole object ``key`` (an index beside the asset); a body that breaks off is fetched again, as
+        chunk reads are. :class:`Refused` when S3 answers with an error."""
+        what = self.store.s3_url(key)
+        if not self._direct:
+            return retry_broken_body(
+                lambda: self._by_client(self.client.get_object, what, Bucket=self.store.bucket, Key=key)["Body"].read(),
+                what, self.policy.retries,
+            )  # fmt: skip
+        return retry_broken_body(lambda: self._get_whole(key, what), what, self.policy.retries)
+
+    def _get_whole(self, key: str, what: str) -> bytes:
+        connection, response = self._send("GET", key, {})
+        reusable = False
+        try:
+            if response.status != 200:
+                raise self._refusal(response, what)
+            body = response.read()  # http.client raises IncompleteRead for a body shorter than its length
+            reusable = not response.will_close
+            return body
+        finally:
+            self._release(connection, reusable)
+
+    def _by_client(self, call, what: str, **request) -> dict:
+        try:
+            return call(**request)
         except botocore.exceptions.ClientError as error:
-            raise FetchError(describe_client_error(error, self.store.s3_url(key))) from None
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            raise Refused(describe_client_error(error, what, tried=self.store.tried), code) from None
         except botocore.exceptions.BotoCoreError as error:
-            raise FetchError(f"cannot reach {self.store.label} for {self.store.s3_url(key)}: {error}") from None
-        return {"size": response["ContentLength"], "etag": response["ETag"].strip('"')}
+            raise Unreachable(self.store, what, str(error)) from None
+
+    # -- connections -----------------------------------------------------------------------------------------
 
     def warm(self, connections: int | None = None) -> None:
         """Open up to ``connections`` connections in the background, without waiting (see ``Policy.warm_bytes``);
@@ -336,7 +412,8 @@ class RangeReader:
             idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
 
 
 def _dropped(connection: http.client.HTTPConnection) -> bool:

@@ -24,6 +24,7 @@ from nwb_cloud.refs import sidecar as sidecars
 from nwb_cloud.refs.build import build_index
 from nwb_cloud.refs.cache import AssetIdentity, IndexCache
 from nwb_cloud.refs.errors import RefsError
+from nwb_cloud.refs.fetch import RangeReader
 from nwb_cloud.refs.storage import AUTO, JSON, is_parquet
 
 CACHE, SIDECAR, BUILT = "cache", "sidecar", "built"
@@ -48,35 +49,35 @@ class Found:
 def find_index(
     store,
     key: str,
-    client,
+    reader: RangeReader,
     cache: IndexCache | None = None,
     build: bool = False,
     progress: Callable[[int, int], None] | None = None,
     storage: str = AUTO,
     speculate: bool = False,
 ) -> Found:
-    """The index of ``key`` (see the module docstring); ``client`` is a botocore S3 client."""
+    """The index of ``key`` (see the module docstring), its requests sent by ``reader``, the asset's reader."""
     url = store.s3_url(key)
     if speculate and cache is not None:
         latest = cache.latest(url)
         if latest is not None:
             identity, index = latest
-            return Found(index, identity, CACHE, _background().submit(sidecars.head, client, store, key))
+            return Found(index, identity, CACHE, _background().submit(sidecars.head, reader, store, key))
     with ThreadPoolExecutor(2) as pool:
-        identity_future = pool.submit(sidecars.head, client, store, key)
+        identity_future = pool.submit(sidecars.head, reader, store, key)
         document_future = None
         if not (cache is not None and cache.holds_url(url)):  # a cached entry needs only the HEAD to be checked
-            document_future = pool.submit(sidecars.fetch_document_body, client, store, key)
+            document_future = pool.submit(sidecars.fetch_document_body, reader, store, key)
         identity = identity_future.result()
         if cache is not None:
             cached = cache.get(identity)
             if cached is not None:
                 return Found(cached, identity, CACHE)
         if document_future is None:  # the cached entry was of another version of the asset
-            document_future = pool.submit(sidecars.fetch_document_body, client, store, key)
+            document_future = pool.submit(sidecars.fetch_document_body, reader, store, key)
         try:
             document = sidecars.parse_document(store, key, document_future.result())
-            index = sidecars.resolve(client, store, key, document, identity, parquet_cache=cache)
+            index = sidecars.resolve(reader, store, key, document, identity, parquet_cache=cache)
         except (sidecars.MissingIndex, sidecars.StaleIndex) as error:
             unusable = error
         else:

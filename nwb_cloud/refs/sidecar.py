@@ -13,6 +13,7 @@ fetched in parallel into a local :class:`~nwb_cloud.refs.cache.IndexCache` (by d
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import shutil
 import tempfile
@@ -24,9 +25,8 @@ import botocore.exceptions
 from nwb_cloud.cloud.store import Store, StoreError, describe_client_error
 from nwb_cloud.refs.cache import AssetIdentity, IndexCache
 from nwb_cloud.refs.errors import CorruptIndex, RefsError
-from nwb_cloud.refs.fetch import FetchError, retry_broken_body, s3_client
+from nwb_cloud.refs.fetch import FetchError, RangeReader, Refused
 from nwb_cloud.refs.format import INDEX_FORMAT
-from nwb_cloud.refs.plan import Policy
 from nwb_cloud.refs.reader import check_index
 from nwb_cloud.refs.storage import AUTO, PARQUET, ZMETADATA, choose, is_parquet_metadata, write_parquet
 from nwb_cloud.refs.translate import dumps
@@ -92,29 +92,34 @@ def _put(client, store: Store, key: str, body: bytes, content_type: str = "appli
 
 
 # -- fetching ------------------------------------------------------------------------------------------------
-def fetch(store: Store, key: str, client=None, parquet_cache: IndexCache | None = None) -> dict:
+# Every request below goes through a RangeReader of the asset: on its own connections (the ones the chunk
+# reads use next, so they are warm), signed without a botocore client (see nwb_cloud.refs.fetch).
+def fetch(store: Store, key: str, reader: RangeReader | None = None, parquet_cache: IndexCache | None = None) -> dict:
     """The published index of ``key``, checked against the asset; :class:`MissingIndex`/:class:`StaleIndex`.
 
-    ``client`` is a botocore S3 client to use (its connections stay warm for the reads that follow);
-    a Parquet index is fetched into ``parquet_cache`` (default: a temporary cache of this process).
+    ``reader`` is the asset's :class:`~nwb_cloud.refs.fetch.RangeReader` to use (its connections stay warm for
+    the reads that follow); a Parquet index is fetched into ``parquet_cache`` (default: a temporary cache of
+    this process).
     """
-    client = client or s3_client(store, DOWNLOADS + 2)
-    document, identity = fetch_document(client, store, key)
-    return resolve(client, store, key, document, identity, parquet_cache)
+    if reader is None:
+        with contextlib.closing(RangeReader(store, key)) as own:
+            return fetch(store, key, own, parquet_cache)
+    document, identity = fetch_document(reader, store, key)
+    return resolve(reader, store, key, document, identity, parquet_cache)
 
 
-def fetch_document(client, store: Store, key: str) -> tuple[dict, AssetIdentity]:
+def fetch_document(reader: RangeReader, store: Store, key: str) -> tuple[dict, AssetIdentity]:
     """The sidecar's parsed JSON and the asset's identity, fetched in parallel (one round trip)."""
     with ThreadPoolExecutor(2) as pool:
-        body = pool.submit(fetch_document_body, client, store, key)
-        asset = pool.submit(head, client, store, key)
+        body = pool.submit(fetch_document_body, reader, store, key)
+        asset = pool.submit(head, reader, store, key)
         text, identity = body.result(), asset.result()
     return parse_document(store, key, text), identity
 
 
-def fetch_document_body(client, store: Store, key: str) -> bytes:
+def fetch_document_body(reader: RangeReader, store: Store, key: str) -> bytes:
     """The sidecar's bytes (:class:`MissingIndex` when nothing is published)."""
-    return _get(client, store, sidecar_key(key))
+    return _get(reader, store, sidecar_key(key))
 
 
 def parse_document(store: Store, key: str, text: bytes) -> dict:
@@ -126,7 +131,7 @@ def parse_document(store: Store, key: str, text: bytes) -> dict:
         ) from None
 
 
-def resolve(client, store: Store, key: str, document, identity: AssetIdentity, parquet_cache=None) -> dict:
+def resolve(reader: RangeReader, store: Store, key: str, document, identity: AssetIdentity, parquet_cache=None) -> dict:
     """The index a fetched sidecar ``document`` stands for, once it is known to describe ``identity``."""
     target = sidecar_key(key)
     if not isinstance(document, dict):
@@ -155,7 +160,7 @@ def resolve(client, store: Store, key: str, document, identity: AssetIdentity, p
         def download(name: str) -> None:
             path = folder / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(_get(client, store, parquet_prefix(key) + name, missing_is_corrupt=True))
+            path.write_bytes(_get(reader, store, parquet_prefix(key) + name, missing_is_corrupt=True))
 
         with ThreadPoolExecutor(DOWNLOADS) as pool:
             list(pool.map(download, names))
@@ -163,38 +168,29 @@ def resolve(client, store: Store, key: str, document, identity: AssetIdentity, p
         return cache.commit_parquet(identity, folder)
 
 
-def head(client, store: Store, key: str) -> AssetIdentity:
-    """The asset's identity (URL, ETag, size) on an existing client."""
+def head(reader: RangeReader, store: Store, key: str) -> AssetIdentity:
+    """The asset's identity (URL, ETag, size), on the reader's connections."""
     try:
-        response = client.head_object(Bucket=store.bucket, Key=key)
-    except botocore.exceptions.ClientError as error:
-        raise StoreError(describe_client_error(error, store.s3_url(key))) from None
-    except botocore.exceptions.BotoCoreError as error:
-        raise StoreError(f"cannot reach {store.label} for {store.s3_url(key)}: {error}") from None
-    return AssetIdentity(store.s3_url(key), response["ETag"].strip('"'), int(response["ContentLength"]))
-
-
-def _get(client, store: Store, key: str, missing_is_corrupt: bool = False) -> bytes:
-    """The object's body; a body that breaks off is fetched again, as chunk reads are (``retry_broken_body``)."""
-
-    def get() -> bytes:  # botocore's read() checks the length: a body cut short raises IncompleteReadError
-        return client.get_object(Bucket=store.bucket, Key=key)["Body"].read()
-
-    try:
-        return retry_broken_body(get, store.s3_url(key), Policy().retries)
+        found = reader.head(key)
     except FetchError as error:
         raise StoreError(str(error)) from None
-    except botocore.exceptions.ClientError as error:
-        code = str(error.response.get("Error", {}).get("Code", ""))
+    return AssetIdentity(store.s3_url(key), found["etag"], int(found["size"]))
+
+
+def _get(reader: RangeReader, store: Store, key: str, missing_is_corrupt: bool = False) -> bytes:
+    """The object's body (a body that breaks off is fetched again, as chunk reads are)."""
+    try:
+        return reader.get(key)
+    except Refused as error:
         # an anonymous reader of a bucket it may not list gets 403, not 404, for a key that does not exist
-        missing = code in ("404", "NoSuchKey", "NotFound") or (store.anonymous and code in ("403", "AccessDenied"))
+        missing = error.missing or (store.anonymous and error.code in ("403", "AccessDenied"))
         if missing and missing_is_corrupt:
             raise CorruptIndex(f"the published index lacks {store.s3_url(key)}; publish it again") from None
         if missing:
             raise MissingIndex(f"no reference index published at {store.s3_url(key)}") from None
-        raise StoreError(describe_client_error(error, store.s3_url(key))) from None
-    except botocore.exceptions.BotoCoreError as error:
-        raise StoreError(f"cannot reach {store.label} for {store.s3_url(key)}: {error}") from None
+        raise StoreError(str(error)) from None
+    except FetchError as error:
+        raise StoreError(str(error)) from None
 
 
 _temporary: IndexCache | None = None
