@@ -41,10 +41,10 @@ Where it is kept (:mod:`~nwb_cloud.refs.storage`, :mod:`~nwb_cloud.refs.cache`, 
 The data path (:mod:`~nwb_cloud.refs.plan`, :mod:`~nwb_cloud.refs.fetch`, :mod:`~nwb_cloud.refs.pipeline`,
 :mod:`~nwb_cloud.refs.zarr_store`, :mod:`~nwb_cloud.refs.handle`)
     zarr asks the store for all chunks of a selection at once; the store plans range requests (coalescing
-    neighbours, splitting large ones), sends them on its own keep-alive connections (signed by botocore's signer, no
-    client), decodes each chunk on a pool of
-    threads as it arrives, and hands the chunks to zarr in order within a memory budget. The ``.zarray`` it
-    serves has no codecs, because the store has already applied them (see :mod:`~nwb_cloud.refs.zarr_store`).
+    neighbours, splitting large ones), sends them on its own keep-alive connections (signed by botocore's
+    signer, without a client), decodes each chunk on a pool of threads as it arrives, and hands the chunks to
+    zarr in order within a memory budget. The ``.zarray`` it serves has no codecs, because the store has
+    already applied them (see :mod:`~nwb_cloud.refs.zarr_store`).
 
 Layering
     ``refs`` sits below ``access`` (cloud < datasets < refs < access): it never imports a read method. The

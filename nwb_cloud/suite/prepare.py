@@ -110,8 +110,13 @@ def default_grid(settings: Settings) -> Grid:
     1.0 min conversion, 0.3 min index builds. Without the ``QUICK_LEFT_OUT`` rows, quick run
     20261204T235654-0eeea4 (c98a2504, idle) took 23 min, 22 measuring (asv: 9.7 min the ophys patch reads,
     5.0 the electrode reads, 3.9 the opens, 2.0 first uses, 0.7 conversion, 0.3 index builds), and ~1.5 min
-    of publishing. What remains over the 20-minute target is the five fresh-process samples of every method's
-    headline cells and cells that each show something no other cell does. Every run states its own length.
+    of publishing. Quick run 20261205T130120-43b165 (f8791d4b, idle) took 22 min from preparing to its run
+    info (asv: 9.6 min the ophys patch reads, 4.9 the electrode reads, 3.6 the opens, 1.8 first uses, 0.6
+    conversion, 0.25 index builds; of the reads and opens, 11.3 min timed, 5.7 the untimed opens, ~3.6 the
+    processes around them) and 1.1 min of publishing: ``make bench`` 23.1 min. Since 5746d85 asv runs no
+    combination of a class's params that the grid does not measure (~2,800 forks of ~11 ms each: ~30 s).
+    What remains over the 20-minute target is the five fresh-process samples of every method's headline
+    cells and cells that each show something no other cell does. Every run states its own length.
 
     full, the layout study (the comparison of every method is the quick run's): the ``STUDY_METHODS`` on the
     core layouts and the chunk-shape sweep with every workload (the opposing reads included), on the codec
