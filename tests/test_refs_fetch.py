@@ -572,6 +572,16 @@ def test_a_cold_open_finds_the_index_on_the_readers_connections_without_a_botoco
         sidecars.head(reader, wrong, asset.key)
 
 
+def test_a_request_that_ends_after_the_reader_closed_leaves_no_connection_open(store, catalog):
+    asset = catalog.assets["ecephys/workload-friendly"]
+    reader = RangeReader(store, asset.key)
+    connection, response = reader._send("HEAD", asset.key, {})  # in flight, as a speculative open's HEAD
+    response.read()
+    reader.close()
+    reader._release(connection, reusable=True)
+    assert reader._idle == [] and connection.sock is None
+
+
 def test_build_costs_are_measured_for_the_index_and_for_lindi(store, endpoint, catalog):
     from nwb_cloud.refs.measure import build_cost, lindi_build_cost
 

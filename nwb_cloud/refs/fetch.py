@@ -157,6 +157,7 @@ class RangeReader:
         self._direct = not _proxied(store.object_url(key))
         self._idle: list[http.client.HTTPConnection] = []  # keep-alive connections between requests
         self._idle_lock = threading.Lock()
+        self._closed = False
         self._signed: dict[tuple[str, str], tuple[float, str, str]] = {}  # (method, key) -> (at, host, target)
         self._tls: ssl.SSLContext | None = None
         self._warmed = False
@@ -263,8 +264,8 @@ class RangeReader:
 
     def _release(self, connection: http.client.HTTPConnection, reusable: bool) -> None:
         if reusable:
-            with self._idle_lock:
-                if len(self._idle) < self.policy.most_in_flight + 2:
+            with self._idle_lock:  # a request still in flight when the reader closed (a HEAD, a warming) closes
+                if not self._closed and len(self._idle) < self.policy.most_in_flight + 2:
                     self._idle.append(connection)
                     return
         connection.close()
@@ -409,7 +410,7 @@ class RangeReader:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         with self._idle_lock:
-            idle, self._idle = self._idle, []
+            idle, self._idle, self._closed = self._idle, [], True
         for connection in idle:
             connection.close()
         if self._client is not None:
