@@ -228,3 +228,28 @@ def test_index_build_benchmark_measures_both_tools(prepared_state, monkeypatch):
         asv_grid.load_state.cache_clear()
         asv_grid.proxy_for(profiles[0]).stop()
         asv_grid.proxy_for.cache_clear()
+
+
+def test_a_samples_teardown_leaves_what_the_process_held_before_out_of_the_closing_collection():
+    """asv forks each sample from a server that imported everything: closing the handle collects cycles
+    (access.Opened.close), which should not walk (and copy) every object the server imported."""
+    import gc
+
+    from nwb_cloud.suite.asv_grid import StreamingBenchmark
+
+    walked = []
+
+    class Run:
+        result = None
+
+        def close(self):
+            walked.append(len(gc.get_objects()))  # what a full collection would walk now
+
+    benchmark = StreamingBenchmark()
+    benchmark.cell_run = Run()
+    before = len(gc.get_objects())
+    try:
+        benchmark.teardown("m", "l", "p")
+    finally:
+        gc.unfreeze()
+    assert walked and walked[0] < before / 10, (walked, before)
