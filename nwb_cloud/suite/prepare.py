@@ -114,9 +114,12 @@ def default_grid(settings: Settings) -> Grid:
     info (asv: 9.6 min the ophys patch reads, 4.9 the electrode reads, 3.6 the opens, 1.8 first uses, 0.6
     conversion, 0.25 index builds; of the reads and opens, 11.3 min timed, 5.7 the untimed opens, ~3.6 the
     processes around them) and 1.1 min of publishing: ``make bench`` 23.1 min. Since 5746d85 asv runs no
-    combination of a class's params that the grid does not measure (~2,800 forks of ~11 ms each: ~30 s).
-    What remains over the 20-minute target is the five fresh-process samples of every method's headline
-    cells and cells that each show something no other cell does. Every run states its own length.
+    combination of a class's params that the grid does not measure (~2,800 forks of ~11 ms each: ~30 s), and
+    since b59eb6a a sample's teardown no longer walks the forkserver's objects (93 -> 3 ms a sample): quick run
+    20261205T133746-eaa0d8 took 20.7 min from preparing to its run info, ``make bench`` 21.8 min. What remains
+    over the 20-minute target is the five fresh-process samples of every method's headline cells, the untimed
+    open before each read (5.6 min; hdmf-zarr's ~4.7 s, fsspec-first's ~3.7 s), and cells that each show
+    something no other cell does. Every run states its own length.
 
     full, the layout study (the comparison of every method is the quick run's): the ``STUDY_METHODS`` on the
     core layouts and the chunk-shape sweep with every workload (the opposing reads included), on the codec
