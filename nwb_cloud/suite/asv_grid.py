@@ -200,7 +200,7 @@ class StreamingBenchmark:
             return
         # The process ends after this sample, so the handle's reference cycles need never be collected. Closing
         # it runs a full collection (``access.Opened.close``), which would walk every object the forkserver
-        # imported and copy their pages (~90 ms a sample, ~0.7 min of a quick run); frozen, they are skipped.
+        # imported and copy their pages (~90 ms a sample, ~1 min of a quick run); frozen, they are skipped.
         gc.freeze()
         if cell_run.result is None:
             cell_run.close()
@@ -294,7 +294,7 @@ def selection(grid: Grid, within: str | None = None) -> list[str]:
     """asv ``--bench`` patterns selecting the grid's measured cells, and every benchmark outside its classes.
 
     asv forks a process for every combination of a class's params, pass after pass, even for one whose
-    ``setup`` skips it (~20-30 ms each): a quick run's classes hold ~3,500 such runs for 138 measured cells.
+    ``setup`` skips it (~11 ms each): a quick run's classes held ~3,500 such runs for 138 measured cells.
     A combination no pattern selects is the only kind asv does not fork for. ``within`` is the caller's own
     pattern (asv ``--bench``), which every selected benchmark must match as well.
     """
