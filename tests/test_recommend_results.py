@@ -224,6 +224,17 @@ def test_guidance_page_from_results(results_dir, tmp_path):
     assert "synth-rec" in text and "20261120T000000-synth" in text
 
 
+def test_guidance_page_measures_nothing_on_the_machine_that_builds_it(results_dir, tmp_path, monkeypatch):
+    """Its figures come from the results alone: no write of a sample to price a row's write cost."""
+    from nwb_cloud.recommend import recommendation
+
+    def measured(*args, **kwargs):
+        raise AssertionError("the guidance page measured a write on this machine")
+
+    monkeypatch.setattr(recommendation, "write_cpu_per_byte", measured)
+    assert "What to choose" in write_guidance(results_dir, tmp_path / "reports").read_text()
+
+
 def test_cli_fit_model_and_guidance(results_dir, tmp_path, capsys):
     out = tmp_path / "model.json"
     assert cli.main(["fit-model", "--results", str(results_dir), "--out", str(out)]) == 0

@@ -152,7 +152,10 @@ def _what_to_choose(measurements: Measurements, model) -> str:
         for mix in mixes:
             for profile in profiles:
                 try:
-                    r = recommend((shape, dtype, modality), mix, profile, model=model, codecs=fitted_codecs or None)
+                    # The table shows the pick and its price, not the write cost: measuring that (a write of a
+                    # sample per row) would make the page depend on the machine that builds it.
+                    r = recommend((shape, dtype, modality), mix, profile, model=model, codecs=fitted_codecs or None,
+                                  write_cost=False)  # fmt: skip
                 except RecommendError as error:
                     errors.append(f"{modality} {mix_name(mix)} {profile}: {error}")
                     continue
