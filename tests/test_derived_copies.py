@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from nwb_cloud.access import get_method
+from nwb_cloud.access import AccessError, get_method
 from nwb_cloud.access.derived import StaleCopy
 from nwb_cloud.cloud import upload
 
@@ -61,3 +61,37 @@ def test_the_index_cache_is_keyed_by_etag_and_size(store, versions, tmp_path):
     assert cache.get(identity) is not None
     upload(store, second.local_path, key, progress=False)
     assert cache.get(AssetIdentity.of(store, key)) is None  # the new version has no index yet
+
+
+@pytest.mark.parametrize("name", DERIVED)
+def test_a_refused_copy_is_one_line_naming_the_method(store, versions, name):
+    """A wrong secret: the store refuses the copy's checks (the asset's HEAD, the copy's record or JSON)."""
+    first, _ = versions
+    key = f"derived/{name}/refused.nwb"
+    upload(store, first.local_path, key, progress=False)
+    get_method(name).prepare(store, key, first.local_path)
+    wrong = type(store)(**{**store.to_dict(), "secret_key": "not-the-secret"})
+    with pytest.raises(AccessError) as refused:
+        get_method(name)(wrong, key)
+    message = str(refused.value)
+    assert message.startswith(f"{name}: ") and "\n" not in message, message
+    assert not isinstance(refused.value, StaleCopy)
+    assert "not-the-secret" not in message
+
+
+def test_the_readers_failures_name_the_method_and_the_object(store):
+    from nwb_cloud.access.base import reader_errors
+    from nwb_cloud.refs.fetch import FetchError, Refused, Unreachable
+
+    expected = {
+        Refused("NoSuchKey: s3://b/k", "NoSuchKey"): "m: no copy at s3://b/k",
+        Refused("AccessDenied: s3://b/k", "AccessDenied"): "m: AccessDenied: s3://b/k",
+        Unreachable(store, "s3://b/k", "ConnectionRefusedError"): "m: cannot reach the store for s3://b/k: "
+        "ConnectionRefusedError",
+        FetchError("cannot read s3://b/k: IncompleteRead after 4 attempts"): "m: cannot read s3://b/k: "
+        "IncompleteRead after 4 attempts",
+    }
+    for raised, message in expected.items():
+        with pytest.raises(AccessError) as caught, reader_errors("m", "s3://b/k", missing="no copy at s3://b/k"):
+            raise raised
+        assert str(caught.value) == message

@@ -18,6 +18,7 @@ from pynwb import NWBFile
 
 from nwb_cloud.cloud.store import Store, describe_client_error
 from nwb_cloud.errors import NwbCloudError
+from nwb_cloud.refs.fetch import FetchError, Refused, Unreachable
 
 
 class AccessError(NwbCloudError):
@@ -130,6 +131,21 @@ _UNREACHABLE = ("connect", "unreachable", "timed out", "connection refused", "na
 _URL = re.compile(r"\b(?:https?|s3)://[^\s'\")>]+")
 _STATUS_403 = re.compile(r"\b403\b")
 _STATUS_404 = re.compile(r"\b404\b")
+
+
+@contextlib.contextmanager
+def reader_errors(method: str, what: str, missing: str | None = None) -> Iterator[None]:
+    """The failures of the harness's own requests on an asset's reader (:class:`~nwb_cloud.refs.fetch.RangeReader`:
+    a derived copy's record, a LINDI JSON, the asset's HEAD) as one line naming ``method``. ``what`` is the
+    object asked for; ``missing`` what its absence means to the method (default: S3's own message)."""
+    try:
+        yield
+    except Refused as error:
+        raise AccessError(f"{method}: {missing if error.missing and missing else error}") from None
+    except Unreachable as error:
+        raise AccessError(f"{method}: cannot reach the store for {what}: {error.reason}") from None
+    except FetchError as error:
+        raise AccessError(f"{method}: {error}") from None
 
 
 @contextlib.contextmanager

@@ -10,30 +10,25 @@ from __future__ import annotations
 
 import contextlib
 
-from nwb_cloud.access.base import AccessError
+from nwb_cloud.access.base import AccessError, reader_errors
 from nwb_cloud.cloud.store import Store
-from nwb_cloud.refs.fetch import FetchError, RangeReader, Unreachable
+from nwb_cloud.refs.fetch import RangeReader
 
 
 class StaleCopy(AccessError):
     """A derived copy was made from another version of its asset."""
 
 
-def identity(store: Store, key: str) -> dict:
+def identity(store: Store, key: str, method: str) -> dict:
     """The asset as it is now: its ETag and size (one HEAD, signed without a botocore client: see
     :mod:`nwb_cloud.refs.fetch`)."""
-    with contextlib.closing(RangeReader(store, key)) as reader:
-        try:
-            return reader.head()
-        except Unreachable as error:
-            raise AccessError(f"cannot reach the store for {store.s3_url(key)}: {error.reason}") from None
-        except FetchError as error:
-            raise AccessError(str(error)) from None
+    with contextlib.closing(RangeReader(store, key)) as reader, reader_errors(method, store.s3_url(key)):
+        return reader.head()
 
 
 def require_current(store: Store, key: str, recorded: dict | None, copy: str, method: str) -> None:
     """Raise :class:`StaleCopy` unless ``recorded`` (the copy's record) is the asset as it is now."""
-    now = identity(store, key)
+    now = identity(store, key, method)
     if recorded != now:
         made = f"ETag {recorded.get('etag')}, {recorded.get('size')} bytes" if recorded else "an unrecorded version"
         raise StaleCopy(

@@ -33,10 +33,10 @@ import lindi
 from lindi.LindiH5pyFile.LindiReferenceFileSystemStore import LindiReferenceFileSystemStore
 
 from nwb_cloud.access._h5py import read_nwb
-from nwb_cloud.access.base import AccessError, Method, require_writable, translate_errors
+from nwb_cloud.access.base import AccessError, Method, reader_errors, require_writable, translate_errors
 from nwb_cloud.access.derived import identity, require_current
 from nwb_cloud.cloud.transfer import upload
-from nwb_cloud.refs.fetch import FetchError, RangeReader, Refused, Unreachable
+from nwb_cloud.refs.fetch import RangeReader
 
 SUFFIX = ".lindi.json"
 TEMPLATE = "asset"
@@ -80,7 +80,7 @@ def _prepare_json(store, key, local_path):
         return  # a Zarr asset: LINDI reads HDF5 only
     require_writable(store, key, "lindi-json prepare: a LINDI JSON")
     with translate_errors(store.s3_url(key), "lindi-json"):
-        made_from = identity(store, key)
+        made_from = identity(store, key, "lindi-json")
         rfs = reference_file_system(str(local_path) if local_path else store.http_url(key), store.s3_url(key))
         rfs[SOURCE] = made_from
         with tempfile.TemporaryDirectory(prefix="nwb-cloud-lindi-") as tmp:
@@ -93,19 +93,10 @@ def _open_from_json(store, key):
     json_key = key + SUFFIX
     # this harness fetches the JSON (presigned chunk URLs) as the index's sidecar is fetched: one GET, signed
     # without a botocore client, a body that breaks off fetched again
-    with contextlib.closing(RangeReader(store, key)) as reader:
-        try:
-            body = reader.get(json_key)
-        except Refused as error:
-            if error.missing:
-                raise AccessError(f"lindi-json: no LINDI JSON at {store.s3_url(json_key)}: prepare the run (or the "
-                                  "asset does not exist)") from None  # fmt: skip
-            raise AccessError(f"lindi-json: {error}") from None
-        except Unreachable as error:
-            where = store.s3_url(json_key)
-            raise AccessError(f"lindi-json: cannot reach the store for {where}: {error.reason}") from None
-        except FetchError as error:
-            raise AccessError(f"lindi-json: {error}") from None
+    where = store.s3_url(json_key)
+    missing = f"no LINDI JSON at {where}: prepare the run (or the asset does not exist)"
+    with contextlib.closing(RangeReader(store, key)) as reader, reader_errors("lindi-json", where, missing):
+        body = reader.get(json_key)
     try:
         rfs = json.loads(body)
         recorded = rfs.pop(SOURCE, None)

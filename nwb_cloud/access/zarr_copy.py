@@ -44,13 +44,14 @@ from nwb_cloud.access.base import (
     Method,
     Opened,
     Unsupported,
+    reader_errors,
     require_writable,
     translate_errors,
     why_missing,
 )
 from nwb_cloud.access.derived import identity, require_current
 from nwb_cloud.cloud.transfer import upload
-from nwb_cloud.refs.fetch import FetchError, RangeReader, Refused, Unreachable
+from nwb_cloud.refs.fetch import RangeReader, Refused
 
 SUFFIX = ".zarr"
 # HDF5 filters hdmf-zarr translates (fletcher32 is a checksum: dropping it leaves the data as they are). It
@@ -88,16 +89,14 @@ def _opener(name: str, mode: str):
 
 def _recorded(store, key: str) -> dict | None:
     """The identity of the asset the copy was made from, as the copy records it (None: no copy, or an old one)."""
-    with contextlib.closing(RangeReader(store, key)) as reader:  # signed without a botocore client
+    record = zarr_key(key) + "/" + SOURCE
+    # signed without a botocore client
+    with contextlib.closing(RangeReader(store, key)) as reader, reader_errors("hdmf-zarr", store.s3_url(record)):
         try:
-            return json.loads(reader.get(zarr_key(key) + "/" + SOURCE))
+            return json.loads(reader.get(record))
         except Refused as error:
             if not error.missing:
-                raise AccessError(f"hdmf-zarr: {error}") from None
-        except Unreachable as error:
-            raise AccessError(f"hdmf-zarr: cannot reach the store for {store.s3_url(key)}: {error.reason}") from None
-        except FetchError as error:
-            raise AccessError(f"hdmf-zarr: {error}") from None
+                raise
     if _exists(store, zarr_key(key) + "/" + MARKER):
         return None  # a complete copy from before copies were keyed: stale by definition
     raise AccessError(f"hdmf-zarr: {_why_not_found(store, zarr_key(key))}") from None
@@ -149,7 +148,7 @@ def _prepare_zarr(store, key, local_path):
         return  # a Zarr asset is read as it is
     require_writable(store, key, "hdmf-zarr prepare: a Zarr copy")
     with translate_errors(store.s3_url(key), "hdmf-zarr prepare"):
-        source_identity = identity(store, key)
+        source_identity = identity(store, key, "hdmf-zarr")
         if _exists(store, zarr_key(key) + "/" + MARKER):
             if _exists(store, zarr_key(key) + "/" + SOURCE) and _recorded(store, key) == source_identity:
                 return
