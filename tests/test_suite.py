@@ -253,3 +253,23 @@ def test_a_samples_teardown_leaves_what_the_process_held_before_out_of_the_closi
     finally:
         gc.unfreeze()
     assert walked and walked[0] < before / 10, (walked, before)
+
+
+def test_asv_records_the_decoder_table_the_run_prepared_not_a_second_one(prepared_state, monkeypatch):
+    from nwb_cloud.analysis import decode
+    from nwb_cloud.suite.asv_decoders import InflateDecoders
+
+    prepared = RunState.load(prepared_state).extra["decoders"]
+    assert prepared and all("output_mb_per_cpu_s" in row or not row["installed"] for row in prepared)
+    bench = InflateDecoders()
+    monkeypatch.setattr(decode, "decoder_speeds", lambda *args, **kwargs: pytest.fail("measured a second table"))
+    monkeypatch.setenv("NWB_CLOUD_STATE", str(prepared_state))
+    table = bench.setup_cache()
+    assert table == prepared  # the run info's figures are asv's
+    row = next(r for r in table if r["installed"])
+    figure = bench.track_output_mb_per_cpu_s(table, row["decoder"], row["codec"], row["chunk_bytes"], row["modality"])
+    assert figure == row["output_mb_per_cpu_s"]
+
+    monkeypatch.delenv("NWB_CLOUD_STATE")  # a bare `asv run`: no run, so the table is measured here
+    monkeypatch.setattr(decode, "decoder_speeds", lambda size, seed: [{"measured at": size}])
+    assert bench.setup_cache() == [{"measured at": "quick"}]

@@ -318,7 +318,8 @@ class InflateDecoders:
     The table that drives :func:`nwb_cloud.refs.inflate.choose`, measured on the machine that runs the suite
     (CPU time, least of :data:`DECODER_REPEATS`: robust to other work, but not to caches shared with it). A
     decoder that is not installed, or whose bytes differ from zlib's, has no figure (a wrong decode is never a
-    speed). It needs no run state: the signals are generated here, at the quick size.
+    speed). It needs no run state: the signals are generated here, at the quick size (under ``nwb-cloud bench``
+    asv records the table the run prepared instead: ``suite.asv_decoders``).
     """
 
     params = [list(inflate.DECODERS), list(inflate.CODECS), list(DECODER_CHUNK_BYTES), ["ophys", "ecephys"]]
