@@ -262,7 +262,12 @@ def _csv(item: Callable[[str], object]) -> Callable[[str], list]:
     return parse
 
 
-EXISTING_FILE = Value("file", _existing_file, "spec.yml", ("/no/such/file.yml",))
+def existing_file(example: str) -> Value:
+    """A file that exists; ``example`` names the kind of file the argument wants (its help and its errors)."""
+    return Value("file", _existing_file, example, (f"/no/such/{example}",))
+
+
+EXISTING_FILE = existing_file("spec.yml")  # a NeuroConv YAML spec, the most common file argument
 FOLDER = Value("folder", _folder, "/data/nwb-cloud", (sys.executable + "/inside-a-file",))
 OUTPUT_FILE = Value("file", _output_file, "out.nwb", (sys.executable + "/inside-a-file",))
 URL = Value("URL", _url, "http://127.0.0.1:9000", ("not a url", "ftp://host"))

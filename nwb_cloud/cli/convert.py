@@ -18,6 +18,7 @@ from nwb_cloud.cli._options import (
     REGION,
     URL,
     add,
+    existing_file,
 )
 from nwb_cloud.settings import Settings
 
@@ -29,7 +30,12 @@ def add_location_arguments(parser) -> None:
     add(parser, "source", value=RCLONE_PATH, help="rclone path of the raw data folder (a remote or a local folder)")
     add(parser, "spec", value=EXISTING_FILE, help="NeuroConv YAML conversion spec, paths relative to SOURCE")
     add(parser, "destination", value=PLACE, help="where the NWB files go: an S3 prefix or a folder")
-    add(parser, "--rclone-config", value=EXISTING_FILE, help="rclone config file defining the source's remote")
+    add(
+        parser,
+        "--rclone-config",
+        value=existing_file("rclone.conf"),
+        help="rclone config file defining the source's remote",
+    )
     add(parser, "--endpoint-url", value=URL, help="S3 endpoint of the destination, if not AWS (MinIO, rclone)")
     add(parser, "--region", value=REGION, help="region of the destination bucket (default us-east-1)")
     add(parser, "--layout", value=LAYOUT, help="write the bulk series in this layout (`nwb-cloud methods`)")

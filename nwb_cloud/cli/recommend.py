@@ -9,7 +9,6 @@ from pathlib import Path
 
 from nwb_cloud.cli._options import (
     DTYPE,
-    EXISTING_FILE,
     FOLDER,
     MEGABYTES,
     METHOD,
@@ -20,6 +19,7 @@ from nwb_cloud.cli._options import (
     SHAPE,
     WEIGHTED_WORKLOAD,
     add,
+    existing_file,
 )
 from nwb_cloud.errors import NwbCloudError
 
@@ -159,7 +159,7 @@ def _recommend_options(parser) -> None:
     add(parser, "--codec", value=NAMES_ONE, action="append", help="restrict to these codecs (repeatable)")
     add(parser, "--backend", default="hdf5", choices=("hdf5", "zarr"), help="the file format (default hdf5)")
     add(parser, "--results", value=FOLDER, help="fit the model to this asv results folder, not the shipped one")
-    add(parser, "--model", value=EXISTING_FILE, help="a model file written by `nwb-cloud fit-model`")
+    add(parser, "--model", value=existing_file("model.json"), help="a model file written by `nwb-cloud fit-model`")
     add(parser, "--memory-limit", value=MEGABYTES, metavar="MB",
         help="flag the layout if its write buffer or one read holds more than this (default 1000 MB)")  # fmt: skip
     add(parser, "--json", action="store_true", help="print the full recommendation as JSON")
@@ -167,7 +167,7 @@ def _recommend_options(parser) -> None:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("recommend", help="recommend a chunk shape and codec for a workload mix")
-    add(parser, "file", nargs="?", value=EXISTING_FILE, help="an existing NWB file (with --series)")
+    add(parser, "file", nargs="?", value=existing_file("session.nwb"), help="an existing NWB file (with --series)")
     add(parser, "--series", value=SERIES, help="the series in the file")
     add(parser, "--shape", value=SHAPE, help="shape of the data")
     add(parser, "--dtype", value=DTYPE, help="numeric dtype of the data")
@@ -176,7 +176,7 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=recommend_command)
 
     parser = subparsers.add_parser("rewrite", help="rewrite an NWB file with one series in a new layout (verified)")
-    add(parser, "input", value=EXISTING_FILE, help="the NWB file to rewrite")
+    add(parser, "input", value=existing_file("session.nwb"), help="the NWB file to rewrite")
     add(parser, "output", value=OUTPUT_FILE, help="the rewritten file")
     add(parser, "--series", value=SERIES, required=True, help="the series to re-chunk")
     add(parser, "--chunks", value=SHAPE, help="chunk shape (with --codec)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nwb_cloud.cli._options import EXISTING_FILE, FOLDER, add
+from nwb_cloud.cli._options import FOLDER, add, existing_file
 
 
 def report(args) -> int:
@@ -22,7 +22,8 @@ def register(subparsers) -> None:
     )
     add(parser, "--results", value=FOLDER, default=Path("results"), help="asv results folder (default results)")
     add(parser, "--out", value=FOLDER, default=Path("reports"), help="where index.html goes (default reports)")
-    add(parser, "--readme", value=EXISTING_FILE, help="the Markdown file whose marked blocks to rewrite (default: "
-        "README.md beside the results folder, when it exists)")  # fmt: skip
+    add(parser, "--readme", value=existing_file("README.md"),
+        help="the Markdown file whose marked blocks to rewrite (default: README.md beside the results folder, when "
+        "it exists)")  # fmt: skip
     parser.add_argument("--no-readme", action="store_true", help="leave every Markdown file as it is")
     parser.set_defaults(handler=report)
