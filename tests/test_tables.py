@@ -181,3 +181,22 @@ def test_a_runs_length_counts_from_preparing_only_when_the_run_recorded_it(two_r
     started = pd.Timestamp("2026-12-04 17:20:10", tz="UTC").timestamp()
     whole = run_facts(quick, {**ended, "prepare_started": started})
     assert whole.from_preparing and whole.minutes_total == pytest.approx(31)
+
+
+def test_a_runs_profiles_are_read_as_it_applied_them_by_the_report_and_the_fit_alike():
+    """One reader of a run's recorded profiles (``info_profile``) serves the cells' estimates and the fit."""
+    import dataclasses
+
+    from nwb_cloud.cloud.profiles import PROFILES
+    from nwb_cloud.recommend.measurements import _profiles
+    from nwb_cloud.results.run_info import info_profile
+
+    applied = dataclasses.asdict(PROFILES["lab"]) | {"rtt_s": 0.5, "a_field_of_another_version": 1}
+    info = {"profiles": {"lab": applied, "in-region": {"rtt_s": 0.001}, "cross-region": "garbled"}}
+    lab = info_profile(info, "lab")
+    assert lab is not None and lab.rtt_s == 0.5 and lab.first_byte_s == PROFILES["lab"].first_byte_s
+    assert info_profile(info, "in-region") is None  # its other network figures missing: no estimate
+    assert info_profile(info, "cross-region") is None and info_profile(info, "loopback") is None
+    fitted = _profiles(info)  # the fit: the run's where it can be read, the table's otherwise
+    assert fitted["lab"] == lab and fitted["in-region"] == PROFILES["in-region"]
+    assert set(fitted) == set(PROFILES)

@@ -13,7 +13,6 @@ reads the same table).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -30,6 +29,7 @@ from nwb_cloud.recommend.errors import NotEnoughMeasurements
 from nwb_cloud.recommend.geometry import geometry
 from nwb_cloud.recommend.model import Network, variant_of
 from nwb_cloud.results import load_cells, load_run_infos, run_info_for
+from nwb_cloud.results.run_info import info_profile
 from nwb_cloud.results.tables import RUN
 from nwb_cloud.workloads import WORKLOADS
 
@@ -198,11 +198,8 @@ def _number(value) -> float:
 
 def _profiles(info: dict) -> dict[str, Profile]:
     """The profiles as the run applied them (run info), else the profile table's."""
-    profiles = dict(PROFILES)
-    for name, payload in (info.get("profiles") or {}).items():
-        with contextlib.suppress(TypeError):  # a run info of another version: the table's row stands
-            profiles[name] = Profile(**payload)
-    return profiles
+    applied = {name: info_profile(info, name) for name in info.get("profiles") or {}}
+    return {**PROFILES, **{name: profile for name, profile in applied.items() if profile is not None}}
 
 
 def _layouts(info: dict, cells: pd.DataFrame) -> pd.DataFrame:

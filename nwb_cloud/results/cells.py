@@ -66,7 +66,7 @@ from nwb_cloud.analysis import cost
 from nwb_cloud.cloud.calibrate import ServingCost
 from nwb_cloud.cloud.profiles import Profile
 from nwb_cloud.results.asv_results import FAILED, MEASURED, SKIPPED, Record, snake_case
-from nwb_cloud.results.run_info import grid_excludes, info_unavailable, run_info_for
+from nwb_cloud.results.run_info import grid_excludes, info_profile, info_unavailable, run_info_for
 from nwb_cloud.workloads import WORKLOADS
 
 OK, FAILED_STATUS, UNAVAILABLE, EXCLUDED, SKIPPED_STATUS = "ok", "failed", "unavailable", "excluded", "skipped"
@@ -202,7 +202,7 @@ def _fill_estimates(frame: pd.DataFrame, infos: dict) -> None:
         serving = info.get("serving_cost")
         if isinstance(serving, dict) and serving.get("shares_reader_cores"):
             filled.set(position, "serving_cpu_s", ServingCost.from_dict(serving).cpu_s(requests, received))
-        profile = _profile(row["profile"], (info.get("profiles") or {}).get(row["profile"]))
+        profile = info_profile(info, row["profile"])
         workload = WORKLOADS.get(row["workload"])
         if profile is not None and profile.shaped and workload is not None and workload.select is not None:
             connections = row.get("peak_connections")
@@ -211,18 +211,6 @@ def _fill_estimates(frame: pd.DataFrame, infos: dict) -> None:
             estimate = cost.cold_read_s(profile, round(requests), received, connections)
             filled.set(position, "cold_read_s", estimate + (process if _positive(process) else 0.0))
     filled.write()
-
-
-def _profile(name: str, recorded) -> Profile | None:
-    """Profile ``name`` as the run recorded it (fields of other versions dropped), None if it recorded none
-    this version can read."""
-    if not isinstance(recorded, dict):
-        return None
-    known = {k: v for k, v in recorded.items() if k in Profile.__dataclass_fields__}
-    try:
-        return Profile(**{"name": name, "description": "", **known})
-    except TypeError:  # a network figure missing: no estimate rather than a wrong one
-        return None
 
 
 def _positive(value) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from nwb_cloud.cloud.profiles import Profile
 from nwb_cloud.results.errors import ResultsError
 
 RUN_INFO_DIR, RELIABILITY_DIR = "run-info", "reliability"
@@ -82,6 +83,19 @@ def info_machine(info: dict) -> str | None:
 def info_cores(info: dict):
     named = info.get("machine")
     return info.get("cores") or (named.get("cores") if isinstance(named, dict) else None)
+
+
+def info_profile(info: dict, name: str) -> Profile | None:
+    """Network profile ``name`` as the run applied it (its run info; fields of other versions dropped), None
+    when the run recorded none this version can read: no estimate rather than a wrong one."""
+    recorded = (info.get("profiles") or {}).get(name)
+    if not isinstance(recorded, dict):
+        return None
+    known = {k: v for k, v in recorded.items() if k in Profile.__dataclass_fields__}
+    try:
+        return Profile(**{"name": name, "description": "", **known})
+    except TypeError:  # a network figure missing
+        return None
 
 
 def info_unavailable(info: dict) -> dict:
