@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from nwb_cloud.access import load_methods
@@ -151,17 +152,40 @@ def test_rank_stability_compares_the_last_two_passes():
     def samples(*times):
         return [{"seconds": t, "grid_pass": p} for p, t in enumerate(times, start=1)]
 
-    cells = {
-        "ophys_patch[a, l, in-region]": samples(9.0, 1.0, 1.0),
-        "ophys_patch[b, l, in-region]": samples(1.0, 2.0, 3.0),
-        "ophys_patch[c, l, in-region]": samples(5.0, 3.0, 2.0),  # swaps with b in the last pass
-        "open_ophys[a, l, in-region]": samples(1.0, 1.0),  # one method alone: no pair
+    cells = {  # as the run info keeps them
+        "ophys_patch|a|l|in-region": samples(9.0, 1.0, 1.0),
+        "ophys_patch|b|l|in-region": samples(1.0, 2.0, 3.0),
+        "ophys_patch|c|l|in-region": samples(5.0, 3.0, 2.0),  # swaps with b in the last pass
+        "open_ophys|a|l|in-region": samples(1.0, 1.0),  # one method alone: no pair
     }
     stability = rank_stability(cells)
     assert stability["passes"] == [2, 3] and stability["groups"] == 1 and stability["pairs"] == 3
     assert stability["concordant_pairs"] == 2 and stability["groups_same_order"] == 0
     assert stability["kendall_tau"] == pytest.approx(1 / 3)
     assert stability["orders"]["ophys_patch|l|in-region"] == {"first": ["a", "b", "c"], "second": ["a", "c", "b"]}
+    # b and c swapped; their medians over all three passes are 2.0 and 3.0: 50 % apart
+    assert stability["swapped"] == [{"group": "ophys_patch|l|in-region", "methods": ["b", "c"], "gap": 0.5}]
+
+
+def test_the_report_reads_rank_stability_from_the_samples_as_the_run_recorded_it():
+    """The report recomputes the committed run's figures from its samples (for the swapped pairs' gaps): the
+    counts must be the run's own."""
+    from nwb_cloud.report.page import Run
+    from nwb_cloud.report.page import rank_stability as stability_paragraph
+    from nwb_cloud.results.run_info import load_run_infos
+
+    infos = [
+        i
+        for i in load_run_infos(Path(__file__).parent.parent / "results")
+        if (i.get("rank_stability") or {}).get("pairs")
+    ]
+    assert infos, "no committed run info records a rank stability"
+    for info in infos:
+        recomputed = rank_stability(info["cell_samples"])
+        assert {k: recomputed[k] for k in info["rank_stability"]} == info["rank_stability"], info["run_id"]
+    text = stability_paragraph(Run(machine="vm", machine_info={}, commit="c", started=None, cells=pd.DataFrame(),
+                                   info=infos[-1], earlier_runs=0, size="quick"))  # fmt: skip
+    assert "pairs that swapped were" in text and "apart at most" in text
 
 
 def test_a_block_asking_for_more_samples_sets_the_cells_and_the_passes():

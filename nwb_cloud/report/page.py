@@ -32,6 +32,7 @@ from nwb_cloud.results.tables import (
     rank_methods,
     side_by_side,
 )
+from nwb_cloud.suite.run_info import rank_stability as measure_rank_stability
 from nwb_cloud.workloads import WORKLOADS
 
 _SECRET = re.compile(r"secret|token|password|credential|access_key|auth", re.IGNORECASE)
@@ -520,9 +521,15 @@ HEADLINE_EXTRA = (
 )
 
 
+SWAP_WITHIN = 0.05  # the report counts the swaps between methods this close (their medians) apart
+
+
 def rank_stability(run: Run) -> str:
-    """How the methods of each group ranked in one pass over the grid against the next (the run info's record)."""
-    stability = (run.info or {}).get("rank_stability")
+    """How the methods of each group ranked in one pass over the grid against the next, and how far apart the
+    pairs that swapped are (computed from the run info's samples as the run computed it)."""
+    info = run.info or {}
+    samples = info.get("cell_samples")
+    stability = measure_rank_stability(samples) if samples else info.get("rank_stability")
     if not stability or not stability.get("pairs"):
         return paragraph("Rank stability between passes over the grid: not recorded by this run.", "muted")
     tau = stability.get("kendall_tau")
@@ -533,6 +540,15 @@ def rank_stability(run: Run) -> str:
         f"{stability.get('concordant_pairs')} of {stability.get('pairs')} pairs of methods kept their order"
         + (f" (Kendall τ {tau:.2f})." if isinstance(tau, int | float) else ".")
     )
+    gaps = [s for s in stability.get("swapped") or [] if isinstance(s.get("gap"), int | float)]
+    if gaps:
+        widest = max(gaps, key=lambda s: s["gap"])
+        close = sum(s["gap"] <= SWAP_WITHIN for s in gaps)
+        text += (
+            f" The {len(gaps)} pairs that swapped were {widest['gap']:.1%} apart at most ({close} within "
+            f"{SWAP_WITHIN:.0%}; the medians over all their samples): the widest, {' and '.join(widest['methods'])} "
+            f"on {widest['group'].replace('|', ' · ')}."
+        )
     return paragraph(text)
 
 

@@ -16,7 +16,8 @@ Names and figures only: the store's address is a label, never credentials or sig
                     process's first
 ``rank_stability``  the order of methods in each group (workload, layout, profile) from one pass over the
                     grid against the next: ``passes`` compared, ``groups``, ``groups_same_order``, ``pairs``,
-                    ``concordant_pairs``, ``kendall_tau`` (over all pairs), and per group its two orders
+                    ``concordant_pairs``, ``kendall_tau`` (over all pairs), per group its two orders, and the
+                    ``swapped`` pairs with how far apart their medians are
 ``cell_failures``   cell -> the first line of its last failure (a wrong read or an exception: the cell failed)
 ``unsupported_cells``  cell -> why the method cannot represent it (skipped with that reason, not failed)
 ``prepare_failures``/``prepare_unsupported``  ``method|modality/layout`` -> why preparing it failed / is impossible
@@ -56,6 +57,7 @@ def run_info(
 ) -> dict:
     catalog = state.catalog
     cells = _cells(sample_log(state).path)
+    kept = {_key(label): [{k: r[k] for k in PER_SAMPLE if k in r} for r in records] for label, records in cells.items()}
     return {
         "run_id": state.run_id,
         "commit": commit,
@@ -79,10 +81,8 @@ def run_info(
         "serving_cost": serving,
         "sampling": _sampling(state, cells),
         "samples": _sample_medians(cells),
-        "cell_samples": {
-            _key(label): [{k: r[k] for k in PER_SAMPLE if k in r} for r in records] for label, records in cells.items()
-        },
-        "rank_stability": rank_stability(cells),
+        "cell_samples": kept,
+        "rank_stability": rank_stability(kept),
         "first_use": _first_use(state),
         "cell_failures": _cell_failures(state),
         "unsupported_cells": _unsupported_cells(state),
@@ -170,36 +170,50 @@ def _sampling(state: RunState, cells: dict[str, list[dict]]) -> dict:
     }
 
 
-def rank_stability(cells: dict[str, list[dict]]) -> dict:
+def rank_stability(cell_samples: dict[str, list[dict]]) -> dict:
     """How the methods of each group (workload, layout, profile) rank in one pass over the grid against the next.
 
-    The two passes compared are the run's last two: every cell with two samples or more took its samples
-    there (a cell taking fewer samples sits out the first passes). A pair of methods is concordant when both
-    passes order it the same way; ``kendall_tau`` = (concordant - discordant) / pairs over all groups.
+    ``cell_samples`` are the run info's (keyed ``workload|method|layout|profile``). The two passes compared are
+    the run's last two: every cell with two samples or more took its samples there (a cell taking fewer
+    samples sits out the first passes). A pair of methods is concordant when both passes order it the same
+    way; ``kendall_tau`` = (concordant - discordant) / pairs over all groups. ``swapped`` lists the discordant
+    pairs with ``gap``, how far apart the pair's medians over all their samples are (the slower over the
+    faster, minus 1): a swap within the noise of two near-equal methods says nothing about the ranking.
     """
     by_pass: dict[tuple, dict[str, dict[int, float]]] = {}
-    for label, records in cells.items():
-        workload, method, layout, profile = _key(label).split("|")
+    medians: dict[tuple, dict[str, float]] = {}
+    for key, records in cell_samples.items():
+        workload, method, layout, profile = key.split("|")
         for record in records:
             if isinstance(record.get("grid_pass"), int) and _numbers([record], "seconds"):
                 group = by_pass.setdefault((workload, layout, profile), {})
                 group.setdefault(method, {})[record["grid_pass"]] = record["seconds"]
+        if _numbers(records, "seconds"):
+            medians.setdefault((workload, layout, profile), {})[method] = statistics.median(
+                _numbers(records, "seconds")
+            )
     passes = sorted({p for group in by_pass.values() for times in group.values() for p in times})
     if len(passes) < 2:
         return {"passes": passes, "groups": 0, "pairs": 0}
     first, second = passes[-2], passes[-1]
-    groups, pairs, concordant, discordant, same = {}, 0, 0, 0, 0
+    groups, pairs, concordant, discordant, same, swapped = {}, 0, 0, 0, 0, []
     for (workload, layout, profile), methods in sorted(by_pass.items()):
         both = {m: t for m, t in methods.items() if first in t and second in t}
         if len(both) < 2:
             continue
         order_a = sorted(both, key=lambda m: both[m][first])
         order_b = sorted(both, key=lambda m: both[m][second])
-        for a, b in itertools.combinations(both, 2):
+        for a, b in itertools.combinations(order_a, 2):  # a before b in the first pass
             sign = (both[a][first] - both[b][first]) * (both[a][second] - both[b][second])
             pairs += 1
             concordant += sign > 0
             discordant += sign < 0
+            if sign < 0:
+                median = medians[workload, layout, profile]
+                gap = (
+                    max(median[a], median[b]) / min(median[a], median[b]) - 1 if min(median[a], median[b]) > 0 else None
+                )
+                swapped.append({"group": f"{workload}|{layout}|{profile}", "methods": [a, b], "gap": gap})
         same += order_a == order_b
         groups[f"{workload}|{layout}|{profile}"] = {"first": order_a, "second": order_b}
     return {
@@ -210,6 +224,7 @@ def rank_stability(cells: dict[str, list[dict]]) -> dict:
         "concordant_pairs": concordant,
         "kendall_tau": (concordant - discordant) / pairs if pairs else None,
         "orders": groups,
+        "swapped": swapped,
     }
 
 
