@@ -31,6 +31,7 @@ import atexit
 import gc
 import os
 import re
+import resource
 import time
 from contextlib import contextmanager
 from functools import cache
@@ -188,9 +189,10 @@ class StreamingBenchmark:
             memory = PeakGrowth()  # what the timed part holds at most, above the open handle
             memory.start()
         with self._failures("run"):
-            started, cpu = CLOCK(), time.process_time()
+            started, cpu, system = CLOCK(), time.process_time(), _system_cpu()
             self.cell_run.run()
             self.seconds, self.cpu_s = CLOCK() - started, time.process_time() - cpu
+            self.system_cpu_s = _system_cpu() - system
         self.peak_growth = memory.bytes()
         took_sample(self.cell.label)
 
@@ -205,7 +207,7 @@ class StreamingBenchmark:
         if cell_run.result is None:
             cell_run.close()
             return
-        record = {"seconds": self.seconds, "cpu_s": self.cpu_s, **self.sample}
+        record = {"seconds": self.seconds, "cpu_s": self.cpu_s, "system_cpu_s": self.system_cpu_s, **self.sample}
         if getattr(self, "peak_growth", None) is not None:
             record["peak_growth_bytes"] = self.peak_growth
         if self.traffic is not None:
@@ -261,6 +263,11 @@ class StreamingBenchmark:
 
 
 _PROCESS_SAMPLES: list[str] = []  # the samples this process took (a forked process starts with none)
+
+
+def _system_cpu() -> float:
+    """CPU seconds this process has spent in the kernel (page faults, memory compaction, system calls)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
 
 
 def process_facts() -> dict:

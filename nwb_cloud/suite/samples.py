@@ -9,6 +9,8 @@ asv timed) and by the run info (:mod:`nwb_cloud.suite.run_info`):
     ``seconds``           wall time of the timed part (the read, or the open for an open workload)
     ``cpu_s``             client CPU seconds of the timed part: this reader process only, all its threads
                           (``time.process_time``); the embedded server and the shaping proxy are other processes
+    ``system_cpu_s``      the part of it spent in the kernel (``getrusage``): page faults and memory compaction
+                          show here, e.g. a sample whose CPU jumps while its work does not
     ``open_s``/``open_cpu_s``  wall and CPU time of the untimed fresh open before a read (0-ish for an open
                           workload, whose open is the timed part)
     ``peak_growth_bytes`` the most resident memory the timed part held at once above what the process held
