@@ -273,3 +273,54 @@ def test_asv_records_the_decoder_table_the_run_prepared_not_a_second_one(prepare
     monkeypatch.delenv("NWB_CLOUD_STATE")  # a bare `asv run`: no run, so the table is measured here
     monkeypatch.setattr(decode, "decoder_speeds", lambda size, seed: [{"measured at": size}])
     assert bench.setup_cache() == [{"measured at": "quick"}]
+
+
+def test_an_index_build_the_tool_cannot_make_is_skipped_as_unsupported_and_reported_so(prepared_state, monkeypatch):
+    from asv_runner.benchmarks.mark import SkipNotImplemented
+
+    from nwb_cloud.refs.errors import Unrepresentable
+    from nwb_cloud.results.asv_results import FAILED, SKIPPED, Record
+    from nwb_cloud.results.cells import cells_frame
+    from nwb_cloud.suite import asv_grid, asv_index
+    from nwb_cloud.suite.run_info import run_info
+
+    builds = []
+
+    def refuses(store, key, traffic):
+        builds.append(key)
+        raise Unrepresentable("LINDI: /acquisition/X/data uses szip or lzf compression - not supported")
+
+    monkeypatch.setenv("NWB_CLOUD_STATE", str(prepared_state))
+    monkeypatch.setitem(asv_index.TOOLS, "lindi", refuses)
+    asv_grid.load_state.cache_clear()
+    try:
+        cls = asv_index.index_build_class()
+        # an asset the other index-build test does not build: the run's log holds each cell's one build
+        cell = (next(a for a in cls.params[1] if a.startswith("ecephys/")), cls.params[2][0])
+        for track in (cls.track_seconds, cls.track_requests):  # asv runs each track in a process of its own
+            bench = cls()
+            bench.setup("lindi", *cell)
+            with pytest.raises(SkipNotImplemented, match="^unsupported: LINDI: .*lzf"):
+                track(bench, "lindi", *cell)
+        assert len(builds) == 1  # the second track read the first one's verdict
+        info = run_info(RunState.load(prepared_state))
+    finally:
+        asv_grid.load_state.cache_clear()
+        asv_grid.proxy_for(cell[1]).stop()
+        asv_grid.proxy_for.cache_clear()
+    label = f"index_build|lindi|{cell[0]}|{cell[1]}"
+    assert info["unsupported_cells"][label].startswith("unsupported: LINDI")
+
+    # the report's cells: a skipped build is unsupported with its reason, a failed one failed (not "not in grid")
+    def record(asset: str, outcome: str) -> Record:
+        return Record(machine="vm", commit="c", env="e", commit_date=None, started_at=None,
+                      benchmark="index_build.IndexBuild.track_seconds", suite="index_build",
+                      workload_class="IndexBuild", measure="track_seconds", kind="track", unit="seconds",
+                      params={"tool": "lindi", "asset": asset, "profile": cell[1]}, value=None,
+                      outcome=outcome)  # fmt: skip
+
+    failures = {f"index_build|lindi|ecephys/x|{cell[1]}": "build: OSError: x"}
+    info = {**info, "commit": "c", "cell_failures": failures, "_path": str(prepared_state)}
+    frame = cells_frame([record(cell[0], SKIPPED), record("ecephys/x", FAILED)], [info])
+    assert list(frame["status"]) == ["unsupported", "failed"], frame[["status", "reason"]]
+    assert frame["reason"].iloc[0].startswith("unsupported: LINDI") and frame["reason"].iloc[1] == "build: OSError: x"

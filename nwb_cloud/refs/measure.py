@@ -20,6 +20,7 @@ from pathlib import Path
 import lindi
 
 from nwb_cloud.refs.build import build_index
+from nwb_cloud.refs.errors import Unrepresentable
 from nwb_cloud.refs.storage import AUTO, PARQUET, choose, chunk_references, write_parquet
 from nwb_cloud.refs.translate import dumps
 
@@ -71,6 +72,10 @@ def lindi_build_cost(
         try:
             path = Path(folder) / "index.lindi.json"
             h5.write_lindi_file(str(path))
+        except RuntimeError as error:  # LINDI's refusal of a dataset it cannot represent (LZF, szip)
+            if "not supported" in str(error):
+                raise Unrepresentable(f"LINDI: {error}") from None
+            raise
         finally:
             h5.close()
         seconds = time.perf_counter() - started

@@ -115,8 +115,10 @@ def cells_frame(records: list[Record], run_infos: list[dict] | None = None) -> p
         elif record.outcome == MEASURED:
             name = record.measure.removeprefix("track_")
             row[name if record.kind == "track" else f"{name}_s"] = record.value
-            if record.suite != STREAMING_SUITE and row["asv_outcome"] == "absent":
+            if record.suite != STREAMING_SUITE and row["asv_outcome"] == "absent" and row["status"] != FAILED_STATUS:
                 row["status"] = OK  # a suite of tracks only (conversion, index build): measured is its time
+        elif record.outcome == FAILED and record.suite != STREAMING_SUITE and row["asv_outcome"] == "absent":
+            row["status"] = FAILED_STATUS  # a track that raised fails its cell, whatever the other tracks gave
     frame = pd.DataFrame(list(rows.values()))
     if frame.empty:
         return frame
@@ -304,6 +306,9 @@ def _set_time(row: dict, record: Record) -> None:
 
 
 def _reason(row: dict, info: dict) -> str:
+    recorded = _track_reason(row, info) if row["suite"] not in (STREAMING_SUITE, None) else None
+    if recorded:
+        return recorded
     failed_sample = (info.get("cell_failures") or {}).get(_cell_label(row))
     if row["status"] == OK:
         # a sample that failed in an earlier pass fails the cell, even if later passes read it exactly
@@ -334,6 +339,20 @@ def _reason(row: dict, info: dict) -> str:
     if row["asv_outcome"] == "absent":
         return "not run: no time result in this results file"
     return "skipped by asv (n/a) with no reason recorded; the method is available on the machine building this report"
+
+
+def _track_reason(row: dict, info: dict) -> str | None:
+    """Why a cell of another suite (an index build, a first use) has no figure, as the run info keeps it under
+    its benchmark's label (``index_build|lindi|ophys/x|in-region`` for ``index_build[tool=lindi, asset=ophys/x]``):
+    a failure (the streaming grid's rules do not apply to it) or a skip's recorded reason; None: no record."""
+    name, _, params = row["workload"].partition("[")
+    values = [part.partition("=")[2] for part in params.rstrip("]").split(", ")] if params else []
+    label = "|".join([name, *values, row["profile"]])
+    if row["status"] == FAILED_STATUS:
+        return str((info.get("cell_failures") or {}).get(label) or NOT_RECORDED)
+    if row["status"] == OK:
+        return None
+    return (info.get("unsupported_cells") or {}).get(label)
 
 
 def _asset_matches(asset_name: str, row: dict) -> bool:

@@ -6,9 +6,20 @@ run's sample log so each ``track_*`` reports the same build (asv gives every tra
 
 from __future__ import annotations
 
+from asv_runner.benchmarks.mark import SkipNotImplemented
+
+from nwb_cloud.refs.errors import Unrepresentable
 from nwb_cloud.refs.measure import build_cost, lindi_build_cost
-from nwb_cloud.suite.asv_grid import NAN, load_state, process_facts, proxy_for, sample_log, took_sample
-from nwb_cloud.suite.samples import INDEX_BUILD
+from nwb_cloud.suite.asv_grid import (
+    NAN,
+    UNSUPPORTED,
+    load_state,
+    process_facts,
+    proxy_for,
+    sample_log,
+    took_sample,
+)
+from nwb_cloud.suite.samples import INDEX_BUILD, failure_log, unsupported_log
 
 TOOLS = {"nwb-index": build_cost, "lindi": lindi_build_cost}
 
@@ -32,11 +43,23 @@ class IndexBuild:
 
     def _figure(self, tool: str, asset: str, profile: str, field: str) -> float:
         log = sample_log(self.state)
+        skipped = unsupported_log(self.state).records(self.label)
+        if skipped:  # one build says so for the cell's four tracks
+            raise SkipNotImplemented(skipped[-1]["reason"])
         if not log.records(self.label):
             proxy = proxy_for(profile)
             store = self.state.catalog.store.via(proxy.url) if proxy else self.state.catalog.store
             process = process_facts()
-            figures = TOOLS[tool](store, self.state.catalog.assets[asset].key, proxy.traffic if proxy else None)
+            key = self.state.catalog.assets[asset].key
+            try:
+                figures = TOOLS[tool](store, key, proxy.traffic if proxy else None)
+            except Unrepresentable as error:  # the tool cannot index this asset: a skip with its reason
+                message = f"{UNSUPPORTED}: {error}".splitlines()[0][:400]
+                unsupported_log(self.state).append(self.label, {"reason": message})
+                raise SkipNotImplemented(message) from None
+            except Exception as error:
+                failure_log(self.state).append(self.label, {"error": f"build: {type(error).__name__}: {error}"[:400]})
+                raise
             took_sample(self.label)
             log.append(self.label, {**{k: v for k, v in figures.items() if isinstance(v, int | float)}, **process})
         value = log.median(self.label, field)
