@@ -296,3 +296,15 @@ def test_stock_fsspec_refuses_an_index_with_chunks_stored_unfiltered(tmp_path):
         assert_same_nwb(expected, actual)
     with pytest.raises(RefsError, match=r"acquisition/lzf/data.*filter skipped.*nwb-index"):
         open_zarr_io(with_url(local, "s3://bucket/lzf.nwb"))
+
+
+def test_lindis_refusal_of_lzf_is_unrepresentable_not_a_failure(store, tmp_path):
+    """The index-build benchmark skips such a cell as unsupported (suite.asv_index) on this error alone."""
+    from nwb_cloud.cloud import upload
+    from nwb_cloud.refs.errors import Unrepresentable
+    from nwb_cloud.refs.measure import lindi_build_cost
+    from tests.corpus.pynwb_files import lzf_file
+
+    upload(store, lzf_file(tmp_path / "lzf.nwb"), "refs/lzf.nwb", progress=False)
+    with pytest.raises(Unrepresentable, match=r"^LINDI: .*lzf.*not supported"):
+        lindi_build_cost(store, "refs/lzf.nwb")
