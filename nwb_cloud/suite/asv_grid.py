@@ -217,21 +217,8 @@ class StreamingBenchmark:
             cell_run.finish()  # raises WrongRead: a wrong read fails the benchmark and is not logged
         sample_log(self.state).append(self.cell.label, record)
 
-    @contextmanager
     def _failures(self, stage: str):
-        """asv keeps no message for a failed benchmark: keep it in the run's failure log for the report.
-
-        ``Unsupported`` (the method cannot represent the asset) is a skip with its reason, not a failure."""
-        try:
-            yield
-        except Unsupported as error:
-            message = f"{UNSUPPORTED}: {error}".splitlines()[0][:400]
-            unsupported_log(self.state).append(self.cell.label, {"reason": message})
-            raise SkipNotImplemented(message) from None
-        except Exception as error:
-            message = f"{stage}: {type(error).__name__}: {error}".splitlines()[0][:400]
-            failure_log(self.state).append(self.cell.label, {"error": message})
-            raise
+        return recorded_outcome(self.state, self.cell.label, stage, Unsupported)
 
     # -- what the timed samples cost on the wire (medians over this run's samples of this cell) -----------
     def _median(self, field: str) -> float:
@@ -263,6 +250,23 @@ class StreamingBenchmark:
 
 
 _PROCESS_SAMPLES: list[str] = []  # the samples this process took (a forked process starts with none)
+
+
+@contextmanager
+def recorded_outcome(state, label: str, stage: str, unsupported: type[Exception]):
+    """asv keeps no message for a failed benchmark: keep it in the run's failure log for the report.
+
+    ``unsupported`` (the method or tool cannot represent the asset) is a skip with its reason, not a failure."""
+    try:
+        yield
+    except unsupported as error:
+        message = f"{UNSUPPORTED}: {error}".splitlines()[0][:400]
+        unsupported_log(state).append(label, {"reason": message})
+        raise SkipNotImplemented(message) from None
+    except Exception as error:
+        message = f"{stage}: {type(error).__name__}: {error}".splitlines()[0][:400]
+        failure_log(state).append(label, {"error": message})
+        raise
 
 
 def _system_cpu() -> float:

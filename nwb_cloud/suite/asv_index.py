@@ -12,14 +12,14 @@ from nwb_cloud.refs.errors import Unrepresentable
 from nwb_cloud.refs.measure import build_cost, lindi_build_cost
 from nwb_cloud.suite.asv_grid import (
     NAN,
-    UNSUPPORTED,
     load_state,
     process_facts,
     proxy_for,
+    recorded_outcome,
     sample_log,
     took_sample,
 )
-from nwb_cloud.suite.samples import INDEX_BUILD, failure_log, unsupported_log
+from nwb_cloud.suite.samples import INDEX_BUILD, unsupported_log
 
 TOOLS = {"nwb-index": build_cost, "lindi": lindi_build_cost}
 
@@ -51,15 +51,8 @@ class IndexBuild:
             store = self.state.catalog.store.via(proxy.url) if proxy else self.state.catalog.store
             process = process_facts()
             key = self.state.catalog.assets[asset].key
-            try:
+            with recorded_outcome(self.state, self.label, "build", Unrepresentable):  # a tool's refusal: a skip
                 figures = TOOLS[tool](store, key, proxy.traffic if proxy else None)
-            except Unrepresentable as error:  # the tool cannot index this asset: a skip with its reason
-                message = f"{UNSUPPORTED}: {error}".splitlines()[0][:400]
-                unsupported_log(self.state).append(self.label, {"reason": message})
-                raise SkipNotImplemented(message) from None
-            except Exception as error:
-                failure_log(self.state).append(self.label, {"error": f"build: {type(error).__name__}: {error}"[:400]})
-                raise
             took_sample(self.label)
             log.append(self.label, {**{k: v for k, v in figures.items() if isinstance(v, int | float)}, **process})
         value = log.median(self.label, field)
