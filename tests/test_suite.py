@@ -105,7 +105,7 @@ def test_a_corrupt_state_file_is_named(tmp_path):
 
 
 def test_default_grid_reads_the_registries():
-    from nwb_cloud.suite.prepare import QUICK_LEFT_OUT
+    from nwb_cloud.suite.prepare import QUICK_LEFT_OUT, QUICK_OPENS_ONLY
 
     grid = default_grid(Settings(size="quick"))
     assert grid.workloads == list(WORKLOADS) and grid.methods == [m for m in METHODS if m not in QUICK_LEFT_OUT]
@@ -119,6 +119,14 @@ def test_default_grid_reads_the_registries():
     assert {"fsspec-none", "hdmf-zarr-unconsolidated"} <= set(QUICK_LEFT_OUT)
     assert not any(m in QUICK_LEFT_OUT for _, m, *_ in grid.cells())
     assert not set(grid.first_use.methods) & set(QUICK_LEFT_OUT) and "fsspec-first" in grid.first_use.methods
+    # a row that reads as a kept one does is measured opening (and in the first use), not reading
+    cells = set(grid.cells())
+    assert ("open_ophys", "fsspec-first", "neuroconv-default", "in-region") in cells
+    assert not any(m in QUICK_OPENS_ONLY and WORKLOADS[w].select is not None for w, m, *_ in cells)
+    # the session file: stock fsspec's open is the study's (15 s a sample here); the cache that cures it stays
+    assert not any(w == "open_session" and m == "fsspec" for w, m, *_ in cells)
+    assert ("open_session", "fsspec-blockcache", "neuroconv-default", "in-region") in cells
+    assert ("open_session", "fsspec-pagebuf", "neuroconv-default-paged", "in-region") in cells
     full = default_grid(Settings(size="full"))
     # full (the study): the study methods under the main profile, the network-bound contrast (lab) on the seed
     # reads; the cache-less readers (fsspec-none) are the quick run's comparison of methods, not the study's

@@ -45,7 +45,7 @@ CONFIGURATIONS = ["fsspec-blockcache", "fsspec-first", "fsspec-none", "remfile-t
 # Opening the session file (hundreds of small objects): the everywhere and study methods, and fsspec with a
 # block cache, the one-line change that matters most there. The cache-less readers (fsspec-none, -https, ...)
 # take 1-3 min a sample on the paged session file and add nothing the default fsspec does not already show.
-SESSION_METHODS = [*EVERYWHERE, *STUDY_METHODS, "fsspec-blockcache"]
+SESSION_METHODS = list(dict.fromkeys([*EVERYWHERE, *STUDY_METHODS, "fsspec-blockcache"]))
 # Rows a quick run leaves out altogether (reads, opens, first use), each because a kept row (or the study)
 # shows what it shows (see default_grid):
 # * hdmf-zarr-unconsolidated: ~25 s a sample in-region; the study's zarr-open block measures its open;
@@ -54,6 +54,12 @@ SESSION_METHODS = [*EVERYWHERE, *STUDY_METHODS, "fsspec-blockcache"]
 #   read cell and read within 6 % of it in three of four (the fourth: 2 of 3 samples 0.34 s, one 0.14 s,
 #   against 0.12 s); its open cost 4.35/5.06 s to fsspec-first's 3.83/4.60. It cost ~2 min a run.
 QUICK_LEFT_OUT = ["hdmf-zarr-unconsolidated", "fsspec-none"]
+# Rows a quick run measures opening only (the opens and the first use), not reading, because a kept row
+# reads as they do:
+# * fsspec-first: its reads move the bytes remfile's do (150 / 159 MB, 27 / 27 MB, 0.4-0.7 / 1.1-1.7 MB) and
+#   took 0.90-1.16x remfile's time in each read cell of quick runs 43b165, eaa0d8 and c40722; what sets it
+#   apart is its 3.7-4.7 s open, which its open cells and first use keep. Its reads cost ~1 min a run.
+QUICK_OPENS_ONLY = ["fsspec-first"]
 MAIN_PROFILE = "in-region"
 # The seed's two reads and the opens: what every method is measured on (the opposing reads and the session
 # open are measured by fewer methods, see the blocks below).
@@ -100,8 +106,10 @@ def default_grid(settings: Settings) -> Grid:
       sample; the study's zarr-open block) and ``fsspec-none`` (reads as ``fsspec-first`` does; see there);
     * the page-buffer variants of the configurations (``fsspec-first``, ``remfile-threads``): a page
       buffer turns their reads into page reads, as it does their base row's;
-    * ``fsspec`` (read-ahead, no page buffer) opening the paged session file: 51 s a sample at quick size,
-      the pathology the study measures at full size (157 s); its page-buffer variant is measured.
+    * the reads of the ``QUICK_OPENS_ONLY`` rows: ``fsspec-first`` reads as remfile does (see there);
+    * ``fsspec`` (read-ahead, no page buffer) opening the session file: 15 s a sample on the default layout
+      and 51 s on the paged one at quick size, the pathology the study measures at full size (16.5 s and
+      154 s in run 511d1d); its page-buffer variant is measured, and ``fsspec-blockcache``, which cures it.
 
     What a quick run costs on this 2-core machine, measured by quick run 20261204T213511-83a41b (c69f3e66,
     idle): 26 min from preparing to its run info, 25 of them measuring: 12.2 min the timed reads, 6.8 min the
@@ -151,7 +159,7 @@ def default_grid(settings: Settings) -> Grid:
     session = [w for w, row in WORKLOADS.items() if row.modality == "session"]
     core = [layout.name for layout in CORE]
     reads, opens = _reads_and_opens(seed)
-    read_methods = [m for m in _read_methods() if m in methods]
+    read_methods = [m for m in _read_methods() if m in methods and m not in QUICK_OPENS_ONLY]
     paged = [name for name in QUICK_LAYOUTS if LAYOUTS[name].page_size]
     others = [p for p in profiles if p != MAIN_PROFILE]
     session_layouts = layouts_for("session", QUICK_LAYOUTS)
@@ -173,8 +181,6 @@ def default_grid(settings: Settings) -> Grid:
               headline_methods]), layouts=paged, profiles=main),
         Block("session", workloads=session, methods=[m for m in session_methods if m != "fsspec"],
               layouts=session_layouts, profiles=[MAIN_PROFILE]),
-        Block("session-default", workloads=session, methods=session_methods,
-              layouts=[lay for lay in session_layouts if not LAYOUTS[lay].page_size], profiles=[MAIN_PROFILE]),
     ]  # fmt: skip
     return Grid(
         workloads=list(WORKLOADS),
