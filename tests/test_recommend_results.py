@@ -256,6 +256,23 @@ def test_cli_fit_model_and_guidance(results_dir, tmp_path, capsys):
     assert "no asv results folder" in capsys.readouterr().err
 
 
+def test_publishing_reads_the_results_folder_once(results_dir, tmp_path, monkeypatch):
+    """The report page, the guidance page and the closed loop share one reading of the asv files."""
+    import nwb_cloud.results
+    from nwb_cloud.report.build import publish
+
+    read, load_records = [], nwb_cloud.results.load_records
+
+    def counted(folder):
+        read.append(folder)
+        return load_records(folder)
+
+    monkeypatch.setattr(nwb_cloud.results, "load_records", counted)
+    written = publish(results_dir, tmp_path / "reports", readme=None)
+    assert [path.name for path in written] == ["index.html", "guidance.html"]
+    assert read == [results_dir]
+
+
 def test_check_table_columns_are_documented():
     from nwb_cloud.recommend import check
 

@@ -25,6 +25,7 @@ from nwb_cloud.recommend.fit import fit
 from nwb_cloud.recommend.loop_check import latest_groups, loop_groups, loop_summary, summary_line
 from nwb_cloud.recommend.measurements import Measurements, load
 from nwb_cloud.recommend.recommendation import recommend
+from nwb_cloud.results import Results, load_results
 from nwb_cloud.results.tables import BASELINE_LAYOUT as BASELINE
 from nwb_cloud.results.tables import RUN, headline_ratios
 from nwb_cloud.workloads import WORKLOADS
@@ -35,12 +36,15 @@ TITLE = "Choosing chunk shape and codec for NWB data read from the cloud"
 def write_guidance(results, out_dir: str | Path, loop: pd.DataFrame | None = None) -> Path:
     """Write ``out_dir/guidance.html`` (with ``figures/guidance-*.png`` and ``tables/guidance-*.csv``).
 
+    ``results``: a results folder, the folder read (:class:`~nwb_cloud.results.Results`) or the measurements.
     ``loop``: the closed loop's groups (:func:`~nwb_cloud.recommend.loop_check.loop_groups`); by default those
     of the results folder ``results``.
     """
-    measurements = results if isinstance(results, Measurements) else load(Path(results))
-    if loop is None and not isinstance(results, Measurements):
-        loop = loop_groups(Path(results))
+    if not isinstance(results, Measurements | Results):
+        results = load_results(Path(results))  # read once, for the measurements and the closed loop
+    measurements = results if isinstance(results, Measurements) else load(results)
+    if loop is None and isinstance(results, Results):
+        loop = loop_groups(results)
     out_dir = Path(out_dir)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
     fitted = fit(measurements)

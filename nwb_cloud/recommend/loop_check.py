@@ -29,7 +29,7 @@ import pandas as pd
 from nwb_cloud.recommend.cases import HELD_OUT, IN_SAMPLE, LENGTH
 from nwb_cloud.recommend.check import TARGET, mix_name
 from nwb_cloud.recommend.loop import DEFAULT, RECOMMENDED
-from nwb_cloud.results import load_cells, load_run_infos, run_info_for
+from nwb_cloud.results import Results, load_results, run_info_for
 from nwb_cloud.results.cells import OK, WARM
 from nwb_cloud.results.tables import RUN
 
@@ -43,10 +43,10 @@ COLUMNS = [
 CELL = ["workload", "method", "layout", "profile"]
 
 
-def loop_groups(results_dir) -> pd.DataFrame:
+def loop_groups(results_dir: Path | Results) -> pd.DataFrame:
     """One row per (loop run, case, reader) of ``results_dir`` (see the module docstring and :data:`COLUMNS`)."""
-    cells = load_cells(Path(results_dir), latest=False)  # every loop run: each measured its own cases
-    infos = load_run_infos(Path(results_dir))
+    results = load_results(results_dir)
+    cells, infos = results.cells, results.infos  # every loop run: each measured its own cases
     rows = []
     if cells.empty:
         return pd.DataFrame(columns=COLUMNS)

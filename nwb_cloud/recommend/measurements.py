@@ -28,7 +28,7 @@ from nwb_cloud.recommend.codecs import HDF5, ZARR, codec_name
 from nwb_cloud.recommend.errors import NotEnoughMeasurements
 from nwb_cloud.recommend.geometry import geometry
 from nwb_cloud.recommend.model import Network, variant_of
-from nwb_cloud.results import load_cells, load_run_infos, run_info_for
+from nwb_cloud.results import Results, load_results, run_info_for
 from nwb_cloud.results.run_info import info_profile
 from nwb_cloud.results.tables import RUN
 from nwb_cloud.workloads import WORKLOADS
@@ -61,15 +61,15 @@ class Measurements:
         return rows.iloc[0]
 
 
-def load(results_dir: str | Path, machine: str | None = None) -> Measurements:
+def load(results_dir: str | Path | Results, machine: str | None = None) -> Measurements:
     """The latest run's measurements in ``results_dir`` (one machine: ``machine``, or the one with most cells)."""
-    cells = load_cells(Path(results_dir))
+    results = load_results(results_dir if isinstance(results_dir, Results) else Path(results_dir))
+    cells = results.latest()
     if cells.empty:
-        raise NotEnoughMeasurements(f"no asv results in {results_dir}: run `nwb-cloud bench` first")
-    infos = load_run_infos(Path(results_dir))
-    matched = {run: run_info_for(infos, *run) or {} for run in set(zip(cells["machine"], cells["commit"]))}
+        raise NotEnoughMeasurements(f"no asv results in {results.folder}: run `nwb-cloud bench` first")
+    matched = {run: run_info_for(results.infos, *run) or {} for run in set(zip(cells["machine"], cells["commit"]))}
     return from_cells(
-        cells, matched, machine=machine, origin=Path(results_dir).name
+        cells, matched, machine=machine, origin=results.folder.name
     )  # the folder, not where it sits: same page anywhere
 
 

@@ -16,24 +16,21 @@ from nwb_cloud.report import blocks, figures, page
 from nwb_cloud.report.errors import ReportError
 from nwb_cloud.report.html import anchor_id, esc, paragraph, section
 from nwb_cloud.report.html import page as html_page
-from nwb_cloud.results.asv_results import load_records
-from nwb_cloud.results.cells import cells_frame, latest_runs
-from nwb_cloud.results.run_info import load_recommendation_check, load_reliability, load_run_infos, run_info_for
+from nwb_cloud.results import Results, load_results
+from nwb_cloud.results.run_info import load_recommendation_check, load_reliability, run_info_for
 from nwb_cloud.results.tables import headline_ratios, rank_methods
 from nwb_cloud.settings import usable_cores
 
 TITLE = "nwb-cloud: streaming NWB reads from S3"
 
 
-def load(results_dir: Path) -> blocks.Sources:
+def load(results_dir: Path | Results) -> blocks.Sources:
     """Each machine's latest run of each size (with its run info), the reliability probes and the fit's check."""
-    results_dir = Path(results_dir)
-    records, machines = load_records(results_dir)
-    if not records:
+    results = load_results(results_dir)
+    results_dir, machines, infos, every_run = results.folder, results.machines, results.infos, results.cells
+    if every_run.empty:
         raise ReportError(f"no asv results in {results_dir}: run `nwb-cloud bench` first")
-    infos = load_run_infos(results_dir)
-    every_run = cells_frame(records, infos)
-    latest = latest_runs(every_run)
+    latest = results.latest()
     runs = []
     for (machine, size), cells in latest.groupby(["machine", "size"], sort=True):
         commit = cells["commit"].iloc[0]
@@ -55,7 +52,7 @@ def load(results_dir: Path) -> blocks.Sources:
     from nwb_cloud.recommend.loop_check import loop_groups
 
     return blocks.Sources(runs, load_reliability(results_dir), load_recommendation_check(results_dir),
-                          loop_groups(results_dir))  # fmt: skip
+                          loop_groups(results))  # fmt: skip
 
 
 def build(results_dir: Path, out_dir: Path, sources: blocks.Sources | None = None) -> Path:
@@ -78,12 +75,13 @@ def publish(results_dir: Path, out_dir: Path, readme: Path | None = None, log=pr
     anything is written."""
     from nwb_cloud.recommend import NotEnoughMeasurements, write_guidance
 
-    sources = load(results_dir)
+    results = load_results(results_dir)  # read once for the page, the guidance page and README
+    sources = load(results)
     text = Path(readme).read_text() if readme is not None and Path(readme).exists() else None
     filled = blocks.fill(text, blocks.blocks(sources)) if text is not None else None
     written = []
     try:  # before the report page, which links the guidance page when it exists
-        written.append(write_guidance(results_dir, out_dir))
+        written.append(write_guidance(results, out_dir, loop=sources.loop))
     except NotEnoughMeasurements as error:
         log(f"guidance page not written: {error}")
     written.insert(0, build(results_dir, out_dir, sources))

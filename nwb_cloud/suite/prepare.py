@@ -124,10 +124,11 @@ def default_grid(settings: Settings) -> Grid:
     processes around them) and 1.1 min of publishing: ``make bench`` 23.1 min. Since 5746d85 asv runs no
     combination of a class's params that the grid does not measure (~2,800 forks of ~11 ms each: ~30 s), and
     since b59eb6a a sample's teardown no longer walks the forkserver's objects (93 -> 3 ms a sample): quick run
-    20261205T133746-eaa0d8 took 20.7 min from preparing to its run info, ``make bench`` 21.8 min. What remains
-    over the 20-minute target is the five fresh-process samples of every method's headline cells, the untimed
-    open before each read (5.6 min; hdmf-zarr's ~4.7 s, fsspec-first's ~3.7 s), and cells that each show
-    something no other cell does. Every run states its own length.
+    20261205T133746-eaa0d8 took 20.7 min from preparing to its run info, ``make bench`` 21.8 min. Without the
+    reads of ``fsspec-first`` and stock fsspec's open of the session file, quick run 20261205T181516-0c8627
+    (6d7a4071, idle) took 18.8 min from preparing to its run info (asv publish included) and ``make bench``
+    19.7 min with the report. Most of it is the five fresh-process samples of every method's headline cells
+    and the untimed open before each read (hdmf-zarr's ~4.7 s). Every run states its own length.
 
     full, the layout study (the comparison of every method is the quick run's): the ``STUDY_METHODS`` on the
     core layouts and the chunk-shape sweep with every workload (the opposing reads included), on the codec
