@@ -64,7 +64,6 @@ from nwb_cloud.access import METHODS
 from nwb_cloud.access.base import PAGED
 from nwb_cloud.analysis import cost
 from nwb_cloud.cloud.calibrate import ServingCost
-from nwb_cloud.cloud.profiles import Profile
 from nwb_cloud.results.asv_results import FAILED, MEASURED, SKIPPED, Record, snake_case
 from nwb_cloud.results.run_info import grid_excludes, info_profile, info_unavailable, run_info_for
 from nwb_cloud.workloads import WORKLOADS
@@ -394,7 +393,9 @@ def _mark_warm(frame: pd.DataFrame) -> None:
     warm = reads & (frame["status"] == OK) & (frame["bytes_received"] < COLD_SHARE * least)
     for index in frame.index[warm]:
         received, needed = frame.loc[index, "bytes_received"], least[index]
-        buffer = " (an HDF5 page buffer keeps the pages the open read)" if _page_buffer(frame.loc[index, "method"]) else ""
+        buffer = (
+            " (an HDF5 page buffer keeps the pages the open read)" if _page_buffer(frame.loc[index, "method"]) else ""
+        )
         frame.loc[index, "status"] = WARM
         frame.loc[index, "reason"] = (
             f"warm, not a cold read: it received {received / 1e6:.2f} MB of the {needed / 1e6:.2f} MB a cold read of "
