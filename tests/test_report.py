@@ -343,6 +343,24 @@ def test_problems_list_every_cell_without_a_time(cells):
     assert "ecephys_electrode · zstd-patch · lab" in " ".join(lindi["cells"])
 
 
+def test_cells_left_out_of_the_grid_are_counted_by_reason():
+    """Each reason the grid leaves cells out is shown with its own count, never one reason for them all."""
+    import pandas as pd
+
+    from nwb_cloud.report.page import _not_in_grid
+
+    excluded = pd.DataFrame({
+        "reason": ["not in this run's grid: the paged block measures fsspec", "not in this run's grid: zarr only",
+                   "not in this run's grid: the paged block measures fsspec"],
+        "count": [5, 2, 4],
+    })  # fmt: skip
+    text = _not_in_grid(excluded)
+    assert "11 cells, for 2 reasons" in text
+    assert text.index("the paged block measures fsspec</td>") < text.index("zarr only</td>")  # most cells first
+    assert ">9<" in text and ">2<" in text and "not in this run's grid:" not in text
+    assert _not_in_grid(excluded.iloc[:0]) == ""
+
+
 # -- the page ----------------------------------------------------------------------------------------------------
 def test_page_has_the_tables_reasons_and_alerts(report, cells):
     text = report.read_text()

@@ -33,6 +33,7 @@ from nwb_cloud.results.tables import (
     side_by_side,
 )
 from nwb_cloud.suite.run_info import rank_stability as measure_rank_stability
+from nwb_cloud.suite.state import NOT_IN_GRID
 from nwb_cloud.workloads import WORKLOADS
 
 _SECRET = re.compile(r"secret|token|password|credential|access_key|auth", re.IGNORECASE)
@@ -768,16 +769,27 @@ def problems_section(run: Run) -> str:
             ["status", "method", "reason", "cells", "workload · layout · profile"],
             [[Td(r.status, cls=r.status), r.method, r.reason, _num(str(r.count)), r.cells] for r in shown.itertuples()],
         )  # fmt: skip
-    excluded = listed[listed["status"] == EXCLUDED]
-    if len(excluded):
-        why = excluded["reason"].iloc[0].removeprefix("not in this run's grid: ")
-        body += paragraph(f"Not in this run's grid ({int(excluded['count'].sum())} cells): {why}.", "muted")
+    body += _not_in_grid(listed[listed["status"] == EXCLUDED])
     failures = (run.info or {}).get("prepare_failures") or {}
     if failures:
         body += "<h4>Preparation failures (from the run info)</h4>" + table(
             ["method | asset", "error"], [[k, Td(v, cls="failed")] for k, v in sorted(failures.items())]
         )
     return section(f"{run.key}-problems", "Cells without a time", body)
+
+
+def _not_in_grid(excluded: pd.DataFrame) -> str:
+    """The cells the run's grid leaves out, counted by reason (collapsed: a study leaves out hundreds)."""
+    if excluded.empty:
+        return ""
+    why = excluded["reason"].str.removeprefix(f"{NOT_IN_GRID}: ")
+    reasons = excluded.groupby(why, sort=True)["count"].sum().sort_values(ascending=False, kind="stable")
+    return (
+        f"<details><summary>Not in this run's grid: {int(reasons.sum())} cells, for {len(reasons)} "
+        f"reason{'s' if len(reasons) > 1 else ''}</summary>"
+        + table(["reason", "cells"], [[reason, _num(str(int(count)))] for reason, count in reasons.items()])
+        + "</details>"
+    )
 
 
 def run_details(run: Run) -> str:
