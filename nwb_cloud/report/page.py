@@ -162,8 +162,9 @@ def how_to_read(run: Run) -> str:
             "failed). <b>failed</b>: the benchmark raised, a wrong read included. <b>unsupported</b>: the method "
             "cannot represent the asset (e.g. an index of an LZF dataset), a skip with its reason, not a failure. "
             "<b>unavailable</b>: the "
-            "method cannot run on that machine. <b>not in the grid</b>: a quick run leaves that method out "
-            "under that profile.",
+            "method cannot run on that machine. <b>not in the grid</b>: the run does not measure that cell (a "
+            "quick run leaves some to the study, the study leaves out what does not apply); each reason, with "
+            "its count of cells, is under <i>Cells without a time</i>.",
         ],
         raw=True,
     )
