@@ -41,7 +41,7 @@ def write_guidance(results, out_dir: str | Path, loop: pd.DataFrame | None = Non
     of the results folder ``results``.
     """
     if not isinstance(results, Measurements | Results):
-        results = load_results(Path(results))  # read once, for the measurements and the closed loop
+        results = load_results(results)  # read once, for the measurements and the closed loop
     measurements = results if isinstance(results, Measurements) else load(results)
     if loop is None and isinstance(results, Results):
         loop = loop_groups(results)

@@ -63,7 +63,7 @@ class Measurements:
 
 def load(results_dir: str | Path | Results, machine: str | None = None) -> Measurements:
     """The latest run's measurements in ``results_dir`` (one machine: ``machine``, or the one with most cells)."""
-    results = load_results(results_dir if isinstance(results_dir, Results) else Path(results_dir))
+    results = load_results(results_dir)
     cells = results.latest()
     if cells.empty:
         raise NotEnoughMeasurements(f"no asv results in {results.folder}: run `nwb-cloud bench` first")

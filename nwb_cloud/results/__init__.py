@@ -31,7 +31,7 @@ class Results:
         return latest_runs(self.cells)
 
 
-def load_results(results_dir: Path | Results) -> Results:
+def load_results(results_dir: str | Path | Results) -> Results:
     """``results_dir`` read (a :class:`Results` is returned as it is)."""
     if isinstance(results_dir, Results):
         return results_dir
