@@ -10,6 +10,7 @@ chunk of every layout of the study in ``test_study_layouts.py``.
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
 
 import h5py
 import numcodecs
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 from nwb_cloud.refs import inflate
-from nwb_cloud.refs.buffers import BufferPool, new_buffer
+from nwb_cloud.refs.buffers import HUGE_PAGE_ADVICE_BYTES, BufferPool, new_buffer
 from nwb_cloud.refs.inflate import DEFLATE, SHUFFLE_DEFLATE
 
 INSTALLED = inflate.available()
@@ -74,6 +75,33 @@ def test_a_buffer_pool_hands_a_buffer_out_again_only_once_nothing_refers_to_it()
     assert pool.take(100).ctypes.data == address  # now nothing does
     assert pool.take(50) is not None and pool.kept_bytes <= 3 * 100  # the rest is made, not kept
     assert new_buffer(0).size == 0 and new_buffer(7).flags.writeable
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads Linux's /proc/self/smaps")
+def test_a_large_buffer_is_private_memory_without_huge_page_advice():
+    """Shared anonymous memory is shmem (each first touch also enters its page cache), and numpy's own
+    arrays of this size are advised into huge pages (a fault may wait for compaction): neither, here."""
+    buffer = new_buffer(HUGE_PAGE_ADVICE_BYTES + 4096)
+    buffer[::4096] = 1
+    mapping = _mapping_of(buffer.ctypes.data + 8192)  # numpy advises from the first whole page on
+    assert mapping["permissions"] == "rw-p", mapping  # private ("rw-s" would be shared)
+    assert "hg" not in mapping["VmFlags"], mapping  # not advised into huge pages
+    numpys = np.empty(HUGE_PAGE_ADVICE_BYTES + 4096, np.uint8)  # what the check tells apart
+    assert "hg" in _mapping_of(numpys.ctypes.data + 8192)["VmFlags"]
+
+
+def _mapping_of(address: int) -> dict:
+    """The entry of /proc/self/smaps holding ``address``: its permissions and VmFlags."""
+    found = None
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if "-" in head[0] and len(head) >= 5:  # a mapping's first line: range, permissions, offset, device, inode
+            low, high = (int(x, 16) for x in head[0].split("-"))
+            found = {"permissions": head[1], "VmFlags": []} if low <= address < high else None
+        elif found is not None and head[0] == "VmFlags:":
+            found["VmFlags"] = head[1:]
+            return found
+    raise AssertionError(f"no mapping of this process holds {address:#x}")
 
 
 AWKWARD = {
