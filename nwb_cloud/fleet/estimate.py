@@ -26,6 +26,7 @@ from nwb_cloud.fleet.errors import FleetError
 from nwb_cloud.fleet.records import RecordedRun
 from nwb_cloud.fleet.spec import REAL
 from nwb_cloud.suite.prepare import MAIN_PROFILE
+from nwb_cloud.suite.run_info import cell_key
 from nwb_cloud.suite.state import Grid
 
 MEASURES = ("time_workload", "track_requests", "track_bytes_received", "track_peak_connections",
@@ -206,7 +207,7 @@ def _suite(grid: Grid, run: RecordedRun, recorded_profile: str) -> tuple[float, 
         mine = [(m, lay) for w, m, lay, _ in cells if w == workload]
         if not mine:
             continue
-        samples = {(m, lay): run.samples.get(f"{workload}|{m}|{lay}|{recorded_profile}") or {} for m, lay in mine}
+        samples = {(m, lay): run.samples.get(cell_key(workload, [m, lay, recorded_profile])) or {} for m, lay in mine}
         recorded = [run.samples[k] for k in run.samples if k.startswith(f"{workload}|")]
         typical_seconds = _median(recorded, "seconds", 1.0)
         typical_requests = _median(recorded, "requests", PRIOR_REQUESTS_PER_SAMPLE)
@@ -224,7 +225,7 @@ def _suite(grid: Grid, run: RecordedRun, recorded_profile: str) -> tuple[float, 
                 total += len(mine) * time.seconds / len(time.cells)
                 continue
             sampled = sum(
-                (run.samples.get(f"{workload}|{m}|{lay}|{p}") or {}).get("seconds", typical_seconds)
+                (run.samples.get(cell_key(workload, [m, lay, p])) or {}).get("seconds", typical_seconds)
                 for m, lay, p in time.cells
             )
             overhead = max(0.0, (time.seconds - run.repeat * sampled) / len(time.cells))

@@ -66,6 +66,8 @@ from nwb_cloud.analysis import cost
 from nwb_cloud.cloud.calibrate import ServingCost
 from nwb_cloud.results.asv_results import FAILED, MEASURED, SKIPPED, Record, snake_case
 from nwb_cloud.results.run_info import grid_excludes, info_profile, info_unavailable, run_info_for
+from nwb_cloud.suite.run_info import cell_key
+from nwb_cloud.suite.state import NOT_IN_GRID
 from nwb_cloud.workloads import WORKLOADS
 
 OK, FAILED_STATUS, UNAVAILABLE, EXCLUDED, SKIPPED_STATUS = "ok", "failed", "unavailable", "excluded", "skipped"
@@ -152,10 +154,10 @@ def _fill_from_samples(frame: pd.DataFrame, infos: dict) -> None:
     filled = _Columns(frame)
     for position, row in enumerate(frame.to_dict("records")):
         info = infos[row["machine"], row["commit"]]
-        medians = (info.get("samples") or {}).get(_cell_label(row)) or {}
+        medians = (info.get("samples") or {}).get(cell_label(row)) or {}
         first = info.get("first_use") or {}
-        local = first.get("|".join([row["workload"], LOCAL_BASELINE, row["layout"], row["profile"]])) or {}
-        for columns, figures in ((SAMPLE_COLUMNS, medians), (FIRST_USE_COLUMNS, first.get(_cell_label(row)) or {}),
+        local = first.get(cell_key(row["workload"], [LOCAL_BASELINE, row["layout"], row["profile"]])) or {}
+        for columns, figures in ((SAMPLE_COLUMNS, medians), (FIRST_USE_COLUMNS, first.get(cell_label(row)) or {}),
                                  ({"first_use_local_s": "first_use_s"}, local)):  # fmt: skip
             for column, key in columns.items():
                 value = figures.get(key)
@@ -308,12 +310,12 @@ def _reason(row: dict, info: dict) -> str:
     recorded = _track_reason(row, info) if row["suite"] not in (STREAMING_SUITE, None) else None
     if recorded:
         return recorded
-    failed_sample = (info.get("cell_failures") or {}).get(_cell_label(row))
+    failed_sample = (info.get("cell_failures") or {}).get(cell_label(row))
     if row["status"] == OK:
         # a sample that failed in an earlier pass fails the cell, even if later passes read it exactly
         return f"{FAILED_SAMPLE}{failed_sample}" if failed_sample else ""
     if row["status"] == FAILED_STATUS:
-        recorded = (info.get("cell_failures") or {}).get(_cell_label(row))
+        recorded = (info.get("cell_failures") or {}).get(cell_label(row))
         if recorded:
             return str(recorded)
         for asset, failure in (info.get("prepare_failures") or {}).items():
@@ -321,7 +323,7 @@ def _reason(row: dict, info: dict) -> str:
             if method == row["method"] and _asset_matches(asset_name, row):
                 return f"could not be prepared for {asset_name}: {failure}"
         return NOT_RECORDED
-    unsupported = (info.get("unsupported_cells") or {}).get(_cell_label(row))
+    unsupported = (info.get("unsupported_cells") or {}).get(cell_label(row))
     if unsupported:
         return str(unsupported)
     recorded = info_unavailable(info).get(row["method"])  # the grid checks availability first, then the grid
@@ -342,11 +344,12 @@ def _reason(row: dict, info: dict) -> str:
 
 def _track_reason(row: dict, info: dict) -> str | None:
     """Why a cell of another suite (an index build, a first use) has no figure, as the run info keeps it under
-    its benchmark's label (``index_build|lindi|ophys/x|in-region`` for ``index_build[tool=lindi, asset=ophys/x]``):
-    a failure (the streaming grid's rules do not apply to it) or a skip's recorded reason; None: no record."""
-    name, _, params = row["workload"].partition("[")
+    its :func:`~nwb_cloud.suite.run_info.cell_key` (``index_build|lindi|ophys/x|in-region`` for asv's
+    ``index_build[tool=lindi, asset=ophys/x]``): a failure (the streaming grid's rules do not apply to it) or a
+    skip's recorded reason; None: no record."""
+    name, _, params = row["workload"].partition("[")  # asv's name: ``index_build[tool=lindi, asset=ophys/x]``
     values = [part.partition("=")[2] for part in params.rstrip("]").split(", ")] if params else []
-    label = "|".join([name, *values, row["profile"]])
+    label = cell_key(name, [*values, row["profile"]])
     if row["status"] == FAILED_STATUS:
         return str((info.get("cell_failures") or {}).get(label) or NOT_RECORDED)
     if row["status"] == OK:
@@ -359,8 +362,9 @@ def _asset_matches(asset_name: str, row: dict) -> bool:
     return layout == row["layout"] and (row["modality"] is None or modality == row["modality"])
 
 
-def _cell_label(row: dict) -> str:
-    return "|".join(str(row[k]) for k in ("workload", "method", "layout", "profile"))
+def cell_label(row) -> str:
+    """The run info's key of a cell (a row of the cells' frame): :func:`~nwb_cloud.suite.run_info.cell_key`."""
+    return cell_key(str(row["workload"]), [str(row[k]) for k in ("method", "layout", "profile")])
 
 
 def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
@@ -418,7 +422,7 @@ def _status(status: str, reason: str) -> str:
         return UNSUPPORTED
     if reason.startswith("unavailable"):
         return UNAVAILABLE
-    if reason.startswith("not in this run's grid"):
+    if reason.startswith(NOT_IN_GRID):
         return EXCLUDED
     return status
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from nwb_cloud.results.cells import OK
+from nwb_cloud.results.cells import OK, cell_label
 
 WARM_SUFFIX, PAGE_BUFFER_SUFFIX = "-warm", "-pagebuf"  # the labelled variants' names (nwb_cloud.access)
 INDEX_METHOD = "nwb-index"
@@ -137,8 +137,7 @@ def warm_index_opens(cells: pd.DataFrame, info: dict) -> int | None:
 
 def below_bound(cell: pd.Series, info: dict) -> str:
     """Why a cell's time is below its physical bound, from what the run recorded about it."""
-    medians = (info.get("samples") or {}).get("|".join(str(cell[k]) for k in ("workload", "method", "layout",
-                                                                              "profile"))) or {}  # fmt: skip
+    medians = (info.get("samples") or {}).get(cell_label(cell)) or {}
     received = medians.get("body_bytes_received")
     touched = cell.get("touched_bytes")
     is_open = str(cell["workload"]).startswith("open_")

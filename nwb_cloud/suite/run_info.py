@@ -103,10 +103,16 @@ def _cells(path: Path) -> dict[str, list[dict]]:
     return cells
 
 
+def cell_key(benchmark: str, values: list[str]) -> str:
+    """The run info's key of a cell: its benchmark's name and its parameter values in order, ``|``-joined
+    (``ophys_patch|nwb-index|neuroconv-default|in-region``, ``index_build|lindi|ophys/x|in-region``)."""
+    return "|".join([benchmark, *values])
+
+
 def _key(label: str) -> str:
-    """``workload[method, layout, profile]`` -> ``workload|method|layout|profile`` (the report's cell key)."""
+    """A sample log's label ``workload[method, layout, profile]`` -> its :func:`cell_key`."""
     workload, _, rest = label.partition("[")
-    return "|".join([workload, *[part.strip() for part in rest.rstrip("]").split(",")]])
+    return cell_key(workload, [part.strip() for part in rest.rstrip("]").split(",")])
 
 
 def _numbers(records: list[dict], name: str) -> list[float]:
@@ -240,7 +246,7 @@ def _unsupported_cells(state: RunState) -> dict[str, str]:
         modality = state.grid.modality(workload)
         reason = prepared.get(f"{method}|{modality}/{layout}")
         if reason:
-            out.setdefault(f"{workload}|{method}|{layout}|{profile}", f"unsupported: {reason}")
+            out.setdefault(cell_key(workload, [method, layout, profile]), f"unsupported: {reason}")
     return out
 
 
