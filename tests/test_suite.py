@@ -16,7 +16,7 @@ from nwb_cloud.access import METHODS
 from nwb_cloud.datasets.catalog import CatalogError
 from nwb_cloud.settings import Settings
 from nwb_cloud.suite.prepare import default_grid, prepare_run
-from nwb_cloud.suite.state import Grid, RunState
+from nwb_cloud.suite.state import NOT_IN_GRID, Grid, RunState
 from nwb_cloud.workloads import WORKLOADS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,6 +123,14 @@ def test_default_grid_reads_the_registries():
     cells = set(grid.cells())
     assert ("open_ophys", "fsspec-first", "neuroconv-default", "in-region") in cells
     assert not any(m in QUICK_OPENS_ONLY and WORKLOADS[w].select is not None for w, m, *_ in cells)
+    # ... and the report's reason for its read cells says why, not which methods a block lists
+    why = grid.exclusion("fsspec-first", "in-region", "ophys_patch", "neuroconv-default")
+    assert why == f"{NOT_IN_GRID}: {QUICK_OPENS_ONLY['fsspec-first']}" and "remfile" in why
+    assert (
+        Grid.from_dict(grid.to_dict()).exclusion("fsspec-first", "in-region", "ophys_patch", "neuroconv-default") == why
+    )
+    # a method no block leaves out on purpose keeps the blocks' description
+    assert "block measures" in grid.exclusion("fsspec-first", "in-region", "ophys_patch", "neuroconv-default-paged")
     # the session file: stock fsspec's open is the study's (15 s a sample here); the cache that cures it stays
     assert not any(w == "open_session" and m == "fsspec" for w, m, *_ in cells)
     assert ("open_session", "fsspec-blockcache", "neuroconv-default", "in-region") in cells

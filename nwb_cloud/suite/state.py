@@ -28,6 +28,8 @@ class Block:
     layouts: list[str] | None = None
     profiles: list[str] | None = None
     samples: int | None = None
+    # methods of the grid this block leaves out on purpose, with why (the report's reason for their cells)
+    leaves_out: dict[str, str] | None = None
 
     def contains(self, workload: str, method: str, layout: str, profile: str) -> bool:
         return all(
@@ -140,9 +142,12 @@ class Grid:
                 f"{', '.join(self.everywhere)} under the other profiles"
             )
         if self.blocks is not None and not any(b.contains(workload, method, layout, profile) for b in self.blocks):
-            covering = [b.describe() for b in self.blocks if b.covers(workload, layout)]
+            covering = [b for b in self.blocks if b.covers(workload, layout)]
+            why = [b.leaves_out[method] for b in covering if method in (b.leaves_out or {})]
+            if why:
+                return f"{NOT_IN_GRID}: {why[0]}"
             if covering:
-                return f"{NOT_IN_GRID}: " + "; ".join(covering)
+                return f"{NOT_IN_GRID}: " + "; ".join(b.describe() for b in covering)
             return f"{NOT_IN_GRID}: no block of the grid measures {workload} on {layout}"
         return None
 
