@@ -55,11 +55,14 @@ SESSION_METHODS = list(dict.fromkeys([*EVERYWHERE, *STUDY_METHODS, "fsspec-block
 #   against 0.12 s); its open cost 4.35/5.06 s to fsspec-first's 3.83/4.60. It cost ~2 min a run.
 QUICK_LEFT_OUT = ["hdmf-zarr-unconsolidated", "fsspec-none"]
 # Rows a quick run measures opening only (the opens and the first use), not reading, because a kept row
-# reads as they do; the text is the report's reason for their read cells. fsspec-first's reads cost ~1 min a run.
+# reads as they do; the text is the report's reason for their read cells (no figures: the report's figures
+# come from results):
+# * fsspec-first: its reads move the bytes remfile's do (150 / 159 MB, 27 / 27 MB, 0.4-0.7 / 1.1-1.7 MB) and
+#   took 0.90-1.16x remfile's time in each read cell of quick runs 43b165, eaa0d8 and c40722; what sets it
+#   apart is its 3.7-4.7 s open, which its open cells and first use keep. Its reads cost ~1 min a run.
 QUICK_OPENS_ONLY = {
-    "fsspec-first": "a quick run measures fsspec-first opening (and its first use), not reading: in every read "
-    "cell of quick runs 43b165, eaa0d8 and c40722 its reads moved the bytes remfile's did and took 0.90-1.16x "
-    "remfile's time; what sets it apart is its 3.7-4.7 s open",
+    "fsspec-first": "a quick run measures fsspec-first opening (its open cells and its first use), not reading: "
+    "its reads fetch the bytes remfile's do, in about remfile's time (measured by earlier quick runs)",
 }
 MAIN_PROFILE = "in-region"
 # The seed's two reads and the opens: what every method is measured on (the opposing reads and the session
