@@ -17,6 +17,7 @@ import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import hdf5plugin
@@ -38,7 +39,7 @@ from nwb_cloud.refs import CorruptIndex, build_index
 from nwb_cloud.refs import sidecar as sidecars
 from nwb_cloud.refs.cache import AssetIdentity, IndexCache
 from nwb_cloud.refs.compare import assert_same_nwb, compare_containers
-from nwb_cloud.refs.fetch import FetchError, RangeReader
+from nwb_cloud.refs.fetch import MAX_BACKOFF_S, FetchError, RangeReader, backoff_s
 from nwb_cloud.refs.handle import IndexHandle
 from nwb_cloud.refs.locate import NoIndex
 from nwb_cloud.refs.pipeline import Batch, Wanted
@@ -660,6 +661,18 @@ class _ScriptedS3:
 
 def _s3_error(code: str) -> bytes:
     return f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>m</Message></Error>".encode()
+
+
+def test_a_retry_waits_as_long_as_botocores_standard_mode_would(monkeypatch):
+    """The direct path keeps botocore's retry (module docstring), its backoff included: the first retry waits
+    up to 1 s, not 2."""
+    from botocore.retries.standard import ExponentialBackoff
+
+    monkeypatch.setattr("nwb_cloud.refs.fetch.random.random", lambda: 1.0)  # the longest wait
+    botocores = ExponentialBackoff(random=lambda: 1.0)
+    for attempt in range(1, 8):
+        assert backoff_s(attempt) == botocores.delay_amount(SimpleNamespace(attempt_number=attempt))
+    assert backoff_s(1) == 1.0 and backoff_s(7) == MAX_BACKOFF_S
 
 
 def test_the_direct_path_signs_retries_and_names_what_s3_answered(monkeypatch):

@@ -74,7 +74,7 @@ _BACKOFF_S = 0.1
 SIGNED_FOR_S = 60  # a signed URL is used for this long (it is valid for EXPIRES_S), then signed again
 EXPIRES_S = 900
 RETRIED_STATUS = (500, 502, 503, 504)  # botocore's standard retry mode retries these (503: SlowDown)
-MAX_BACKOFF_S = 20  # botocore's standard mode: random(0, 1) * min(2 ** attempt, 20) seconds
+MAX_BACKOFF_S = 20  # botocore's standard mode waits at most this long before a retry (see backoff_s)
 T = TypeVar("T")
 
 _session = None
@@ -105,6 +105,12 @@ class Refused(FetchError):
     def missing(self) -> bool:
         """Whether S3 said the object does not exist."""
         return self.code in ("404", "NoSuchKey", "NotFound")
+
+
+def backoff_s(attempt: int) -> float:
+    """The wait after failed attempt number ``attempt`` (1 for the first), as botocore's standard retry mode
+    waits: ``random(0, 1) * min(2 ** (attempt - 1), MAX_BACKOFF_S)`` seconds, so at most 1 s before the second."""
+    return random.random() * min(2 ** (attempt - 1), MAX_BACKOFF_S)
 
 
 def retry_broken_body(request: Callable[[], T], what: str, retries: int) -> T:
@@ -228,7 +234,7 @@ class RangeReader:
                     return connection, response
                 response.read()  # an error document: small
                 self._release(connection, not response.will_close)
-            time.sleep(random.random() * min(2**attempt, MAX_BACKOFF_S))
+            time.sleep(backoff_s(attempt))
 
     def _target(self, method: str = "GET", key: str | None = None) -> tuple[str, str]:
         """``(scheme://host:port, path?query)`` of ``key``'s URL signed for ``method`` (default: a GET of the
