@@ -57,12 +57,12 @@ def catalog(settings, store):
 def serve_read_only(root, bucket: str, probe_key: str, credentials: tuple[str, str] | None = None):
     """``rclone serve s3 --read-only`` over the endpoint's folder ``root`` (writes refused; anonymous reads
     when no ``credentials``, as DANDI's bucket): yields its Store of ``bucket`` once ``probe_key`` answers."""
-    from nwb_cloud.cloud.endpoint import free_port, rclone_binary, rclone_env
+    from nwb_cloud.cloud.endpoint import SERVE_OPTIONS, free_port, rclone_binary, rclone_env
     from nwb_cloud.cloud.store import Store
 
     port = free_port()
     command = [rclone_binary(), "serve", "s3", str(root), "--addr", f"127.0.0.1:{port}", "--read-only",
-               "--vfs-read-wait", "0"]  # fmt: skip
+               *SERVE_OPTIONS]  # fmt: skip
     if credentials:
         command += ["--auth-key", ",".join(credentials)]
     process = subprocess.Popen(command, env=rclone_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

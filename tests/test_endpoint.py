@@ -1,11 +1,13 @@
 """The embedded S3 endpoint: start, serve real S3 requests, stop cleanly, fail clearly."""
 
 import socket
+from pathlib import Path
 
 import botocore
 import pytest
 
 from nwb_cloud.cloud import Endpoint, EndpointError, StoreError, upload
+from nwb_cloud.cloud.endpoint import SERVE_OPTIONS
 
 
 def test_serves_put_get_range_and_stops(tmp_path):
@@ -28,6 +30,13 @@ def test_serves_put_get_range_and_stops(tmp_path):
     endpoint.stop()  # stopping twice is harmless
     with pytest.raises(botocore.exceptions.EndpointConnectionError):
         store.client(retries={"max_attempts": 1}).head_object(Bucket="bucket-a", Key="dir/blob")
+
+
+def test_the_endpoint_turns_off_rclones_defaults_that_distort_a_benchmark(endpoint):
+    arguments = (Path("/proc") / str(endpoint.pid) / "cmdline").read_bytes().decode().split("\0")
+    for option, value in zip(SERVE_OPTIONS[::2], SERVE_OPTIONS[1::2], strict=True):
+        assert arguments[arguments.index(option) + 1] == value
+    assert {"--vfs-read-wait", "--buffer-size"} <= set(arguments)
 
 
 def test_credentials_are_required_and_never_in_repr(endpoint, store):

@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 from nwb_cloud.access import METHODS
+from nwb_cloud.cloud.endpoint import EMBEDDED_SERVER
 from nwb_cloud.cloud.profiles import PROFILES
 from nwb_cloud.settings import usable_cores
 from nwb_cloud.suite.samples import INDEX_BUILD, failure_log, first_use_log, sample_log, unsupported_log
@@ -66,7 +67,7 @@ def run_info(
         "source": catalog.source,
         "size": catalog.size,
         "seed": catalog.seed,
-        "store": catalog.store.label if catalog.source != "embedded" else "embedded rclone serve s3 (loopback)",
+        "store": catalog.store.label if catalog.source != "embedded" else f"embedded {EMBEDDED_SERVER} (loopback)",
         "grid": state.grid.to_dict(),
         "profiles": {name: PROFILES[name].to_dict() for name in state.grid.profiles if name in PROFILES},
         "assets": {name: a.summary() for name, a in catalog.assets.items()},  # + write time, compression ratio
