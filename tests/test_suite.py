@@ -191,7 +191,7 @@ def test_asv_runs_the_cells_of_the_grid_and_no_other_combination_of_a_class_s_pa
 
 def test_run_info_summarises_samples_and_failures(prepared_state):
     from nwb_cloud.suite.asv_grid import failure_log, sample_log
-    from nwb_cloud.suite.run_info import run_info
+    from nwb_cloud.suite.run_info import run_info, split_key
 
     state = RunState.load(prepared_state)
     label = "ophys_patch[remfile, workload-friendly, in-region]"
@@ -203,6 +203,8 @@ def test_run_info_summarises_samples_and_failures(prepared_state):
     assert cell == pytest.approx({"seconds": 0.6, "seconds_q25": 0.55, "seconds_q75": 0.65, "requests": 5,
                                   "open_requests": 3, "samples": 3})  # fmt: skip
     assert info["cell_failures"] == {"open_ophys|fsspec|neuroconv-default|lab": "check: WrongRead: 3 differ"}
+    (failed,) = info["cell_failures"]
+    assert split_key(failed) == ("open_ophys", ["fsspec", "neuroconv-default", "lab"])
     assert info["commit"] == "abc123"
     run_id_time = time.mktime(time.strptime(state.run_id.split("-")[0], "%Y%m%dT%H%M%S"))
     assert info["prepare_started"] <= run_id_time + 1  # the run's length starts before the run id (end of preparing)

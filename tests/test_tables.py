@@ -138,9 +138,10 @@ def test_the_committed_results_mix_no_runs():
     ],
 )
 def test_a_time_below_its_bound_is_explained_by_what_the_reader_received(received, workload, says, never):
-    cell = pd.Series({"workload": workload, "method": "nwb-index", "layout": "d", "profile": "p",
+    key = f"{workload}|nwb-index|d|p"
+    cell = pd.Series({"workload": workload, "method": "nwb-index", "layout": "d", "profile": "p", "run_info_key": key,
                       "touched_bytes": 1_000_000, "binds": "decode"})  # fmt: skip
-    info = {"samples": {f"{workload}|nwb-index|d|p": {"body_bytes_received": received, "requests": 2}}}
+    info = {"samples": {key: {"body_bytes_received": received, "requests": 2}}}
     why = below_bound(cell, info)
     assert says in why and never not in why
     assert ("warm local cache" in why) == (received == 0 and workload.startswith("open_"))

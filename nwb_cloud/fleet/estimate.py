@@ -26,7 +26,7 @@ from nwb_cloud.fleet.errors import FleetError
 from nwb_cloud.fleet.records import RecordedRun
 from nwb_cloud.fleet.spec import REAL
 from nwb_cloud.suite.prepare import MAIN_PROFILE
-from nwb_cloud.suite.run_info import cell_key
+from nwb_cloud.suite.run_info import cell_key, split_key
 from nwb_cloud.suite.state import Grid
 
 MEASURES = ("time_workload", "track_requests", "track_bytes_received", "track_peak_connections",
@@ -208,7 +208,7 @@ def _suite(grid: Grid, run: RecordedRun, recorded_profile: str) -> tuple[float, 
         if not mine:
             continue
         samples = {(m, lay): run.samples.get(cell_key(workload, [m, lay, recorded_profile])) or {} for m, lay in mine}
-        recorded = [run.samples[k] for k in run.samples if k.startswith(f"{workload}|")]
+        recorded = [figures for key, figures in run.samples.items() if split_key(key)[0] == workload]
         typical_seconds = _median(recorded, "seconds", 1.0)
         typical_requests = _median(recorded, "requests", PRIOR_REQUESTS_PER_SAMPLE)
         typical_bytes = _median(recorded, "bytes_received", 0.0)

@@ -136,7 +136,7 @@ def _remove_stale_figures(folder: Path, drawn: set[str]) -> None:
 def _write_tables(cells: pd.DataFrame, folder: Path) -> None:
     """The tables behind the page as CSV, for notebooks and for diffing two runs."""
     folder.mkdir(parents=True, exist_ok=True)
-    rank_methods(cells).drop(columns=["samples"]).to_csv(folder / "cells.csv", index=False)
+    rank_methods(cells).drop(columns=["samples", "run_info_key"]).to_csv(folder / "cells.csv", index=False)
     headline_ratios(cells).to_csv(folder / "headline_ratios.csv", index=False)
 
 

@@ -102,10 +102,11 @@ def cells_frame(records: list[Record], run_infos: list[dict] | None = None) -> p
         params = dict(record.params)
         method, layout, profile = (str(params.pop(name, "-")) for name in ("method", "layout", "profile"))
         workload = snake_case(record.workload_class) if record.workload_class else record.measure
+        label = cell_key(workload, [str(value) for value in record.params.values()])  # asv's order, as logged
         if params:  # axes beyond the streaming grid's: part of the workload's name, so cells stay apart
             workload += "[" + ", ".join(f"{k}={v}" for k, v in params.items()) + "]"
         key = (record.machine, record.commit, record.env, record.suite, workload, method, layout, profile)
-        row = rows.setdefault(key, _empty_row(key, record))
+        row = rows.setdefault(key, _empty_row(key, record, label))
         if record.file_seconds:
             row["run_measuring_s"] = max(row["run_measuring_s"] or 0, record.file_seconds)
         if record.started_at:
@@ -264,10 +265,11 @@ def _layout_of(asset_key: str, layouts: list[str]) -> str | None:
     return next((layout for layout in layouts if f"-{layout}-" in asset_key), None)
 
 
-def _empty_row(key: tuple, record: Record) -> dict:
+def _empty_row(key: tuple, record: Record, label: str) -> dict:
     row = dict(zip(KEY, key, strict=True))
     workload = WORKLOADS.get(row["workload"])
     row.update(
+        run_info_key=label,  # the cell's key in its run info (cell_label); not a figure, never printed
         commit_date=record.commit_date,
         run_started=record.started_at,
         run_first_started=record.started_at,  # the earliest asv started_at (ms; with rounds, of a last round)
@@ -343,18 +345,13 @@ def _reason(row: dict, info: dict) -> str:
 
 
 def _track_reason(row: dict, info: dict) -> str | None:
-    """Why a cell of another suite (an index build, a first use) has no figure, as the run info keeps it under
-    its :func:`~nwb_cloud.suite.run_info.cell_key` (``index_build|lindi|ophys/x|in-region`` for asv's
-    ``index_build[tool=lindi, asset=ophys/x]``): a failure (the streaming grid's rules do not apply to it) or a
-    skip's recorded reason; None: no record."""
-    name, _, params = row["workload"].partition("[")  # asv's name: ``index_build[tool=lindi, asset=ophys/x]``
-    values = [part.partition("=")[2] for part in params.rstrip("]").split(", ")] if params else []
-    label = cell_key(name, [*values, row["profile"]])
+    """Why a cell of another suite (an index build, a first use) has no figure, as its run info keeps it: a
+    failure (the streaming grid's rules do not apply to it) or a skip's recorded reason; None: no record."""
     if row["status"] == FAILED_STATUS:
-        return str((info.get("cell_failures") or {}).get(label) or NOT_RECORDED)
+        return str((info.get("cell_failures") or {}).get(cell_label(row)) or NOT_RECORDED)
     if row["status"] == OK:
         return None
-    return (info.get("unsupported_cells") or {}).get(label)
+    return (info.get("unsupported_cells") or {}).get(cell_label(row))
 
 
 def _asset_matches(asset_name: str, row: dict) -> bool:
@@ -363,8 +360,10 @@ def _asset_matches(asset_name: str, row: dict) -> bool:
 
 
 def cell_label(row) -> str:
-    """The run info's key of a cell (a row of the cells' frame): :func:`~nwb_cloud.suite.run_info.cell_key`."""
-    return cell_key(str(row["workload"]), [str(row[k]) for k in ("method", "layout", "profile")])
+    """The run info's key of a cell (a row of the cells' frame), made from its asv parameters when the row was
+    built (:func:`~nwb_cloud.suite.run_info.cell_key`: ``index_build|lindi|ophys/x|in-region`` for the row
+    ``index_build[tool=lindi, asset=ophys/x]``)."""
+    return row["run_info_key"]
 
 
 def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from nwb_cloud.results.cells import OK, cell_label
+from nwb_cloud.suite.run_info import split_key
 
 WARM_SUFFIX, PAGE_BUFFER_SUFFIX = "-warm", "-pagebuf"  # the labelled variants' names (nwb_cloud.access)
 INDEX_METHOD = "nwb-index"
@@ -126,8 +127,8 @@ def warm_index_opens(cells: pd.DataFrame, info: dict) -> int | None:
     samples = info.get("samples") or {}
     opens = [
         medians
-        for label, medians in samples.items()
-        if label.split("|")[1:2] == [INDEX_METHOD] and label.startswith("open_") and isinstance(medians, dict)
+        for (workload, values), medians in ((split_key(label), medians) for label, medians in samples.items())
+        if workload.startswith("open_") and values[:1] == [INDEX_METHOD] and isinstance(medians, dict)
     ]
     if not opens or any(m.get("body_bytes_received", 1) > 0 or m.get("open_body_bytes_received", 0) > 0 for m in opens):
         return None

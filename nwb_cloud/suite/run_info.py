@@ -110,6 +110,12 @@ def cell_key(benchmark: str, values: list[str]) -> str:
     return "|".join([benchmark, *values])
 
 
+def split_key(key: str) -> tuple[str, list[str]]:
+    """A :func:`cell_key` -> its benchmark's name and its parameter values."""
+    benchmark, *values = key.split("|")
+    return benchmark, values
+
+
 def _key(label: str) -> str:
     """A sample log's label ``workload[method, layout, profile]`` -> its :func:`cell_key`."""
     workload, _, rest = label.partition("[")
