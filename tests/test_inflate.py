@@ -9,6 +9,8 @@ chunk of every layout of the study in ``test_study_layouts.py``.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -46,6 +48,16 @@ def test_the_decoders_the_index_depends_on_are_installed():
     # zlib is the reference they are checked against
     assert {"libdeflate-pooled", "libdeflate", "isal", "zlib"} <= set(INSTALLED)
     assert INSTALLED[-1] == "zlib" and INSTALLED[0] == "libdeflate-pooled"
+
+
+def test_a_decoders_libraries_load_with_the_decoder_not_with_the_first_chunk():
+    # imagecodecs loads a codec's extension on the first use of its name: that would be inside the first read
+    script = (
+        "import sys; from nwb_cloud.refs import inflate; inflate.raw('libdeflate-pooled'); "
+        "print(sorted(m for m in sys.modules if m.startswith('imagecodecs._')))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert "imagecodecs._deflate" in loaded
 
 
 def test_a_pooled_decode_never_overwrites_a_chunk_someone_still_holds():

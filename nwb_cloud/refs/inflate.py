@@ -64,11 +64,13 @@ def _libdeflate() -> Inflate:
 
 
 def _libdeflate_pooled() -> Inflate:
-    imagecodecs = importlib.import_module("imagecodecs")
+    # imagecodecs loads each codec's extension on first use of its name (~2 ms here): looked up now, the load is
+    # the decoder's, as every other decoder's import is, not the first chunk's
+    deflate_decode = importlib.import_module("imagecodecs").deflate_decode
     from nwb_cloud.refs.buffers import DECODED
 
     # a stream that decodes to fewer bytes answers a shorter view (the size check then hands it to zlib)
-    return lambda data, size: imagecodecs.deflate_decode(data, out=DECODED.take(size))
+    return lambda data, size: deflate_decode(data, out=DECODED.take(size))
 
 
 def _isal() -> Inflate:
