@@ -162,10 +162,10 @@ class MemoryReader:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(threads)
 
-    def submit(self, start: int, view: memoryview) -> Future:
+    def submit_all(self, ranges: list[tuple[int, memoryview]]) -> list[Future]:
         with self._lock:
-            self.requests.append((start, start + len(view)))
-        return self._pool.submit(self._read, start, view)
+            self.requests.extend((start, start + len(view)) for start, view in ranges)
+        return [self._pool.submit(self._read, start, view) for start, view in ranges]
 
     def _read(self, start: int, view: memoryview) -> None:
         with self._lock:
@@ -445,6 +445,29 @@ def test_adjacent_chunks_share_requests_and_a_large_chunk_is_split(store, endpoi
         values, cost = _read_through(proxy, store, asset, path, splitting)
         assert np.array_equal(values, expected)
         assert cost.requests_total == 3 and cost.peak_connections == 3  # three parts, side by side
+
+
+def test_a_reads_requests_go_out_from_its_own_thread_while_fetch_threads_are_free(store, catalog, monkeypatch):
+    import http.client
+
+    asset = catalog.assets["ecephys/workload-friendly"]
+    blob = Path(asset.local_path).read_bytes()
+    senders = []
+    send = http.client.HTTPConnection.request
+    monkeypatch.setattr(http.client.HTTPConnection, "request",
+                        lambda self, *a, **k: senders.append(threading.get_ident()) or send(self, *a, **k))  # fmt: skip
+    policy = Policy(concurrency=3, connections=3, warm_connections=0)
+    reader = RangeReader(store, asset.key, policy)
+    try:
+        ranges = [(start, memoryview(bytearray(1000))) for start in range(0, 5000, 1000)]
+        for future in reader.submit_all(ranges):
+            future.result()
+    finally:
+        reader.close()
+    assert [bytes(view) for _, view in ranges] == [blob[start : start + 1000] for start, _ in ranges]
+    # three fetch threads free: three requests sent by the caller, the other two by the threads that take them
+    assert senders[:3] == [threading.get_ident()] * 3 and threading.get_ident() not in senders[3:], senders
+    assert len(senders) == 5
 
 
 def test_a_body_that_breaks_off_is_fetched_again_and_the_data_are_exact(store, endpoint, catalog):

@@ -163,6 +163,7 @@ class RangeReader:
         self._direct = not _proxied(store.object_url(key))
         self._idle: list[http.client.HTTPConnection] = []  # keep-alive connections between requests
         self._idle_lock = threading.Lock()
+        self._submitted = 0  # requests handed to the fetch threads and not yet done (submit_all)
         self._closed = False
         self._signed: dict[tuple[str, str], tuple[float, str, str]] = {}  # (method, key) -> (at, host, target)
         self._tls: ssl.SSLContext | None = None
@@ -178,29 +179,72 @@ class RangeReader:
             return self._client
 
     # -- requests --------------------------------------------------------------------------------------------
-    def read_into(self, start: int, view: memoryview) -> None:
-        """Fill ``view`` with the object's bytes from ``start`` on (retrying a body that breaks off)."""
+    def read_into(self, start: int, view: memoryview, sent: http.client.HTTPConnection | None = None) -> None:
+        """Fill ``view`` with the object's bytes from ``start`` on (retrying a body that breaks off); ``sent``:
+        a connection the range's GET was sent on (:meth:`submit_all`), whose answer the first attempt reads."""
         end = start + len(view)
-        retry_broken_body(lambda: self._get_into(start, end, view), f"bytes {start}-{end - 1} of {self.url}",
-                          self.policy.retries)  # fmt: skip
+        unread = [sent]
 
-    def submit(self, start: int, view: memoryview) -> Future:
-        """:meth:`read_into` on the reader's connections; the future's result is None."""
-        return self._pool.submit(self.read_into, start, view)
+        def attempt() -> None:
+            first, unread[0] = unread[0], None
+            self._get_into(start, end, view, first)
+
+        retry_broken_body(attempt, f"bytes {start}-{end - 1} of {self.url}", self.policy.retries)
+
+    def submit_all(self, ranges: list[tuple[int, memoryview]]) -> list[Future]:
+        """:meth:`read_into` of each ``(start, view)`` on the reader's connections; the futures' results are None.
+
+        On the direct path, as many requests as fetch threads are free are sent first, one after the other from
+        the caller's thread, and the fetch threads read the answers: handed over before they were sent, each
+        request waited for its thread to wake and take the GIL, and a read's requests left over ~3 ms instead
+        of ~0.5 ms."""
+        sent: list[http.client.HTTPConnection | None] = [None] * len(ranges)
+        if self._direct:
+            with self._idle_lock:
+                free = max(0, self.policy.most_in_flight - self._submitted)
+                self._submitted += len(ranges)
+            for number, (start, view) in enumerate(ranges[:free]):
+                sent[number] = self._send_first(start, start + len(view))
+        futures = []
+        for (start, view), connection in zip(ranges, sent, strict=True):
+            futures.append(self._pool.submit(self.read_into, start, view, connection))
+            if self._direct:
+                futures[-1].add_done_callback(self._done)
+        return futures
+
+    def _done(self, _: Future) -> None:
+        with self._idle_lock:
+            self._submitted -= 1
+
+    def _send_first(self, start: int, end: int) -> http.client.HTTPConnection | None:
+        """A connection with the range's GET sent on it, or None (the fetch thread then sends it, with retries)."""
+        connection = None
+        try:
+            where, target = self._target()
+            connection = self._connection(where)
+            connection.request("GET", target, headers=self._range_headers(start, end))
+            return connection
+        except (OSError, http.client.HTTPException):
+            if connection is not None:
+                connection.close()
+            return None
 
     def read(self, start: int, end: int) -> bytearray:
         buffer = bytearray(end - start)
         self.read_into(start, memoryview(buffer))
         return buffer
 
-    def _get_into(self, start: int, end: int, view: memoryview) -> None:
-        if not self._direct:
-            self._get_into_by_client(start, end, view)
-            return
+    def _range_headers(self, start: int, end: int) -> dict:
         headers = {"Range": f"bytes={start}-{end - 1}"}
         if self.expected_etag:
             headers["If-Match"] = f'"{self.expected_etag}"'
-        connection, response = self._send("GET", self.key, headers)
+        return headers
+
+    def _get_into(self, start: int, end: int, view: memoryview, sent=None) -> None:
+        if not self._direct:
+            self._get_into_by_client(start, end, view)
+            return
+        connection, response = self._send("GET", self.key, self._range_headers(start, end), sent)
         reusable = False
         try:
             if response.status not in (200, 206):
@@ -211,17 +255,21 @@ class RangeReader:
         finally:
             self._release(connection, reusable)
 
-    def _send(self, method: str, key: str, headers: dict) -> tuple[http.client.HTTPConnection, HTTPResponse]:
+    def _send(
+        self, method: str, key: str, headers: dict, sent: http.client.HTTPConnection | None = None
+    ) -> tuple[http.client.HTTPConnection, HTTPResponse]:
         """The response's status and headers (its body left to read), retried as botocore's standard mode
-        retries a request: a connection refused, reset or timed out before the answer, or 500/502/503/504."""
+        retries a request: a connection refused, reset or timed out before the answer, or 500/502/503/504.
+        ``sent``: a connection the request is already sent on (its first attempt)."""
         attempt = 0
         while True:
             attempt += 1
-            where, target = self._target(method, key)
-            connection = None
+            connection, sent = sent, None
             try:
-                connection = self._connection(where)
-                connection.request(method, target, headers=headers)
+                if connection is None:
+                    where, target = self._target(method, key)
+                    connection = self._connection(where)
+                    connection.request(method, target, headers=headers)
                 response = connection.getresponse()
             except (OSError, http.client.HTTPException) as error:
                 if connection is not None:

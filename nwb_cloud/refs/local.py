@@ -36,8 +36,8 @@ class FileReader:
                 raise RefsError(f"{self.url} ends before byte {start + len(view) - 1}: is it the indexed file?")
             filled += count
 
-    def submit(self, start: int, view: memoryview) -> Future:
-        return self._pool.submit(self.read_into, start, view)
+    def submit_all(self, ranges: list[tuple[int, memoryview]]) -> list[Future]:
+        return [self._pool.submit(self.read_into, start, view) for start, view in ranges]
 
     def read(self, start: int, end: int) -> bytearray:
         buffer = bytearray(end - start)

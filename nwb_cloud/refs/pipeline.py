@@ -114,11 +114,10 @@ class Batch(Mapping):
                 self._started += size
                 self.peak_started = max(self.peak_started, self._started)
                 to_start.append(number)
-        for number in to_start:
-            request = self._requests[number]
-            self._reader.submit(request.start, self._target(request)).add_done_callback(
-                lambda done, request=request: self._arrived(request, done)
-            )
+        requests = [self._requests[number] for number in to_start]
+        futures = self._reader.submit_all([(request.start, self._target(request)) for request in requests])
+        for request, future in zip(requests, futures, strict=True):
+            future.add_done_callback(lambda done, request=request: self._arrived(request, done))
 
     def _target(self, request: Request) -> memoryview:
         """Where a body goes: its chunk's buffer (a part of it, for a split chunk) or a buffer of its own."""
