@@ -50,14 +50,16 @@ def test_the_decoders_the_index_depends_on_are_installed():
     assert INSTALLED[-1] == "zlib" and INSTALLED[0] == "libdeflate-pooled"
 
 
-def test_a_decoders_libraries_load_with_the_decoder_not_with_the_first_chunk():
-    # imagecodecs loads a codec's extension on the first use of its name: that would be inside the first read
+def test_a_decoders_libraries_load_when_asked_not_with_the_decoder():
+    # imagecodecs loads a codec's extension on the first use of its name: a read asks for it while its requests
+    # are on the wire (test_refs_fetch), an open that decodes nothing never loads it
     script = (
         "import sys; from nwb_cloud.refs import inflate; inflate.raw('libdeflate-pooled'); "
-        "print(sorted(m for m in sys.modules if m.startswith('imagecodecs._')))"
+        "print('imagecodecs._deflate' in sys.modules); inflate.load_libraries(); "
+        "print('imagecodecs._deflate' in sys.modules)"
     )
     loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    assert "imagecodecs._deflate" in loaded
+    assert loaded.split() == ["False", "True"]
 
 
 def test_a_pooled_decode_never_overwrites_a_chunk_someone_still_holds():

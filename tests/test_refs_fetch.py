@@ -141,6 +141,21 @@ def test_a_batch_keeps_in_flight_what_its_policy_gives_a_read_of_its_size():
         assert reader.peak_outstanding == most
 
 
+def test_a_read_loads_the_decoders_libraries_once_its_first_requests_are_out(monkeypatch):
+    from nwb_cloud.refs import pipeline
+
+    plain, blob, wanted = _laid_end_to_end(6, 20_000, seed=5)
+    events = []
+    monkeypatch.setattr(pipeline, "load_libraries", lambda: events.append("load"))
+    reader = MemoryReader(blob)
+    submit_all = reader.submit_all
+    reader.submit_all = lambda ranges: events.append("sent") or submit_all(ranges)
+    with ThreadPoolExecutor(2) as decoders:
+        batch = Batch(wanted, reader, decoders, Policy())
+        assert [bytes(batch[str(i)]) for i in range(6)] == plain
+    assert events[:2] == ["sent", "load"], events
+
+
 def test_apportion_gives_every_range_one_request_and_shares_the_rest_by_size():
     assert apportion([100, 100, 200], 8) == [2, 2, 4]
     assert apportion([100, 0, 300], 6) == [2, 1, 3]  # zero: a coalesced request, never split

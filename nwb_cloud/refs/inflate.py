@@ -64,13 +64,19 @@ def _libdeflate() -> Inflate:
 
 
 def _libdeflate_pooled() -> Inflate:
-    # imagecodecs loads each codec's extension on first use of its name (~2 ms here): looked up now, the load is
-    # the decoder's, as every other decoder's import is, not the first chunk's
-    deflate_decode = importlib.import_module("imagecodecs").deflate_decode
+    imagecodecs = importlib.import_module("imagecodecs")  # its deflate extension loads on first use: load_libraries
     from nwb_cloud.refs.buffers import DECODED
 
     # a stream that decodes to fewer bytes answers a shorter view (the size check then hands it to zlib)
-    return lambda data, size: deflate_decode(data, out=DECODED.take(size))
+    return lambda data, size: imagecodecs.deflate_decode(data, out=DECODED.take(size))
+
+
+def load_libraries() -> None:
+    """Load what a decoder loads on first use: imagecodecs loads a codec's extension when its name is first
+    looked up (~2 ms here). A read calls this once its first requests are on the wire, so the load fits in the
+    wait for their answers: neither an open that decodes nothing nor the first chunk's decode pays it."""
+    if raw("libdeflate-pooled") is not None:
+        _ = importlib.import_module("imagecodecs").deflate_decode
 
 
 def _isal() -> Inflate:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from nwb_cloud.refs.buffers import new_buffer
 from nwb_cloud.refs.fetch import RangeReader
+from nwb_cloud.refs.inflate import load_libraries
 from nwb_cloud.refs.plan import Policy, Request, plan
 
 Decode = Callable[[object], object]
@@ -75,6 +76,7 @@ class Batch(Mapping):
             if w.data is not None:
                 self._decode(w, w.data)
         self._start(until=-1)
+        load_libraries()  # while the first requests are on the wire
 
     # -- zarr's side -----------------------------------------------------------------------------------------
     def __getitem__(self, key: str):
