@@ -485,6 +485,22 @@ def test_a_reads_requests_go_out_from_its_own_thread_while_fetch_threads_are_fre
     assert len(senders) == 5
 
 
+def test_a_request_that_cannot_be_sent_early_fails_its_own_future_only(store, catalog, monkeypatch):
+    asset = catalog.assets["ecephys/workload-friendly"]
+    reader = RangeReader(store, asset.key, Policy(warm_connections=0))
+
+    def cannot_sign(*_):
+        raise RuntimeError("cannot sign")
+
+    monkeypatch.setattr(reader, "_target", cannot_sign)
+    try:
+        (future,) = reader.submit_all([(0, memoryview(bytearray(10)))])  # the caller is not the one that fails
+        with pytest.raises(RuntimeError, match="cannot sign"):
+            future.result()
+    finally:
+        reader.close()
+
+
 def test_a_body_that_breaks_off_is_fetched_again_and_the_data_are_exact(store, endpoint, catalog):
     asset, path, expected = _series(catalog, "ecephys/neuroconv-default")  # one chunk: one request
     faults = Faults(schedule={1: "reset", 2: "truncate"}, ranged_only=True)

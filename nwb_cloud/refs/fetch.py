@@ -217,14 +217,16 @@ class RangeReader:
             self._submitted -= 1
 
     def _send_first(self, start: int, end: int) -> http.client.HTTPConnection | None:
-        """A connection with the range's GET sent on it, or None (the fetch thread then sends it, with retries)."""
+        """A connection with the range's GET sent on it, or None: the fetch thread then sends it, with retries, and
+        its future carries whatever fails (raised here, an error would escape the caller, which may be another
+        read's callback, instead of failing this range's chunks)."""
         connection = None
         try:
             where, target = self._target()
             connection = self._connection(where)
             connection.request("GET", target, headers=self._range_headers(start, end))
             return connection
-        except (OSError, http.client.HTTPException):
+        except Exception:  # noqa: BLE001 - see the docstring
             if connection is not None:
                 connection.close()
             return None
