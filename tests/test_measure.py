@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,7 @@ import pandas as pd
 import pytest
 
 from nwb_cloud.access import load_methods
+from nwb_cloud.cloud.profiles import PROFILES
 from nwb_cloud.suite.asv_grid import METHOD_FILES
 from nwb_cloud.suite.measure import exit_status, measure_prepared
 from nwb_cloud.suite.prepare import prepare_run
@@ -257,10 +260,37 @@ def test_the_cells_frame_shows_cpu_unsupported_and_failed_samples():
 def test_serving_cpu_is_measured_per_request_and_per_mb(endpoint):
     from nwb_cloud.cloud.calibrate import ServingCost, measure_serving_cost
 
-    cost = measure_serving_cost(endpoint, requests_n=200, size=16 * 2**20, passes=2)
+    cost = measure_serving_cost(endpoint, requests_n=200, size=16 * 2**20, piece=2 * 2**20, passes=1)
     assert cost.server_cpu_s_per_request > 0 and cost.server_cpu_s_per_mb > 0  # rclone does work for each
-    assert cost.proxy_cpu_s_per_request >= 0 and cost.proxy_cpu_s_per_mb >= 0
+    assert cost.proxy_cpu_s_per_request > 0 and cost.proxy_cpu_s_per_mb > 0  # so does the proxy, unshaped
+    shaped = {name for name, profile in PROFILES.items() if profile.shaped}
+    assert set(cost.server_cpu_s_per_mb_under) == set(cost.proxy_cpu_s_per_mb_under) == shaped
+    assert all(figure > 0 for figure in cost.proxy_cpu_s_per_mb_under.values())
+    assert "ranged GETs of 2 MiB" in cost.shape
     assert cost.shares_reader_cores and ServingCost.from_dict(cost.to_dict()) == cost
+
+
+def test_serving_cpu_is_priced_under_the_cells_profile_and_unshaped_in_runs_that_did_not_measure_one():
+    from nwb_cloud.cloud.calibrate import ServingCost
+
+    unshaped = dict(server_cpu_s_per_request=1e-3, server_cpu_s_per_mb=2e-3, proxy_cpu_s_per_request=2e-4,
+                    proxy_cpu_s_per_mb=5e-4, requests=400, mb=128, cores=2, shares_reader_cores=True)  # fmt: skip
+    older = ServingCost.from_dict(unshaped)  # a run info from before the shaped figures
+    assert older.cpu_s(10, 50_000_000, "lab") == older.cpu_s(10, 50_000_000) == pytest.approx(10 * 1.2e-3 + 50 * 2.5e-3)
+    cost = ServingCost.from_dict({**unshaped, "server_cpu_s_per_mb_under": {"lab": 1e-3},
+                                  "proxy_cpu_s_per_mb_under": {"lab": 3e-3}})  # fmt: skip
+    assert cost.cpu_s(10, 50_000_000, "lab") == pytest.approx(10 * 1.2e-3 + 50 * 4e-3)
+    assert cost.cpu_s(10, 50_000_000, "in-region") == older.cpu_s(10, 50_000_000)  # not measured: unshaped
+
+
+def test_a_processes_cpu_seconds_are_its_threads_run_times():
+    from nwb_cloud.cloud.calibrate import cpu_s
+
+    before, process = cpu_s(os.getpid()), time.process_time()
+    while time.process_time() - process < 0.2:
+        sum(range(10_000))
+    spent, measured = cpu_s(os.getpid()) - before, time.process_time() - process
+    assert measured * 0.9 <= spent <= measured * 1.1 + 0.01
 
 
 def test_the_bound_counts_serving_cpu_when_it_shares_the_readers_cores():
@@ -279,6 +309,9 @@ def test_the_bound_counts_serving_cpu_when_it_shares_the_readers_cores():
     assert shared.binding == SHARED and shared.seconds == shared.shared_cpu_s > alone.seconds
     apart = bound(measured, get_profile("in-region"), serving=dataclasses.replace(serving, shares_reader_cores=False))
     assert apart.seconds == alone.seconds and apart.serving_cpu_s == shared.serving_cpu_s
+    paced = dataclasses.replace(serving, proxy_cpu_s_per_mb_under={"in-region": 0.003})  # the profile's own figure
+    paced_cpu_s = bound(measured, get_profile("in-region"), serving=paced).serving_cpu_s
+    assert paced_cpu_s == pytest.approx(8 * 0.0012 + 100 * 0.005)
 
 
 def test_the_peak_growth_of_a_part_counts_what_it_held_at_once_not_what_came_before():

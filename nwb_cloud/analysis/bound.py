@@ -18,9 +18,9 @@ in every cell) starts when the selection is complete:
   user's gain, being near the fastest decoder's term is the reader's. For an open, the measured local pynwb
   open (metadata parsing and object construction, single-threaded, not divided).
 * serving, on a shared machine: the embedded S3 server and the shaping proxy run on the reader's cores and
-  spend CPU on every request and byte they serve (measured per request and per MB at the start of a run:
-  :class:`~nwb_cloud.cloud.calibrate.ServingCost`). When they share the reader's cores, the machine must do
-  the decode's CPU and theirs on ``cores``: ``shared_cpu_s = (decode_cpu_s + serving_cpu_s) /
+  spend CPU on every request and byte they serve (measured per request, and per MB under each profile, at the
+  start of a run: :class:`~nwb_cloud.cloud.calibrate.ServingCost`). When they share the reader's cores, the
+  machine must do the decode's CPU and theirs on ``cores``: ``shared_cpu_s = (decode_cpu_s + serving_cpu_s) /
   cores`` is a third term of the max (``binding == "decode+serving"`` when it binds). The ideal reader's
   requests are one per range of touched chunks (READ) or one (OPEN). Without a measured cost the term is 0.
 
@@ -156,7 +156,7 @@ def bound(
     decode_s = decode_cpu_s / decode_cores
     best = cost.bandwidth(profile, cost.INF, loopback_throughput)
     requests = max(1, measured.ranges) if measured.kind == READ else 1
-    serving_cpu_s = serving.cpu_s(requests, nbytes) if serving is not None else 0.0
+    serving_cpu_s = serving.cpu_s(requests, nbytes, profile.name) if serving is not None else 0.0
     shared = serving is not None and serving.shares_reader_cores
     shared_cpu_s = (decode_cpu_s + serving_cpu_s) / max(1, measured.cores) if shared else 0.0
     terms = {"decode": decode_s, "network": network_s, SHARED: shared_cpu_s}  # a tie binds the first

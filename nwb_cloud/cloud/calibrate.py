@@ -6,8 +6,8 @@ proxy (in-process and in its own process), and the throughput reached through ea
 to what that profile allows.
 
 On a small machine the embedded server and the proxy run on the reader's cores, so what they spend is CPU
-the reader cannot use: :func:`measure_serving_cost` measures it (CPU seconds per request and per MB, from
-their processes' CPU times while a lean client reads through them), and the bound counts it
+the reader cannot use: :func:`measure_serving_cost` measures it (CPU seconds per request, and per MB under
+each profile, from their processes' CPU times while a lean client reads through them), and the bound counts it
 (:mod:`nwb_cloud.analysis.bound`) when they share the reader's cores. Nothing is pinned to cores here: on
 2 cores there is none to spare.
 The client is a lean HTTP range reader (``requests`` with 1 MiB raw reads), so the figures are the
@@ -16,13 +16,15 @@ endpoint's and the proxy's, not a read library's. Run ``python -m nwb_cloud.clou
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import statistics
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psutil
@@ -191,21 +193,30 @@ def measure_overhead(
 
 @dataclass(frozen=True)
 class ServingCost:
-    """CPU seconds the embedded server and the shaping proxy spend per request and per MB they serve."""
+    """CPU seconds the embedded server and the shaping proxy spend per request and per MB they serve.
+
+    The per-MB figures depend on how the bytes flow: ``*_per_mb`` are those of an unshaped proxy, and
+    ``*_per_mb_under`` those of each shaped profile (pacing a slower stream wakes both processes more often
+    per MB). Runs before these were measured have no ``*_under`` figures: the unshaped ones stand in."""
 
     server_cpu_s_per_request: float
     server_cpu_s_per_mb: float
     proxy_cpu_s_per_request: float
     proxy_cpu_s_per_mb: float
     requests: int  # how many small GETs the per-request figures come from
-    mb: float  # how many MB the per-MB figures come from
+    mb: float  # how many MB each per-MB figure comes from
     cores: int  # cores the reader, the server and the proxy share
     shares_reader_cores: bool  # True: the bound counts this CPU (nothing is pinned apart)
+    server_cpu_s_per_mb_under: dict[str, float] = field(default_factory=dict)  # by shaped profile
+    proxy_cpu_s_per_mb_under: dict[str, float] = field(default_factory=dict)
+    shape: str = "one GET of the whole object on one connection"  # how the per-MB figures' bytes were read
 
-    def cpu_s(self, requests: int, nbytes: int) -> float:
-        """What serving ``requests`` requests of ``nbytes`` bytes costs the server and the proxy together."""
+    def cpu_s(self, requests: int, nbytes: int, profile: str | None = None) -> float:
+        """What serving ``requests`` requests of ``nbytes`` bytes under ``profile`` costs the server and the
+        proxy together."""
         per_request = self.server_cpu_s_per_request + self.proxy_cpu_s_per_request
-        per_mb = self.server_cpu_s_per_mb + self.proxy_cpu_s_per_mb
+        per_mb = self.server_cpu_s_per_mb_under.get(profile, self.server_cpu_s_per_mb)
+        per_mb += self.proxy_cpu_s_per_mb_under.get(profile, self.proxy_cpu_s_per_mb)
         return requests * per_request + nbytes / 1e6 * per_mb
 
     def to_dict(self) -> dict:
@@ -213,22 +224,42 @@ class ServingCost:
 
     @classmethod
     def from_dict(cls, payload: dict) -> ServingCost:
-        return cls(**{k: payload[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: payload[k] for k in cls.__dataclass_fields__ if k in payload})
 
 
-def _cpu_s(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+def cpu_s(pid: int) -> float:
+    """CPU seconds process ``pid`` has spent: the sum of its threads' run times (Linux's ``schedstat``, in
+    nanoseconds) where the system gives them, else psutil's user + system times (10 ms ticks).
+
+    The threads are those alive now: measure around work whose threads outlive it (the calibration keeps its
+    connections, and so the proxy's threads for them, open until it has measured)."""
+    total, tasks = 0, Path(f"/proc/{pid}/task")
+    try:
+        for task in tasks.iterdir():
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # a thread that just ended
+                total += int((task / "schedstat").read_text().split()[0])
+    except OSError:
+        times = psutil.Process(pid).cpu_times()
+        return times.user + times.system
+    return total / 1e9
 
 
 def measure_serving_cost(
-    endpoint: Endpoint, requests_n: int = 400, size: int = 32 * MiB, passes: int = 4
+    endpoint: Endpoint,
+    requests_n: int = 400,
+    size: int = 64 * MiB,
+    connections: int = 8,
+    piece: int = 4 * MiB,
+    passes: int = 2,
 ) -> ServingCost:
-    """The server's and the proxy's CPU per small GET and per MB, through an unshaped proxy in its own process.
+    """The server's and the proxy's CPU per small GET and per MB, through the proxy in its own process.
 
-    ``requests_n`` 100-byte GETs on one connection give the per-request figure; ``passes`` whole reads of a
-    ``size`` object (one GET each) give the per-MB figure, less their requests' share. CPU times come from
-    the processes' counters (10 ms ticks), so the totals measured are kept well above that.
+    ``requests_n`` 100-byte GETs on one connection through an unshaped proxy give the per-request figures.
+    The per-MB figures come from reads shaped like a reader's: ranged GETs of ``piece`` bytes covering a
+    ``size`` object, on ``connections`` connections at once, through an unshaped proxy and through each
+    shaped profile's; each is the least of ``passes`` reads, less its requests' share. (One GET of a whole
+    object is no stand-in: rclone spent 1.8-2.2 ms per MB on it here against 0.6-0.9 on ranged GETs, and an
+    unshaped proxy 0.5-0.7 against 0.8-1.3 when it paces.)
     """
     store = endpoint.create_bucket()
     store.client().put_object(Bucket=store.bucket, Key=CALIBRATION_KEY, Body=os.urandom(size))
@@ -236,28 +267,66 @@ def measure_serving_cost(
         with ProxyProcess(endpoint.url, PROFILES["loopback"]) as proxy:
             url, session = store.via(proxy.url).http_url(CALIBRATION_KEY), requests.Session()
             read_range(session, url, 0, 100)  # open the connection
-            server, relay = _cpu_s(endpoint.pid), _cpu_s(proxy.pid)
+            server, relay = cpu_s(endpoint.pid), cpu_s(proxy.pid)
             for _ in range(requests_n):
                 read_range(session, url, 0, 100)
-            server_small, relay_small = _cpu_s(endpoint.pid) - server, _cpu_s(proxy.pid) - relay
-            server, relay = _cpu_s(endpoint.pid), _cpu_s(proxy.pid)
-            for _ in range(passes):
-                read_range(session, url, 0, size)
-            server_bulk, relay_bulk = _cpu_s(endpoint.pid) - server, _cpu_s(proxy.pid) - relay
+            per_request = (cpu_s(endpoint.pid) - server) / requests_n, (cpu_s(proxy.pid) - relay) / requests_n
+        per_mb = {}
+        for profile in [PROFILES["loopback"], *(p for p in PROFILES.values() if p.shaped)]:
+            with ProxyProcess(endpoint.url, profile) as proxy:
+                reads = [_ranged_read_cpu_s(store.via(proxy.url), size, connections, piece, endpoint.pid, proxy.pid)
+                         for _ in range(passes)]  # fmt: skip
+            pieces = -(-size // piece)
+            per_mb[profile.name] = tuple(
+                max(0.0, min(spent[i] for spent in reads) - pieces * per_request[i]) / (size / 1e6) for i in (0, 1)
+            )
     finally:
         store.client().delete_object(Bucket=store.bucket, Key=CALIBRATION_KEY)
-    mb = passes * size / 1e6
-    per_request = server_small / requests_n, relay_small / requests_n
+    unshaped = per_mb.pop("loopback")
     return ServingCost(
         server_cpu_s_per_request=per_request[0],
-        server_cpu_s_per_mb=max(0.0, server_bulk - passes * per_request[0]) / mb,
+        server_cpu_s_per_mb=unshaped[0],
         proxy_cpu_s_per_request=per_request[1],
-        proxy_cpu_s_per_mb=max(0.0, relay_bulk - passes * per_request[1]) / mb,
+        proxy_cpu_s_per_mb=unshaped[1],
         requests=requests_n,
-        mb=mb,
+        mb=size / 1e6,
         cores=usable_cores(),
         shares_reader_cores=True,
+        server_cpu_s_per_mb_under={name: figures[0] for name, figures in per_mb.items()},
+        proxy_cpu_s_per_mb_under={name: figures[1] for name, figures in per_mb.items()},
+        shape=f"ranged GETs of {piece / MiB:g} MiB on {connections} connections at once",
     )
+
+
+def _ranged_read_cpu_s(
+    store: Store, size: int, connections: int, piece: int, server_pid: int, proxy_pid: int
+) -> tuple[float, float]:
+    """(server, proxy) CPU seconds while ``connections`` open connections read the calibration object in
+    ranged GETs of ``piece`` bytes, as a reader's fetch threads do."""
+    url = store.http_url(CALIBRATION_KEY)
+    sessions = [requests.Session() for _ in range(connections)]
+    idle = queue.SimpleQueue()
+    for session in sessions:
+        idle.put(session)
+
+    def read(start: int, end: int) -> int:
+        session = idle.get()
+        try:
+            return read_range(session, url, start, min(size, end))
+        finally:
+            idle.put(session)
+
+    with ThreadPoolExecutor(connections) as pool:
+        # every connection (and the proxy's thread for it) opens before measuring
+        list(pool.map(lambda session: read_range(session, url, 0, 100), sessions))
+        server, relay = cpu_s(server_pid), cpu_s(proxy_pid)
+        received = sum(pool.map(read, range(0, size, piece), range(piece, size + piece, piece)))
+        spent = cpu_s(server_pid) - server, cpu_s(proxy_pid) - relay
+    for session in sessions:
+        session.close()
+    if received != size:
+        raise RuntimeError(f"calibration read {received} bytes of {size}")
+    return spent
 
 
 if __name__ == "__main__":

@@ -49,8 +49,8 @@ serving cost it measured), to tell where a time beyond the bound goes (NaN where
                      byte; a read after a pause cannot have it (RFC 5681's restart), so a time near this
                      figure is slow start's, not the reader's
 ``serving_cpu_s``    the CPU the embedded server and the shaping proxy spend serving the cell's requests and
-                     bytes (the run's measured cost per request and per MB) on the reader's cores: only when
-                     the run info says they shared them
+                     bytes (the run's measured cost per request, and per MB under the cell's profile) on the
+                     reader's cores: only when the run info says they shared them
 """
 
 from __future__ import annotations
@@ -205,7 +205,9 @@ def _fill_estimates(frame: pd.DataFrame, infos: dict) -> None:
             continue
         serving = info.get("serving_cost")
         if isinstance(serving, dict) and serving.get("shares_reader_cores"):
-            filled.set(position, "serving_cpu_s", ServingCost.from_dict(serving).cpu_s(requests, received))
+            filled.set(
+                position, "serving_cpu_s", ServingCost.from_dict(serving).cpu_s(requests, received, row["profile"])
+            )
         profile = info_profile(info, row["profile"])
         workload = WORKLOADS.get(row["workload"])
         if profile is not None and profile.shaped and workload is not None and workload.select is not None:
