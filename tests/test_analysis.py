@@ -402,6 +402,20 @@ def test_floor_for_an_open_counts_metadata(ecephys_asset, tmp_path):
     assert floor.metadata_reads > 1 and floor.metadata_bytes > 0
     assert floor.sequential_s > floor.network_s
     assert floor.decode_s == floor.local_s > 0
+    # beside the floor's warm open, the open as a new script's first: pynwb fills its caches once per process
+    assert floor.local_fresh_s > floor.local_s
+
+
+def test_a_fresh_local_open_is_timed_in_a_new_process_and_its_failure_named(ecephys_asset, tmp_path):
+    from nwb_cloud.analysis.errors import AnalysisError
+    from nwb_cloud.analysis.fresh_open import time_fresh_local_open
+
+    seconds = time_fresh_local_open(ecephys_asset.local_path, "open_ecephys", ecephys_asset.series, repeats=1)
+    assert 0 < seconds < 60
+    broken = tmp_path / "broken.nwb"
+    broken.write_bytes(b"not an HDF5 file")
+    with pytest.raises(AnalysisError, match=r"the fresh local open of .*broken.nwb \(open_ecephys\) failed: "):
+        time_fresh_local_open(broken, "open_ecephys", ecephys_asset.series, repeats=1)
 
 
 def test_floor_for_names_what_is_missing(ecephys_asset, tmp_path):

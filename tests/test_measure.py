@@ -257,6 +257,29 @@ def test_the_cells_frame_shows_cpu_unsupported_and_failed_samples():
     assert frame.loc["kerchunk", "status"] == "unsupported" and "lzf" in frame.loc["kerchunk", "reason"]
 
 
+def test_an_open_cell_is_set_against_the_local_open_as_a_new_scripts_first_where_the_run_measured_it():
+    from nwb_cloud.results.asv_results import Record
+    from nwb_cloud.results.cells import cells_frame
+
+    floor = {"workload": "open_ophys", "profile": "in-region", "layout": "neuroconv-default", "kind": "open",
+             "seconds": 0.025, "network_s": 0.02, "decode_s": 0.025, "local_s": 0.025,
+             "metadata_bytes": 2e5}  # fmt: skip
+    record = Record(machine="m", commit="c" * 40, env="e", commit_date=None, started_at=1.0,
+                    benchmark="streaming.OpenOphys.time_workload", suite="streaming", workload_class="OpenOphys",
+                    measure="time_workload", kind="time", unit="seconds",
+                    params={"method": "nwb-index", "layout": "neuroconv-default", "profile": "in-region"},
+                    value=0.075, outcome="measured", samples=[0.075, 0.075])  # fmt: skip
+    for fresh, expected in ((0.1, 0.75), (None, None)):  # None: a run from before the figure
+        info = {"machine": "m", "commit": "c" * 40, "run_id": "r", "_path": __file__,
+                "floors": [{**floor, "local_fresh_s": fresh}]}  # fmt: skip
+        row = cells_frame([record], [info]).iloc[0]
+        assert row["time_over_local"] == pytest.approx(3.0)  # against the warm open, the floor's
+        if expected is None:
+            assert np.isnan(row["local_fresh_s"]) and np.isnan(row["time_over_local_fresh"])
+        else:
+            assert row["local_fresh_s"] == fresh and row["time_over_local_fresh"] == pytest.approx(expected)
+
+
 def test_serving_cpu_is_measured_per_request_and_per_mb(endpoint):
     from nwb_cloud.cloud.calibrate import ServingCost, measure_serving_cost
 

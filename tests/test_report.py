@@ -595,6 +595,29 @@ def test_reader_goals_judge_nwb_index_cells_and_show_the_figures_behind_a_miss()
     assert 'class="failed"' not in row
 
 
+def test_an_open_is_judged_against_the_local_open_as_a_new_scripts_first_and_older_runs_against_the_warm_one():
+    import re
+
+    import pandas as pd
+
+    from nwb_cloud.report.page import Run, reader_goals
+
+    opened = dict(method="nwb-index", profile="in-region", status="ok", workload="open_ophys",
+                  layout="neuroconv-default", time_s=0.075, bound_s=0.025, binds="decode", requests=2,
+                  bytes_received=2e5, local_s=0.025, time_over_local=3.0, local_fresh_s=0.1,
+                  time_over_local_fresh=0.75, cpu_s=0.05, first_use_over_local=np.nan)  # fmt: skip
+    row = re.findall(r"<tr>(.*?)</tr>", reader_goals(Run("vm", {}, "c0ffee", None, pd.DataFrame([opened]))), re.S)[1]
+    assert "time / local first open 0.75× (goal ≤ 1×), 3× the local open warm (the floor&#x27;s)" in row
+    assert ">met<" in row and "time / local h5py" not in row
+    slower = {**opened, "time_s": 0.15, "time_over_local": 6.0, "time_over_local_fresh": 1.5}
+    row = re.findall(r"<tr>(.*?)</tr>", reader_goals(Run("vm", {}, "c0ffee", None, pd.DataFrame([slower]))), re.S)[1]
+    assert ("missed: time / local first open 1.5× (local pynwb open 100 ms as a new script&#x27;s first (25 ms "
+            "warm); client CPU 50 ms; 2 requests, 200 kB received)") in row  # fmt: skip
+    older = {**opened, "local_fresh_s": np.nan, "time_over_local_fresh": np.nan}  # a run before the fresh figure
+    row = re.findall(r"<tr>(.*?)</tr>", reader_goals(Run("vm", {}, "c0ffee", None, pd.DataFrame([older]))), re.S)[1]
+    assert "missed: time / local h5py 3× (local pynwb open 25 ms;" in row and "first open" not in row
+
+
 def test_a_missed_goal_says_where_the_time_went_slow_start_and_the_shared_cores():
     import re
 

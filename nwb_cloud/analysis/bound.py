@@ -28,7 +28,9 @@ in every cell) starts when the selection is complete:
   (:func:`~nwb_cloud.analysis.decode.time_local_processing`); 0 for an open, whose local time includes it.
 
 Beside the bound, ``local_pynwb_s`` is what a user pays locally for the same work: h5py + pynwb running the
-workload on the local file (the open excluded, as in a read cell), the denominator of "time / local h5py".
+workload on the local file (the open excluded, as in a read cell), the denominator of "time / local h5py". For
+an open, ``local_fresh_s`` is the local open as a new script's first (:mod:`nwb_cloud.analysis.fresh_open`),
+which an open cell, cold, is compared with; the bound keeps the warm one, the least an open takes.
 
 :class:`Measured` holds what the local copy says (profile-independent, cached on disk); :func:`bound` turns
 it into a :class:`Floor` for one profile with arithmetic alone.
@@ -59,6 +61,7 @@ class Measured:
     fast_decode_s: float | None = None  # CPU of the fastest exact decoder on the touched chunks (deflate only)
     decoder: str | None = None  # which decoder that was
     local_pynwb_s: float | None = None  # h5py + pynwb running the workload locally, open excluded (READ)
+    local_fresh_s: float | None = None  # OPEN: the local pynwb open and workload as a new script's first open
     process_s: float = 0.0  # the workload's processing of its selection in memory (READ; measured since v4)
     chunks: int = 0  # stored chunks the selection touches
     missing_chunks: int = 0  # touched chunks never written (fill value): nothing to fetch
@@ -109,6 +112,7 @@ class Floor:
     decoder: str | None = None  # the decoder of decode_s; None: h5py's own filters
     decode_cpu_s: float = 0.0  # decode_s before sharing: the CPU a reader's decoding needs ("CPU / decode CPU")
     local_pynwb_s: float | None = None  # what h5py + pynwb take locally for the same workload (READ)
+    local_fresh_s: float | None = None  # OPEN: the same local open as the first of a new process (fresh_open)
     serving_cpu_s: float = 0.0  # CPU the embedded server + proxy spend serving the needed requests and bytes
     shared_cpu_s: float = 0.0  # (decode CPU + serving CPU) / cores when they share the reader's cores, else 0
     process_s: float = 0.0  # the workload's processing after its read (the filter, the mean): added, not maxed
@@ -188,6 +192,7 @@ def bound(
         decode_cpu_s=decode_cpu_s,
         decoder=measured.decoder if fastest is not None else None,
         local_pynwb_s=measured.local_pynwb_s,
+        local_fresh_s=measured.local_fresh_s,
         serving_cpu_s=serving_cpu_s,
         shared_cpu_s=shared_cpu_s,
         process_s=process_s,

@@ -17,6 +17,7 @@ from nwb_cloud.analysis.bound import OPEN, READ, Floor, Measured, bound
 from nwb_cloud.analysis.chunks import touched
 from nwb_cloud.analysis.decode import fastest_decode_s, time_local_processing, time_local_pynwb, time_local_read
 from nwb_cloud.analysis.errors import AnalysisError, FloorUnavailable
+from nwb_cloud.analysis.fresh_open import time_fresh_local_open
 from nwb_cloud.analysis.loopback import stored_loopback_throughput
 from nwb_cloud.analysis.metadata import count_open_reads, time_local_open
 from nwb_cloud.analysis.serving import stored_serving_cost
@@ -25,7 +26,7 @@ from nwb_cloud.datasets.catalog import Asset
 from nwb_cloud.settings import usable_cores
 from nwb_cloud.workloads import Workload, get_workload
 
-MEASURE_VERSION = 4  # bump when what is measured, or how, changes
+MEASURE_VERSION = 5  # bump when what is measured, or how, changes
 REPEATS = 3
 
 
@@ -40,6 +41,7 @@ def measure(asset: Asset, workload: Workload, repeats: int = REPEATS) -> Measure
     if workload.select is None:
         reads, _ = count_open_reads(local, lambda nwbfile: workload.run(nwbfile, asset.series))
         local_s = time_local_open(local, lambda nwbfile: workload.run(nwbfile, asset.series), repeats=repeats)
+        fresh_s = time_fresh_local_open(local, workload.name, asset.series, repeats=repeats)
         return Measured(
             asset=asset.key,
             workload=workload.name,
@@ -47,6 +49,7 @@ def measure(asset: Asset, workload: Workload, repeats: int = REPEATS) -> Measure
             cores=cores,
             local_s=local_s,
             local_runs=repeats,
+            local_fresh_s=fresh_s,
             metadata_reads=reads.reads,
             metadata_read_bytes=reads.read_bytes,
             metadata_bytes=reads.distinct_bytes,

@@ -417,8 +417,19 @@ def _beyond_decode(c: pd.Series, cores: int | None) -> str:
 
 def _beyond_open(c: pd.Series, cores: int | None) -> str:
     cpu = f"; client CPU {fmt.seconds(c['cpu_s'])}" if _finite(c.get("cpu_s")) else ""
-    return (f"local pynwb open {fmt.seconds(c['local_s'])}{cpu}; {fmt.count(c['requests'])} requests, "
-            f"{fmt.size(c['bytes_received'])} received")  # fmt: skip
+    local = f"local pynwb open {fmt.seconds(c['local_s'])}"
+    if _finite(c.get("local_fresh_s")):
+        fresh, warm = fmt.seconds(c["local_fresh_s"]), fmt.seconds(c["local_s"])
+        local = f"local pynwb open {fresh} as a new script's first ({warm} warm)"
+    return f"{local}{cpu}; {fmt.count(c['requests'])} requests, {fmt.size(c['bytes_received'])} received"
+
+
+def _warm_open(c: pd.Series) -> str:
+    """An open against the local open warm (pynwb's caches filled by earlier opens in its process): shown beside
+    the goal, not judged, since the cell is a first open (cold)."""
+    if not (_finite(c.get("time_over_local_fresh")) and _finite(c.get("time_over_local"))):
+        return ""
+    return f", {fmt.ratio(c['time_over_local'])} the local open warm (the floor's)"
 
 
 def _memory(c: pd.Series) -> str:
@@ -453,13 +464,16 @@ def _finite(value) -> bool:
 
 
 READER_GOALS = [
-    ("time / bound", "time_over_bound", lambda w, layout: w.select is not None and layout != BASELINE_LAYOUT, 1.3,
+    ("time / bound", "time_over_bound", lambda w, c: w.select is not None and c["layout"] != BASELINE_LAYOUT, 1.3,
      _beyond_bound),
-    ("time / local h5py", "time_over_local", lambda w, layout: w.select is not None and layout == BASELINE_LAYOUT,
+    ("time / local h5py", "time_over_local", lambda w, c: w.select is not None and c["layout"] == BASELINE_LAYOUT,
      0.5, _beyond_local),
-    ("time / local h5py", "time_over_local", lambda w, layout: w.select is None, 1.0, _beyond_open),
-    ("CPU / decode", "cpu_over_decode", lambda w, layout: w.select is not None, 1.1, _beyond_decode),
-    ("first use / local", "first_use_over_local", lambda w, layout: w.select is not None, 1.5, _beyond_first_use),
+    # an open (a first open, cold) against the local open as a new script's first; runs without that figure: warm
+    ("time / local first open", "time_over_local_fresh", lambda w, c: w.select is None, 1.0, _beyond_open),
+    ("time / local h5py", "time_over_local",
+     lambda w, c: w.select is None and not _finite(c.get("time_over_local_fresh")), 1.0, _beyond_open),
+    ("CPU / decode", "cpu_over_decode", lambda w, c: w.select is not None, 1.1, _beyond_decode),
+    ("first use / local", "first_use_over_local", lambda w, c: w.select is not None, 1.5, _beyond_first_use),
 ]  # fmt: skip
 GOAL_LAYOUTS = (BASELINE_LAYOUT, "workload-friendly")  # the core layouts: the headline grid and the session file
 
@@ -477,7 +491,7 @@ def reader_goals(run: Run) -> str:
             continue
         checks = [(label, cell[column], most, facts, _out_of_reach(cell, workload, column, most))
                   for label, column, applies, most, facts in READER_GOALS
-                  if applies(workload, cell["layout"]) and np.isfinite(cell.get(column, np.nan))]  # fmt: skip
+                  if applies(workload, cell) and np.isfinite(cell.get(column, np.nan))]  # fmt: skip
         if not checks:
             continue
         missed = [f"{label} {fmt.ratio(value)} ({facts(cell, cores)})" for label, value, most, facts, why in checks
@@ -489,7 +503,7 @@ def reader_goals(run: Run) -> str:
                f"{cell['profile']}"),
             _num(fmt.seconds(cell["time_s"])),
             Td(", ".join(f"{label} {fmt.ratio(value)} (goal ≤ {most:g}×)" for label, value, most, _, _ in checks)
-               + _memory(cell)),
+               + _warm_open(cell) + _memory(cell)),
             Td("; ".join([verdict, *out_of_reach]), cls="failed" if missed else ""),
         ])  # fmt: skip
     if not rows:
@@ -499,7 +513,9 @@ def reader_goals(run: Run) -> str:
         "1.3× of the bound on "
         "the read-shaped layout, reads of NeuroConv's default layout within half the time this machine's h5py "
         "takes from a local copy, client CPU within 1.1× of the decode CPU, opening faster than the local pynwb "
-        "open, first use within 1.5× of the local script; beside them the peak memory of a read above the open "
+        "open (a cell is a first open in a new process, so it is judged against the local open as a new "
+        "script's first, imports done; the local open warm, the bound's, is shown beside it), first use within "
+        "1.5× of the local script; beside them the peak memory of a read above the open "
         "handle (the workload's processing included). Every figure is the run's own; a miss shows the "
         "measured figures it comes from and where the time went: slow start (the least time the read's own "
         "requests take when every connection's window starts over at the profile's initial window, as after a "

@@ -30,6 +30,9 @@ record them):
 ``local_s``          the wall time this machine's h5py takes to do the same from the local file (the floor's
                      ``local_s``: the selection read, or for an open the pynwb open), and ``time_over_local``
                      ``time_s / local_s``: below 1, streaming beat the local disk
+``local_fresh_s``    for an open, the local pynwb open as the first of a new process, imports done (the floor's;
+                     an open cell is a method's first open, cold, so this is its like-for-like local figure),
+                     and ``time_over_local_fresh`` ``time_s / local_fresh_s``; NaN in runs before it
 
 Columns from the run info's ``first_use`` (a fresh ``python`` to the first selection's data, on the read
 cells the run measured it on; :mod:`nwb_cloud.suite.first_use`):
@@ -233,6 +236,7 @@ def _fill_from_floors(frame: pd.DataFrame, infos: dict) -> None:
     cell's ``decode_cpu_s``."""
     frame["decode_cpu_s"] = np.nan
     frame["local_s"] = np.nan
+    frame["local_fresh_s"] = np.nan
     frame["process_s"] = np.nan
     frame["chunk_bytes"] = np.nan
     layouts = sorted(set(frame["layout"]), key=len, reverse=True)
@@ -251,6 +255,7 @@ def _fill_from_floors(frame: pd.DataFrame, infos: dict) -> None:
             continue
         filled.set(position, "decode_cpu_s", floor.get("decode_cpu_s") or floor.get("local_s", np.nan))
         filled.set(position, "local_s", floor.get("local_s", np.nan))
+        filled.set(position, "local_fresh_s", floor.get("local_fresh_s") or np.nan)
         filled.set(position, "process_s", floor.get("process_s", np.nan))
         filled.set(position, "chunk_bytes", floor.get("chunk_bytes", np.nan))
         if not np.isnan(filled.get(position, "bound_s")):
@@ -379,6 +384,7 @@ def _derive(frame: pd.DataFrame) -> pd.DataFrame:
     frame["cpu_over_decode"] = _ratio(frame["cpu_s"], frame["decode_cpu_s"])
     frame["first_use_over_local"] = _ratio(frame["first_use_s"], frame["first_use_local_s"])
     frame["time_over_local"] = _ratio(frame["time_s"], frame["local_s"])
+    frame["time_over_local_fresh"] = _ratio(frame["time_s"], frame["local_fresh_s"])
     computed = _ratio(frame["time_s"], frame["bound_s"])  # the same median as the time shown beside it
     frame["time_over_bound"] = computed.fillna(frame["time_over_bound"]) if "time_over_bound" in frame else computed
     frame["amp_selection"] = _ratio(frame["bytes_received"], frame["selection_bytes"])
