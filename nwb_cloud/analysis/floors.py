@@ -17,7 +17,6 @@ from nwb_cloud.analysis.bound import OPEN, READ, Floor, Measured, bound
 from nwb_cloud.analysis.chunks import touched
 from nwb_cloud.analysis.decode import fastest_decode_s, time_local_processing, time_local_pynwb, time_local_read
 from nwb_cloud.analysis.errors import AnalysisError, FloorUnavailable
-from nwb_cloud.analysis.fresh_open import time_fresh_local_open
 from nwb_cloud.analysis.loopback import stored_loopback_throughput
 from nwb_cloud.analysis.metadata import count_open_reads, time_local_open
 from nwb_cloud.analysis.serving import stored_serving_cost
@@ -41,6 +40,8 @@ def measure(asset: Asset, workload: Workload, repeats: int = REPEATS) -> Measure
     if workload.select is None:
         reads, _ = count_open_reads(local, lambda nwbfile: workload.run(nwbfile, asset.series))
         local_s = time_local_open(local, lambda nwbfile: workload.run(nwbfile, asset.series), repeats=repeats)
+        from nwb_cloud.analysis.fresh_open import time_fresh_local_open  # not at import: it is also run as __main__
+
         fresh_s = time_fresh_local_open(local, workload.name, asset.series, repeats=repeats)
         return Measured(
             asset=asset.key,

@@ -1,16 +1,20 @@
 """The local pynwb open as a script pays it: the first open in a new Python, its imports already done.
 
-An open cell times a method's first open in a fresh process (cold): pynwb and hdmf build their object mappers,
-fill their type-check caches and load what they import lazily, once per process. :func:`~nwb_cloud.analysis.
-metadata.time_local_open` times the local open again and again in one process, so it is the floor (warm), not
-what a user opening a file in a new script waits for (on a small file, a fraction of it). The goal
-"an open faster than h5py's local open" compares like with like: :func:`time_fresh_local_open` starts
-``python -m nwb_cloud.analysis.fresh_open`` per sample, which imports pynwb, h5py and the workload (as a cell's
-process has imported its method before the timed open), then times the open and the workload.
+An open cell times a method's first open in a fresh process (cold); :func:`~nwb_cloud.analysis.metadata.
+time_local_open` times the local open again and again in one process (warm), the bound's floor. The goal "an
+open faster than h5py's local open" compares like with like: :func:`time_fresh_local_open` starts ``python -m
+nwb_cloud.analysis.fresh_open`` per sample, which imports pynwb, h5py, the workload and the package's data layer
+(as a cell's process has imported its method and the suite before its timed open), collects the imports'
+garbage, then times the open and the workload.
+
+Without that collection, whether a full collection of everything imported (~70 ms here) lands inside the open
+depends on how many objects the imports happened to leave: a bare ``import pynwb`` script's first open took
+117-132 ms with one and 52-60 ms without. The open cells checked had none in their timed part.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -54,6 +58,7 @@ def _child(job: dict) -> float:
         import hdmf_zarr.nwb  # noqa: F401 - imported by open_local for a Zarr folder: not part of the open
 
     workload = get_workload(job["workload"])
+    gc.collect()  # the imports' (see the module docstring)
     started = time.perf_counter()
     with open_local(job["local_path"]) as io:
         workload.run(io.read(), job["series"])

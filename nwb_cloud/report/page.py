@@ -421,7 +421,12 @@ def _beyond_open(c: pd.Series, cores: int | None) -> str:
     if _finite(c.get("local_fresh_s")):
         fresh, warm = fmt.seconds(c["local_fresh_s"]), fmt.seconds(c["local_s"])
         local = f"local pynwb open {fresh} as a new script's first ({warm} warm)"
-    return f"{local}{cpu}; {fmt.count(c['requests'])} requests, {fmt.size(c['bytes_received'])} received"
+    network = ""
+    if _finite(c.get("bound_network_s")):  # the bound's network term: a first open cannot start building before it
+        network = (
+            f", one request of the file's metadata on a new connection {fmt.seconds(c['bound_network_s'])} at least"
+        )
+    return f"{local}{cpu}; {fmt.count(c['requests'])} requests, {fmt.size(c['bytes_received'])} received{network}"
 
 
 def _warm_open(c: pd.Series) -> str:
