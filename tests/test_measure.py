@@ -102,7 +102,13 @@ def _measure(settings, store, endpoint, tmp: Path, methods: list[str], method_fi
     state.extra[METHOD_FILES] = [str(method_file)]
     state.save(state_file)
     return measure_prepared(
-        state, state_file, REPO, endpoint.url, bench="streaming|first_use", asv_config=_asv_config(tmp)
+        state,
+        state_file,
+        REPO,
+        endpoint.url,
+        bench="streaming|first_use",
+        asv_config=_asv_config(tmp),
+        server_pid=endpoint.pid,
     )
 
 
@@ -124,6 +130,9 @@ def test_a_clean_run_exits_0_with_unsupported_cells_skipped(settings, store, end
     assert len({s["pid"] for s in every}) == len(every) and all(s["process_samples"] == 1 for s in every)
     assert [s["grid_pass"] for s in patch] == [1, 2, 3] and [s["grid_pass"] for s in opens] == [2, 3]
     assert all(s["cpu_s"] > 0 and s["seconds"] > 0 and s["peak_growth_bytes"] >= 0 for s in every)
+    # what the embedded server and the proxy spent serving each timed part, measured from their processes
+    assert all(s["serving_cpu_s"] > 0 for s in every), every
+    assert "server_pid" not in RunState.load(tmp_path / "state.json").extra  # the run's, dropped after it
     # the kernel's part of the CPU (two clocks: getrusage's split is tick-based, hence the slack)
     assert all(0 <= s["system_cpu_s"] <= s["cpu_s"] + 0.02 for s in every), every
     assert info["sampling"]["fresh_process_samples"] == info["sampling"]["samples_taken"] == 5
@@ -239,7 +248,7 @@ def test_the_cells_frame_shows_cpu_unsupported_and_failed_samples():
     info = {
         "machine": "m", "commit": "c" * 40, "run_id": "r", "_path": __file__,
         "samples": {cell.format("remfile"): {"seconds": 2.0, "cpu_s": 1.5, "open_s": 0.2, "samples": 2,
-                                             "peak_growth_bytes": 30e6}},
+                                             "peak_growth_bytes": 30e6, "serving_cpu_s": 0.4}},
         "floors": [{"workload": "ophys_patch", "profile": "in-region", "layout": "neuroconv-default",
                     "seconds": 0.5, "network_s": 0.1, "decode_s": 0.5, "local_s": 1.0, "selection_bytes": 1e6,
                     "compressed_bytes": 9e6, "chunk_bytes": 20e6}],
@@ -250,7 +259,7 @@ def test_the_cells_frame_shows_cpu_unsupported_and_failed_samples():
     frame = cells_frame(records, [info]).set_index("method")
     assert frame.loc["remfile", "status"] == "ok" and frame.loc["remfile", "cpu_s"] == 1.5
     assert frame.loc["remfile", "decode_cpu_s"] == 1.0 and frame.loc["remfile", "cpu_over_decode"] == 1.5
-    assert frame.loc["remfile", "open_s"] == 0.2
+    assert frame.loc["remfile", "open_s"] == 0.2 and frame.loc["remfile", "serving_cpu_measured_s"] == 0.4
     assert frame.loc["remfile", "peak_growth_bytes"] == 30e6 and frame.loc["remfile", "chunk_bytes"] == 20e6
     # a sample that failed in one pass fails the cell, even though asv kept the other passes' time
     assert frame.loc["fsspec", "status"] == "failed" and "WrongRead" in frame.loc["fsspec", "reason"]

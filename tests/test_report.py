@@ -636,6 +636,12 @@ def test_a_missed_goal_says_where_the_time_went_slow_start_and_the_shared_cores(
     assert ("slow start: its 8 requests of ~100 kB on 16 connections take 216 ms at least when every window "
             "starts over (0.9× of the time), 230 ms with the client CPU after it (0.958×)") in row  # fmt: skip
     assert "CPU: client 14 ms, embedded server and proxy 10 ms, i.e. all 2 cores busy for 12 ms" in row
+    # where the run measured the server's and proxy's CPU over its samples, that is what counts
+    measured = pd.DataFrame([{**cell, "serving_cpu_measured_s": 0.006}])
+    row = re.findall(r"<tr>(.*?)</tr>", reader_goals(Run("vm", {}, "c0ffee", None, measured, info={"cores": 2})),
+                     re.S)[1]  # fmt: skip
+    assert "CPU: client 14 ms, embedded server and proxy 6 ms measured (10 ms estimated), i.e. all 2 cores busy " \
+           "for 10 ms" in row  # fmt: skip
     assert (
         "peak memory 4 MB above the open (selection 400 kB; touched chunks 800 kB stored, 800 kB decoded)" in row
     )  # shown beside the goals, not judged

@@ -25,7 +25,7 @@ from nwb_cloud.datasets.catalog import Asset
 from nwb_cloud.settings import usable_cores
 from nwb_cloud.workloads import Workload, get_workload
 
-MEASURE_VERSION = 5  # bump when what is measured, or how, changes
+MEASURE_VERSION = 6  # bump when what is measured, or how, changes
 REPEATS = 3
 
 

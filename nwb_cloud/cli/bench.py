@@ -108,7 +108,14 @@ def bench(args) -> int:
                 console.print("measuring the shaping proxy's own overhead against direct loopback")
                 overhead = measure_overhead(endpoint).to_dict()
             measured = measure_prepared(
-                state, settings.state_path, repo, endpoint.url, overhead, bench_pattern, serving=serving
+                state,
+                settings.state_path,
+                repo,
+                endpoint.url,
+                overhead,
+                bench_pattern,
+                serving=serving,
+                server_pid=endpoint.pid,
             )
     info, outcome, failed = measured.info, measured.asv, measured.failures
     info_path = write_run_info(repo / "results", info)

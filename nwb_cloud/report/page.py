@@ -393,13 +393,18 @@ def _slow_start(c: pd.Series) -> str:
 
 
 def _cores_busy(c: pd.Series, cores: int | None) -> str:
-    """The CPU the read put on the machine's cores: the client's, and the server's and proxy's beside it."""
+    """The CPU the read put on the machine's cores: the client's, and the server's and proxy's beside it
+    (measured over the samples where the run did; else the run's estimate from its calibration)."""
     if not _finite(c.get("cpu_s")):
         return ""
-    serving = c.get("serving_cpu_s")
+    measured, estimated = c.get("serving_cpu_measured_s"), c.get("serving_cpu_s")
+    serving = measured if _finite(measured) else estimated
     both = c["cpu_s"] + (serving if _finite(serving) else 0.0)
     text = f"; CPU: client {fmt.seconds(c['cpu_s'])}"
-    if _finite(serving):
+    if _finite(measured):
+        text += f", embedded server and proxy {fmt.seconds(measured)} measured"
+        text += f" ({fmt.seconds(estimated)} estimated)" if _finite(estimated) else ""
+    elif _finite(serving):
         text += f", embedded server and proxy {fmt.seconds(serving)}"
     return text + (f", i.e. all {cores} cores busy for {fmt.seconds(both / cores)}" if cores else "")
 
@@ -525,8 +530,8 @@ def reader_goals(run: Run) -> str:
         "measured figures it comes from and where the time went: slow start (the least time the read's own "
         "requests take when every connection's window starts over at the profile's initial window, as after a "
         "pause; the bound assumes full rate from the first byte) and the CPU on the machine's cores (the "
-        "client's, and the embedded server's and proxy's for the read's requests and bytes, at the cost the "
-        "run measured).",
+        "client's, and the embedded server's and proxy's: measured over the samples where the run did, else "
+        "estimated from the read's requests and bytes at the cost the run calibrated).",
         "muted",
     )
     return "<h3>nwb-index against the reader goals</h3>" + note + table(["cell", "time", "figures", "goals"], rows)

@@ -23,6 +23,8 @@ record them):
                      the fastest exact decoder where one applies; a run info without it gives the local
                      single-threaded h5py read, ``local_s``); for an open, the local pynwb open
 ``cpu_over_decode``  ``cpu_s / decode_cpu_s``: how much CPU the method spends per unit of the unavoidable work
+``serving_cpu_measured_s``  median CPU seconds the embedded server and the shaping proxy spent over a sample's
+                     timed part, measured (their processes' threads); ``serving_cpu_s`` below is the estimate
 ``open_s``           median wall time of the untimed fresh open before a read (NaN for the open workloads)
 ``peak_growth_bytes``  median of the most resident memory the timed part held at once, above what the
                      process held before it (imports and the open handle excluded); ``chunk_bytes``: what the
@@ -143,7 +145,8 @@ def cells_frame(records: list[Record], run_infos: list[dict] | None = None) -> p
 
 
 # The run info's per-cell sample medians (``samples``) -> the cell columns they give.
-SAMPLE_COLUMNS = {"cpu_s": "cpu_s", "open_s": "open_s", "peak_growth_bytes": "peak_growth_bytes"}
+SAMPLE_COLUMNS = {"cpu_s": "cpu_s", "open_s": "open_s", "peak_growth_bytes": "peak_growth_bytes",
+                  "serving_cpu_measured_s": "serving_cpu_s"}  # fmt: skip
 
 
 # The run info's ``first_use`` figures -> the cell columns they give (``local``: the baseline's, same cell).

@@ -37,18 +37,20 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
+import psutil
 from asv_runner.benchmarks.mark import SkipNotImplemented
 
 from nwb_cloud.access import MethodUnavailable, Unsupported, get_method, load_methods, nwb_index
 from nwb_cloud.analysis import floor_for
 from nwb_cloud.analysis.errors import AnalysisError
+from nwb_cloud.cloud.calibrate import cpu_s
 from nwb_cloud.cloud.endpoint import require_answering
 from nwb_cloud.cloud.profiles import get_profile
 from nwb_cloud.cloud.proxy_process import ProxyClient, ProxyProcess
 from nwb_cloud.settings import Settings
 from nwb_cloud.suite.cell import Cell, CellRun
 from nwb_cloud.suite.memory import PeakGrowth
-from nwb_cloud.suite.proxies import PROXIES
+from nwb_cloud.suite.proxies import PROXIES, SERVER_PID
 from nwb_cloud.suite.samples import failure_log, sample_log, unsupported_log, visit_log
 from nwb_cloud.suite.state import Grid, RunState
 from nwb_cloud.workloads import get_workload
@@ -188,11 +190,14 @@ class StreamingBenchmark:
                 self.before = self.traffic.mark() if self.traffic else None
             memory = PeakGrowth()  # what the timed part holds at most, above the open handle
             memory.start()
+            serving = _ServingCpu(self.state, self.cell.profile)
         with self._failures("run"):
             started, cpu, system = CLOCK(), time.process_time(), _system_cpu()
             self.cell_run.run()
             self.seconds, self.cpu_s = CLOCK() - started, time.process_time() - cpu
             self.system_cpu_s = _system_cpu() - system
+        with CLOCK.paused():
+            self.serving_cpu_s = serving.spent()
         self.peak_growth = memory.bytes()
         took_sample(self.cell.label)
 
@@ -210,6 +215,8 @@ class StreamingBenchmark:
         record = {"seconds": self.seconds, "cpu_s": self.cpu_s, "system_cpu_s": self.system_cpu_s, **self.sample}
         if getattr(self, "peak_growth", None) is not None:
             record["peak_growth_bytes"] = self.peak_growth
+        if getattr(self, "serving_cpu_s", None) is not None:
+            record["serving_cpu_s"] = self.serving_cpu_s
         if self.traffic is not None:
             record.update((self.traffic.snapshot() - self.before).to_dict())
             record.update({f"open_{name}": value for name, value in self.open_cost.items()})
@@ -267,6 +274,29 @@ def recorded_outcome(state, label: str, stage: str, unsupported: type[Exception]
         message = f"{stage}: {type(error).__name__}: {error}".splitlines()[0][:400]
         failure_log(state).append(label, {"error": message})
         raise
+
+
+class _ServingCpu:
+    """The CPU the embedded server and the profile's proxy spend from now to :meth:`spent` (their threads'
+    run times, :func:`~nwb_cloud.cloud.calibrate.cpu_s`): what serving a sample's timed part cost the cores the
+    reader shares, measured, beside the run's estimate from its calibration. None where either process is not
+    known (real S3, a proxy started by this process) or cannot be read."""
+
+    def __init__(self, state: RunState, profile: str):
+        proxy = proxy_for(profile)
+        pids = (state.extra.get(SERVER_PID), getattr(proxy, "pid", None))
+        self._pids = pids if all(isinstance(pid, int) for pid in pids) else ()
+        self._before = self._now()
+
+    def _now(self) -> float | None:
+        try:
+            return sum(cpu_s(pid) for pid in self._pids) if self._pids else None
+        except (OSError, psutil.Error):
+            return None
+
+    def spent(self) -> float | None:
+        now = self._now()
+        return None if now is None or self._before is None else now - self._before
 
 
 def _system_cpu() -> float:

@@ -41,12 +41,14 @@ def measure_prepared(
     bench: str | None = None,
     asv_config: Path | None = None,
     serving=None,
+    server_pid: int | None = None,
 ) -> Measured:
     """Run asv over the prepared ``state`` behind one shaping proxy per profile (``upstream_url``: the embedded
     endpoint; None for real S3), and collect the run info (``serving``: the measured
-    :class:`~nwb_cloud.cloud.calibrate.ServingCost`, recorded in it). asv runs the grid's cells only (those
+    :class:`~nwb_cloud.cloud.calibrate.ServingCost`, recorded in it; ``server_pid``: the endpoint's process, whose
+    CPU each sample measures beside its proxy's). asv runs the grid's cells only (those
     matching ``bench`` too, when given), not every combination of its classes' params."""
-    with run_proxies(state, state_path, upstream_url):
+    with run_proxies(state, state_path, upstream_url, server_pid):
         outcome = run_asv(repo, state_path, bench=selection(state.grid, bench), config=asv_config)
     info = run_info(state, overhead, commit=outcome["commit"], serving=serving.to_dict() if serving else None)
     return Measured(info, outcome, failures(info, outcome["status"]))

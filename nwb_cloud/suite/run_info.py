@@ -6,7 +6,8 @@ Names and figures only: the store's address is a label, never credentials or sig
 ``samples``         per cell, the median of every figure of its timed samples (``seconds``, ``cpu_s``,
                     ``open_s``, traffic, ``open_*`` traffic), ``seconds_q25``/``seconds_q75``, and ``samples`` (n)
 ``cell_samples``    per cell, every timed sample in order: ``seconds``, ``cpu_s`` (client CPU of the timed part,
-                    the reader's process only; ``system_cpu_s``, its part in the kernel), ``open_s``,
+                    the reader's process only; ``system_cpu_s``, its part in the kernel), ``serving_cpu_s``
+                    (the embedded server's and the proxy's CPU over the timed part), ``open_s``,
                     ``open_cpu_s``, ``peak_growth_bytes`` (the most memory the timed part held at once),
                     ``sample``, ``grid_pass``, ``pid``, ``process_samples`` (see :mod:`nwb_cloud.suite.samples`)
 ``sampling``        how samples were taken: ``launch`` (one process per sample), ``samples_per_cell`` (the
@@ -50,7 +51,8 @@ from nwb_cloud.suite.state import RunState
 # per-sample fields that identify the sample rather than measure it (no median of them is taken)
 IDENTITY = ("sample", "grid_pass", "pid", "process_samples")
 # per-sample fields kept sample by sample in ``cell_samples``
-PER_SAMPLE = ("seconds", "cpu_s", "system_cpu_s", "open_s", "open_cpu_s", "peak_growth_bytes", *IDENTITY)
+PER_SAMPLE = ("seconds", "cpu_s", "system_cpu_s", "serving_cpu_s", "open_s", "open_cpu_s", "peak_growth_bytes",
+              *IDENTITY)  # fmt: skip
 
 
 def run_info(

@@ -11,6 +11,8 @@ asv timed) and by the run info (:mod:`nwb_cloud.suite.run_info`):
                           (``time.process_time``); the embedded server and the shaping proxy are other processes
     ``system_cpu_s``      the part of it spent in the kernel (``getrusage``): page faults and memory compaction
                           show here, e.g. a sample whose CPU jumps while its work does not
+    ``serving_cpu_s``     CPU seconds the embedded server and the profile's shaping proxy spent over the timed part
+                          (their threads' run times; absent on real S3): the other processes on the reader's cores
     ``open_s``/``open_cpu_s``  wall and CPU time of the untimed fresh open before a read (0-ish for an open
                           workload, whose open is the timed part)
     ``peak_growth_bytes`` the most resident memory the timed part held at once above what the process held
